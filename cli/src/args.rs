@@ -1,0 +1,131 @@
+//! The command line (SPEC §2), as clap definitions only.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use time::OffsetDateTime;
+
+use crate::init_flags::InitFlags;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nymvisor",
+    about = "Supervises a Nym binary and upgrades it automatically",
+    disable_version_flag = true
+)]
+pub struct Cli {
+    /// Load environment variables from this dotenv file first (they override the process
+    /// environment and reach the daemon)
+    #[arg(short = 'c', long = "config-env-file", global = true, value_name = "FILE")]
+    pub config_env_file: Option<PathBuf>,
+
+    /// Print `nymvisor <version>`
+    #[arg(short = 'V', action = clap::ArgAction::SetTrue)]
+    pub short_version: bool,
+
+    /// Print the build information block
+    #[arg(long = "version", action = clap::ArgAction::SetTrue)]
+    pub long_version: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create an instance for a daemon binary
+    Init(InitArgs),
+    /// Print nymvisor's own build information
+    BuildInfo(OutputArgs),
+    /// Print the build information of the daemon binary `current` points to
+    DaemonBuildInfo(OutputArgs),
+    /// Queue an upgrade with a local binary
+    AddUpgrade(AddUpgradeArgs),
+    /// Print the effective configuration (file + environment overrides)
+    Config(OutputArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The daemon binary to manage (copied to genesis/bin/<name>)
+    #[arg(value_name = "DAEMON_BINARY")]
+    pub binary: PathBuf,
+
+    #[command(flatten)]
+    pub flags: InitFlags,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AddUpgradeArgs {
+    /// The new daemon binary
+    #[arg(value_name = "BINARY")]
+    pub binary: PathBuf,
+
+    /// Name of the upgrade ([A-Za-z0-9._-], up to 128 characters)
+    #[arg(long, value_name = "NAME")]
+    pub upgrade_name: String,
+
+    /// Overwrite an existing upgrade of that name
+    #[arg(long)]
+    pub force: bool,
+
+    /// Only add the binary to an existing upgrade whose info matches it; the plan is untouched
+    #[arg(long)]
+    pub add_binary: bool,
+
+    #[command(flatten)]
+    pub when: WhenArgs,
+
+    /// Publish date recorded in the upgrade info (RFC 3339) [default: now]
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub publish_date: Option<OffsetDateTime>,
+
+    /// Queue the upgrade even if its version is not newer than the running one
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct WhenArgs {
+    /// Perform the upgrade as soon as possible
+    #[arg(long)]
+    pub now: bool,
+
+    /// Perform the upgrade at this time (RFC 3339)
+    #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+    pub upgrade_time: Option<OffsetDateTime>,
+
+    /// Perform the upgrade after this delay [default: 15m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub upgrade_delay: Option<Duration>,
+}
+
+fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    nymvisor_core::model::parse_rfc3339(s)
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("not a duration such as `30s` or `1h 30m` ({e})"))
+}

@@ -1,0 +1,148 @@
+//! Dispatch: one small function per command, each calling the core and printing its result.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::CommandFactory;
+use nymvisor_core::build_info;
+use nymvisor_core::env::Env;
+use nymvisor_core::instance::{self, AddUpgrade, DEFAULT_UPGRADE_DELAY, Instance, UpgradeWhen};
+use nymvisor_core::model::{self, BuildInfo};
+use serde::Serialize;
+
+use crate::args::{AddUpgradeArgs, Cli, Command, InitArgs, OutputFormat};
+use crate::self_info;
+
+pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
+    if cli.short_version {
+        println!("nymvisor {}", env!("CARGO_PKG_VERSION"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.long_version {
+        print!("{}", self_info::build_info().to_text());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(command) = cli.command else {
+        Cli::command().print_help()?;
+        return Ok(ExitCode::from(2));
+    };
+    match command {
+        Command::Init(args) => init(args, &env).await?,
+        Command::BuildInfo(args) => print_build_info(&self_info::build_info(), args.output)?,
+        Command::DaemonBuildInfo(args) => {
+            let instance = Instance::open(&env)?;
+            let bin = instance.data.current_bin();
+            let info = build_info::probe(&bin, build_info::PROBE_TIMEOUT).await?;
+            print_build_info(&info, args.output)?;
+        }
+        Command::AddUpgrade(args) => add_upgrade(args, &env).await?,
+        Command::Config(args) => {
+            let instance = Instance::open(&env)?;
+            match args.output {
+                OutputFormat::Json => print_json(&instance.config.to_value())?,
+                OutputFormat::Text => {
+                    println!(
+                        "# effective configuration of instance `{}`\n# file: {} (environment overrides applied)\n",
+                        instance.config.id(),
+                        instance.config_path.display()
+                    );
+                    print!("{}", instance.config.to_toml());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn print_build_info(info: &BuildInfo, format: OutputFormat) -> Result<()> {
+    match format {
+        OutputFormat::Json => print_json(info),
+        OutputFormat::Text => {
+            print!("{}", info.to_text());
+            Ok(())
+        }
+    }
+}
+
+async fn init(args: InitArgs, env: &Env) -> Result<()> {
+    let outcome = instance::init(env, &args.binary, args.flags.0).await?;
+    let inst = &outcome.instance;
+    match args.output.output {
+        OutputFormat::Json => print_json(&inst.config.to_value())?,
+        OutputFormat::Text => {
+            if outcome.created {
+                println!(
+                    "initialised nymvisor instance `{}` for {} {}",
+                    inst.config.id(),
+                    inst.config.daemon.name,
+                    inst.plan()?.current.version
+                );
+            } else {
+                println!(
+                    "instance `{}` already exists with this setup; nothing was changed",
+                    inst.config.id()
+                );
+            }
+            println!("  config:       {}", inst.config_path.display());
+            println!("  binaries:     {}", inst.data.root().display());
+            println!("  daemon home:  {}", inst.config.daemon.home.display());
+            println!("\n{}", inst.config.to_toml());
+        }
+    }
+    Ok(())
+}
+
+async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
+    let instance = Instance::open(env)?;
+    let when = if args.when.now {
+        UpgradeWhen::Now
+    } else if let Some(t) = args.when.upgrade_time {
+        UpgradeWhen::At(t)
+    } else {
+        UpgradeWhen::After(args.when.upgrade_delay.unwrap_or(DEFAULT_UPGRADE_DELAY))
+    };
+    let req = AddUpgrade {
+        binary: args.binary,
+        name: args.upgrade_name,
+        force: args.force,
+        add_binary: args.add_binary,
+        when,
+        publish_date: args.publish_date,
+        allow_downgrade: args.allow_downgrade,
+    };
+    let outcome = instance::add_upgrade(&instance, &req).await?;
+    match args.output.output {
+        OutputFormat::Json => print_json(&outcome.info)?,
+        OutputFormat::Text if outcome.binary_only => println!(
+            "added the binary of upgrade `{}` (version {}) at {}",
+            outcome.info.name,
+            outcome.info.version,
+            outcome.binary_path.display()
+        ),
+        OutputFormat::Text => {
+            let delta = outcome.info.upgrade_time - model::now();
+            let when = if delta.is_positive() {
+                let secs = delta.whole_seconds().max(0) as u64;
+                format!("in {}", humantime::format_duration(std::time::Duration::from_secs(secs)))
+            } else {
+                "now".to_owned()
+            };
+            println!(
+                "queued upgrade `{}`: {} {} at {} ({when})",
+                outcome.info.name,
+                instance.config.daemon.name,
+                outcome.info.version,
+                model::rfc3339(outcome.info.upgrade_time),
+            );
+            println!("  binary: {}", outcome.binary_path.display());
+            println!("  plan:   {}", instance.data.plan().display());
+            println!("A running `nymvisor run` picks it up within a second.");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! The `nymvisor` binary: parses the command line, builds the environment snapshot, calls the
+//! core and maps the outcome to an exit status. No logic of its own lives here.
+
+mod args;
+mod commands;
+mod init_flags;
+mod self_info;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use nymvisor_core::env::Env;
+
+use crate::args::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = match build_env(&cli) {
+        Ok(env) => env,
+        Err(e) => return fail(&e),
+    };
+    init_logging(&env);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&anyhow::anyhow!("failed to start the async runtime: {e}")),
+    };
+    match runtime.block_on(commands::dispatch(cli, env)) {
+        Ok(code) => code,
+        Err(e) => fail(&e),
+    }
+}
+
+/// Prints the one-line cause on stderr and exits non-zero.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    eprintln!("nymvisor: error: {e}");
+    ExitCode::FAILURE
+}
+
+/// The process environment, overlaid with the `-c` dotenv file.
+fn build_env(cli: &Cli) -> anyhow::Result<Env> {
+    let mut env = Env::from_pairs(
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    );
+    if let Some(file) = &cli.config_env_file {
+        let iter = dotenvy::from_path_iter(file).map_err(|e| {
+            anyhow::anyhow!("failed to read the env file {}: {e}", file.display())
+        })?;
+        for item in iter {
+            let (k, v) = item.map_err(|e| {
+                anyhow::anyhow!("failed to parse the env file {}: {e}", file.display())
+            })?;
+            env = env.with(k, v);
+        }
+    }
+    Ok(env)
+}
+
+fn init_logging(env: &Env) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(env.get_non_empty("RUST_LOG").unwrap_or("info"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

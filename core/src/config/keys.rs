@@ -1,0 +1,278 @@
+//! The table of configuration keys: their environment variables, `init` flags and value kinds.
+//!
+//! One table drives both environment overrides and the `init` flags, so every key has both and
+//! they parse values the same way.
+
+use serde_json::Value;
+
+/// How a raw string (from the environment or a flag) becomes a config value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A required string.
+    Str,
+    /// An optional string; empty means unset.
+    OptStr,
+    /// `true|false|t|f|1|0`, any case.
+    Bool,
+    /// A bool that may be left unset (empty).
+    OptBool,
+    /// A humantime duration.
+    Duration,
+    /// A non-negative integer.
+    Count,
+    /// A comma-separated list.
+    List,
+    /// One of a set of words, checked by the typed config on load.
+    Choice(&'static str),
+}
+
+/// How an `init` flag is written on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagStyle {
+    /// `--flag VALUE`
+    Value,
+    /// `--flag` alone means true (the reference's switches).
+    Switch,
+}
+
+/// One configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyDef {
+    /// `nymvisor` or `daemon`.
+    pub section: &'static str,
+    pub key: &'static str,
+    /// Environment variables, first is the documented one.
+    pub envs: &'static [&'static str],
+    /// The `init` flag (without `--`).
+    pub flag: &'static str,
+    pub style: FlagStyle,
+    pub kind: Kind,
+    pub help: &'static str,
+}
+
+impl KeyDef {
+    /// `section.key`, as used in messages.
+    pub fn path(&self) -> String {
+        format!("{}.{}", self.section, self.key)
+    }
+
+    /// The documented environment variable.
+    pub fn env(&self) -> &'static str {
+        self.envs[0]
+    }
+}
+
+macro_rules! key {
+    ($section:literal, $key:literal, [$($env:literal),+], $flag:literal, $style:ident, $kind:expr, $help:literal) => {
+        KeyDef {
+            section: $section,
+            key: $key,
+            envs: &[$($env),+],
+            flag: $flag,
+            style: FlagStyle::$style,
+            kind: $kind,
+            help: $help,
+        }
+    };
+}
+
+/// Every configuration key, in file order.
+pub const KEYS: &[KeyDef] = &[
+    key!("nymvisor", "id", ["NYMVISOR_ID"], "id", Value, Kind::Str,
+        "ID of this nymvisor instance [default: <daemon>-default]"),
+    key!("nymvisor", "upstream_base_upgrade_url", ["NYMVISOR_UPSTREAM_BASE_UPGRADE_URL"],
+        "upstream-base-upgrade-url", Value, Kind::Str,
+        "Base URL of the upgrade feed; <base>/<daemon>/upgrade-info.json is polled"),
+    key!("nymvisor", "upstream_polling_rate", ["NYMVISOR_UPSTREAM_POLLING_RATE"],
+        "upstream-polling-rate", Value, Kind::Duration, "How often the upstream source is polled"),
+    key!("nymvisor", "disable_logs", ["NYMVISOR_DISABLE_LOGS"], "disable-nymvisor-logs", Switch,
+        Kind::Bool, "Silence nymvisor's own log output"),
+    key!("nymvisor", "upgrade_data_directory",
+        ["NYMVISOR_UPGRADE_DATA_DIRECTORY", "NYMVISOR_DATA_UPGRADE_DIRECTORY"],
+        "upgrade-data-directory", Value, Kind::OptStr,
+        "Directory holding binaries and the upgrade plan [default: <home>/.nym/nymvisors/data/<daemon>]"),
+    key!("nymvisor", "upstream_source", ["NYMVISOR_UPSTREAM_SOURCE"], "upstream-source", Value,
+        Kind::Choice("http|github|local|plugin:<name>"), "Where upgrades come from"),
+    key!("nymvisor", "github_repository", ["NYMVISOR_GITHUB_REPOSITORY"], "github-repository",
+        Value, Kind::Str, "GitHub repository (owner/name) for the github source"),
+    key!("nymvisor", "github_api_url", ["NYMVISOR_GITHUB_API_URL"], "github-api-url", Value,
+        Kind::Str, "GitHub API base URL (GitHub Enterprise or a mirror)"),
+    key!("nymvisor", "github_tag_pattern", ["NYMVISOR_GITHUB_TAG_PATTERN"], "github-tag-pattern",
+        Value, Kind::Str, "Release tags considered by the github source (`*` wildcard)"),
+    key!("nymvisor", "github_asset_name", ["NYMVISOR_GITHUB_ASSET_NAME"], "github-asset-name",
+        Value, Kind::OptStr, "Release asset to download [default: the daemon name]"),
+    key!("nymvisor", "github_token_env", ["NYMVISOR_GITHUB_TOKEN_ENV"], "github-token-env", Value,
+        Kind::Str, "Name of the environment variable holding an optional GitHub token"),
+    key!("nymvisor", "local_mirror_directory", ["NYMVISOR_LOCAL_MIRROR_DIRECTORY"],
+        "local-mirror-directory", Value, Kind::OptStr,
+        "Directory laid out like the feed, for the local source"),
+    key!("nymvisor", "log_format", ["NYMVISOR_LOG_FORMAT"], "log-format", Value,
+        Kind::Choice("text|json"), "Format of nymvisor's log lines"),
+    key!("nymvisor", "verifier_commands", ["NYMVISOR_VERIFIER_COMMANDS"], "verifier-commands",
+        Value, Kind::List, "External verifier commands (comma-separated)"),
+    key!("nymvisor", "plugin_paths", ["NYMVISOR_PLUGIN_PATHS"], "plugin-paths", Value, Kind::List,
+        "Dynamic verifier plugins (comma-separated .so paths)"),
+    key!("daemon", "name", ["DAEMON_NAME"], "daemon-name", Value, Kind::Str,
+        "Name of the managed binary [default: binary_name from its build information]"),
+    key!("daemon", "home", ["DAEMON_HOME"], "daemon-home", Value, Kind::Str,
+        "Home directory of the daemon (its data is backed up from here)"),
+    key!("daemon", "absolute_upstream_upgrade_url", ["DAEMON_ABSOLUTE_UPSTREAM_UPGRADE_URL"],
+        "daemon-absolute-upstream-upgrade-url", Value, Kind::OptStr,
+        "Full URL of the upgrade feed document, overriding the base URL"),
+    key!("daemon", "allow_binaries_download", ["DAEMON_ALLOW_BINARIES_DOWNLOAD"],
+        "allow-download-upgrade-binaries", Value, Kind::Bool,
+        "Whether new binaries may be downloaded"),
+    key!("daemon", "enforce_download_checksum", ["DAEMON_ENFORCE_DOWNLOAD_CHECKSUM"],
+        "enforce-download-checksum", Value, Kind::Bool,
+        "Whether a downloaded binary must come with a checksum"),
+    key!("daemon", "restart_after_upgrade", ["DAEMON_RESTART_AFTER_UPGRADE"],
+        "restart-daemon-after-upgrade", Value, Kind::Bool,
+        "Whether the daemon is restarted after an upgrade"),
+    key!("daemon", "restart_on_failure", ["DAEMON_RESTART_ON_FAILURE"],
+        "restart-daemon-on-failure", Switch, Kind::Bool,
+        "Restart the daemon when it fails"),
+    key!("daemon", "failure_restart_delay", ["DAEMON_FAILURE_RESTART_DELAY"],
+        "on-failure-daemon-restart-delay", Value, Kind::Duration,
+        "Delay before a failed daemon is restarted"),
+    key!("daemon", "max_startup_failures", ["DAEMON_MAX_STARTUP_FAILURES"],
+        "max-daemon-startup-failures", Value, Kind::Count,
+        "Failures within the startup period after which nymvisor gives up"),
+    key!("daemon", "startup_period_duration", ["DAEMON_STARTUP_PERIOD_DURATION"],
+        "startup-period-duration", Value, Kind::Duration,
+        "How long after its start a failure counts as a startup failure"),
+    key!("daemon", "shutdown_grace_period", ["DAEMON_SHUTDOWN_GRACE_PERIOD"],
+        "daemon-shutdown-grace-period", Value, Kind::Duration,
+        "Time the daemon gets to exit before its process group is killed"),
+    key!("daemon", "backup_data_directory", ["DAEMON_BACKUP_DATA_DIRECTORY"],
+        "daemon-backup-data-directory", Value, Kind::OptStr,
+        "Where backups go [default: <daemon home>/nymvisor/backups]"),
+    key!("daemon", "unsafe_skip_backup", ["DAEMON_UNSAFE_SKIP_BACKUP"], "unsafe-skip-backup",
+        Switch, Kind::Bool, "Do not back up the daemon's data before upgrades"),
+    key!("daemon", "allow_downgrade", ["DAEMON_ALLOW_DOWNGRADE"], "allow-downgrade", Value,
+        Kind::Bool, "Accept upgrades whose version is not newer than the current one"),
+    key!("daemon", "rollback_on_failure", ["DAEMON_ROLLBACK_ON_FAILURE"], "rollback-on-failure",
+        Value, Kind::Bool, "Roll back an upgrade whose binary keeps failing at startup"),
+    key!("daemon", "backup_strategy", ["DAEMON_BACKUP_STRATEGY"], "backup-strategy", Value,
+        Kind::Choice("copy|archive|hardlink|none"), "How backups are made"),
+    key!("daemon", "backup_keep", ["DAEMON_BACKUP_KEEP"], "backup-keep", Value, Kind::Count,
+        "How many backups are kept"),
+    key!("daemon", "backup_exclude", ["DAEMON_BACKUP_EXCLUDE"], "backup-exclude", Value,
+        Kind::List, "Glob patterns excluded from backups (comma-separated)"),
+    key!("daemon", "minisign_public_keys", ["DAEMON_MINISIGN_PUBLIC_KEYS"],
+        "minisign-public-keys", Value, Kind::List,
+        "Trusted minisign public keys (comma-separated base64)"),
+    key!("daemon", "require_signature", ["DAEMON_REQUIRE_SIGNATURE"], "require-signature", Value,
+        Kind::OptBool, "Require a valid signature [default: true when keys are configured]"),
+];
+
+/// Parses a boolean the way the reference does: `true|false|t|f|1|0`, any case.
+pub fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" => Ok(true),
+        "false" | "f" | "0" => Ok(false),
+        _ => Err("expected one of true, false, t, f, 1, 0".to_owned()),
+    }
+}
+
+/// Converts a raw string into the JSON value the typed config deserializes from.
+///
+/// Returns `Ok(None)` when the raw value means "leave the key as it is" (an empty value for a
+/// key that cannot be unset).
+pub fn parse_raw(kind: Kind, raw: &str) -> Result<Option<Value>, String> {
+    let value = match kind {
+        Kind::Str if raw.is_empty() => return Ok(None),
+        Kind::Str => Value::String(raw.to_owned()),
+        Kind::OptStr if raw.is_empty() => Value::Null,
+        Kind::OptStr => Value::String(raw.to_owned()),
+        Kind::Bool if raw.is_empty() => return Ok(None),
+        Kind::Bool => Value::Bool(parse_bool(raw)?),
+        Kind::OptBool if raw.is_empty() => Value::Null,
+        Kind::OptBool => Value::Bool(parse_bool(raw)?),
+        Kind::Duration if raw.is_empty() => return Ok(None),
+        Kind::Duration => {
+            let d = humantime::parse_duration(raw.trim())
+                .map_err(|e| format!("not a duration such as `10s` or `1h 30m` ({e})"))?;
+            Value::String(humantime::format_duration(d).to_string())
+        }
+        Kind::Count if raw.is_empty() => return Ok(None),
+        Kind::Count => Value::from(
+            raw.trim()
+                .parse::<u32>()
+                .map_err(|_| "expected a non-negative whole number".to_owned())?,
+        ),
+        Kind::List => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_owned()))
+                .collect(),
+        ),
+        Kind::Choice(_) if raw.is_empty() => return Ok(None),
+        Kind::Choice(words) => {
+            check_choice(words, raw)?;
+            Value::String(raw.to_owned())
+        }
+    };
+    Ok(Some(value))
+}
+
+fn check_choice(words: &str, raw: &str) -> Result<(), String> {
+    let ok = words.split('|').any(|w| match w.strip_suffix("<name>") {
+        Some(prefix) => raw.len() > prefix.len() && raw.starts_with(prefix),
+        None => raw.eq_ignore_ascii_case(w),
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("expected one of {}", words.replace('|', ", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bools_accept_reference_spellings() {
+        for t in ["true", "TRUE", "t", "T", "1", " True "] {
+            assert_eq!(parse_bool(t), Ok(true), "{t}");
+        }
+        for f in ["false", "F", "0", "fAlSe"] {
+            assert_eq!(parse_bool(f), Ok(false), "{f}");
+        }
+        for bad in ["yes", "", "2", "on"] {
+            assert!(parse_bool(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_unique() {
+        let mut envs: Vec<_> = KEYS.iter().flat_map(|k| k.envs.iter()).collect();
+        let mut flags: Vec<_> = KEYS.iter().map(|k| k.flag).collect();
+        let (ne, nf) = (envs.len(), flags.len());
+        envs.sort();
+        envs.dedup();
+        flags.sort();
+        flags.dedup();
+        assert_eq!((envs.len(), flags.len()), (ne, nf));
+    }
+
+    #[test]
+    fn raw_values_parse_by_kind() {
+        assert_eq!(parse_raw(Kind::OptStr, ""), Ok(Some(Value::Null)));
+        assert_eq!(parse_raw(Kind::Bool, ""), Ok(None));
+        assert_eq!(
+            parse_raw(Kind::Duration, "90s"),
+            Ok(Some(Value::String("1m 30s".into())))
+        );
+        assert!(parse_raw(Kind::Duration, "10 parsecs").is_err());
+        assert!(parse_raw(Kind::Count, "-1").is_err());
+        assert_eq!(
+            parse_raw(Kind::List, "a, b,,c"),
+            Ok(Some(serde_json::json!(["a", "b", "c"])))
+        );
+        assert!(parse_raw(Kind::Choice("copy|none"), "tar").is_err());
+        assert!(parse_raw(Kind::Choice("http|plugin:<name>"), "plugin:x").is_ok());
+        assert!(parse_raw(Kind::Choice("http|plugin:<name>"), "plugin:").is_err());
+    }
+}

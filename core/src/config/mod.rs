@@ -1,0 +1,227 @@
+//! Configuration: the typed model, loading and saving `config.toml`, environment overrides and
+//! finding which instance a command is about.
+//!
+//! Precedence, lowest first: built-in defaults, the file (or `init` flags), environment variables.
+
+mod keys;
+mod model;
+
+pub use keys::{FlagStyle, KEYS, Kind, KeyDef, parse_bool, parse_raw};
+pub use model::{BackupStrategyKind, Config, DaemonConfig, LogFormat, NymvisorConfig, UpstreamSource};
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::paths::NymvisorHome;
+use crate::rules::validate_name;
+
+/// Mode of the saved configuration file: it may hold tokens and paths, so owner-only.
+pub const CONFIG_FILE_MODE: u32 = 0o600;
+
+impl Config {
+    /// Parses the text of a `config.toml`; `path` is only used in error messages.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Config> {
+        toml::from_str(text).map_err(|e| Error::CorruptConfig {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Reads and parses a `config.toml` (no environment overrides, no validation).
+    pub fn load_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io("failed to read the config file", path, e))?;
+        Config::from_toml_str(&text, path)
+    }
+
+    /// Applies every environment variable of [`KEYS`] that is set in `env`.
+    ///
+    /// A set but malformed variable is an error naming it.
+    pub fn apply_env(self, env: &Env) -> Result<Config> {
+        let mut value = self.to_value();
+        for def in KEYS {
+            for var in def.envs {
+                let Some(raw) = env.get(var) else { continue };
+                let parsed = parse_raw(def.kind, raw).map_err(|message| Error::EnvValue {
+                    var: (*var).to_owned(),
+                    value: raw.to_owned(),
+                    message,
+                })?;
+                if let Some(parsed) = parsed {
+                    value[def.section][def.key] = parsed;
+                }
+                // the first set alias wins
+                break;
+            }
+        }
+        Config::from_value(value)
+    }
+
+    /// Applies `init` flags, given as (key, raw value) pairs.
+    pub fn apply_flags<'a>(self, flags: impl IntoIterator<Item = (&'a KeyDef, String)>) -> Result<Config> {
+        let mut value = self.to_value();
+        for (def, raw) in flags {
+            let parsed = parse_raw(def.kind, &raw).map_err(|message| Error::FlagValue {
+                flag: def.flag.to_owned(),
+                value: raw.clone(),
+                message,
+            })?;
+            if let Some(parsed) = parsed {
+                value[def.section][def.key] = parsed;
+            }
+        }
+        Config::from_value(value)
+    }
+
+    /// Fills derived defaults (the id) and checks values that serde cannot.
+    pub fn validated(mut self) -> Result<Config> {
+        let bad = |key: &str, message: String| Error::ConfigValue {
+            key: key.to_owned(),
+            message,
+        };
+        if self.daemon.name.is_empty() {
+            return Err(bad("daemon.name", "is not set (set DAEMON_NAME or the key in the config file)".into()));
+        }
+        validate_name(&self.daemon.name)
+            .map_err(|reason| bad("daemon.name", format!("{:?} {reason}", self.daemon.name)))?;
+        if self.nymvisor.id.is_empty() {
+            self.nymvisor.id = format!("{}-default", self.daemon.name);
+        }
+        validate_name(&self.nymvisor.id)
+            .map_err(|reason| bad("nymvisor.id", format!("{:?} {reason}", self.nymvisor.id)))?;
+        if self.daemon.home.as_os_str().is_empty() {
+            return Err(bad("daemon.home", "is not set (set DAEMON_HOME or --daemon-home)".into()));
+        }
+        if self.nymvisor.upstream_polling_rate.is_zero() {
+            return Err(bad("nymvisor.upstream_polling_rate", "must be longer than zero".into()));
+        }
+        if self.daemon.backup_keep == 0 {
+            return Err(bad("daemon.backup_keep", "must be at least 1".into()));
+        }
+        Ok(self)
+    }
+
+    /// The configuration as JSON in the file's shape: durations as humantime strings, unset
+    /// values as `null`.
+    pub fn to_value(&self) -> Value {
+        // Serializing plain structs of strings, numbers and bools into a Value cannot fail.
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    fn from_value(value: Value) -> Result<Config> {
+        serde_json::from_value(value).map_err(|e| Error::ConfigValue {
+            key: "(override)".to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The configuration as TOML text, in 0.1.41's style (`''` for unset values).
+    pub fn to_toml(&self) -> String {
+        let mut value = self.to_value();
+        if let Value::Object(sections) = &mut value {
+            for section in sections.values_mut() {
+                if let Value::Object(keys) = section {
+                    for v in keys.values_mut() {
+                        if v.is_null() {
+                            *v = Value::String(String::new());
+                        }
+                    }
+                }
+            }
+        }
+        toml::to_string(&value).unwrap_or_default()
+    }
+
+    /// Writes the configuration atomically with mode 0600.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        fsutil::atomic_write(path, self.to_toml().as_bytes(), CONFIG_FILE_MODE)
+    }
+
+    /// The instance id (after [`Config::validated`], never empty).
+    pub fn id(&self) -> &str {
+        &self.nymvisor.id
+    }
+
+    /// The upgrade data directory: as configured (used as given), else
+    /// `<home>/.nym/nymvisors/data/<daemon>`.
+    pub fn upgrade_data_dir(&self, home: &NymvisorHome) -> PathBuf {
+        self.nymvisor
+            .upgrade_data_directory
+            .clone()
+            .unwrap_or_else(|| home.default_upgrade_data_dir(&self.daemon.name))
+    }
+
+    /// The backup directory: as configured, else `<daemon home>/nymvisor/backups`.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.daemon
+            .backup_data_directory
+            .clone()
+            .unwrap_or_else(|| self.daemon.home.join("nymvisor").join("backups"))
+    }
+
+    /// Whether a valid signature is required for new binaries.
+    pub fn signature_required(&self) -> bool {
+        self.daemon
+            .require_signature
+            .unwrap_or(!self.daemon.minisign_public_keys.is_empty())
+    }
+}
+
+/// Finds the config file a command (other than `init`) uses:
+/// `$NYMVISOR_CONFIG_PATH`; else the default path for `$NYMVISOR_ID`; else the only instance;
+/// else an error listing the instances.
+pub fn locate(env: &Env) -> Result<PathBuf> {
+    if let Some(path) = env.get_non_empty("NYMVISOR_CONFIG_PATH") {
+        return Ok(PathBuf::from(path));
+    }
+    let home = NymvisorHome::from_env(env)?;
+    if let Some(id) = env.get_non_empty("NYMVISOR_ID") {
+        validate_name(id).map_err(|reason| Error::EnvValue {
+            var: "NYMVISOR_ID".into(),
+            value: id.into(),
+            message: reason.into(),
+        })?;
+        let path = home.config_path(id);
+        if path.is_file() {
+            return Ok(path);
+        }
+        return Err(Error::NoInstance(format!(
+            "no nymvisor instance `{id}` (no {}); {}",
+            path.display(),
+            describe_instances(&home)?
+        )));
+    }
+    let instances = home.instances()?;
+    match instances.as_slice() {
+        [only] => Ok(home.config_path(only)),
+        [] => Err(Error::NoInstance(format!(
+            "no nymvisor instance under {}; create one with `nymvisor init <DAEMON_BINARY> --daemon-home <DIR>`",
+            home.instances_dir().display()
+        ))),
+        many => Err(Error::NoInstance(format!(
+            "{} nymvisor instances exist ({}); choose one with NYMVISOR_ID=<id> or NYMVISOR_CONFIG_PATH=<file>",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
+}
+
+fn describe_instances(home: &NymvisorHome) -> Result<String> {
+    let instances = home.instances()?;
+    Ok(if instances.is_empty() {
+        "no instance exists yet; create one with `nymvisor init`".to_owned()
+    } else {
+        format!("existing instances: {}", instances.join(", "))
+    })
+}
+
+/// Locates, loads, applies the environment and validates: the effective configuration.
+pub fn load_effective(env: &Env) -> Result<(PathBuf, Config)> {
+    let path = locate(env)?;
+    let config = Config::load_file(&path)?.apply_env(env)?.validated()?;
+    Ok((path, config))
+}

@@ -1,0 +1,321 @@
+//! The typed configuration, as stored in `config.toml`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The whole configuration of one instance.
+///
+/// Unknown keys are refused (the error names them); every key has a default, so a 0.1.41 file
+/// (which lists every reference key) and a minimal file both load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub nymvisor: NymvisorConfig,
+    pub daemon: DaemonConfig,
+}
+
+/// The `[nymvisor]` section: nymvisor's own settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NymvisorConfig {
+    /// Instance id; empty means `<daemon>-default`.
+    pub id: String,
+    pub upstream_base_upgrade_url: String,
+    #[serde(with = "duration_str")]
+    pub upstream_polling_rate: Duration,
+    pub disable_logs: bool,
+    #[serde(with = "opt_str")]
+    pub upgrade_data_directory: Option<PathBuf>,
+    // ---- keys new in this implementation ----
+    pub upstream_source: UpstreamSource,
+    pub github_repository: String,
+    pub github_api_url: String,
+    pub github_tag_pattern: String,
+    #[serde(with = "opt_str")]
+    pub github_asset_name: Option<String>,
+    pub github_token_env: String,
+    #[serde(with = "opt_str")]
+    pub local_mirror_directory: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub verifier_commands: Vec<PathBuf>,
+    pub plugin_paths: Vec<PathBuf>,
+}
+
+/// The `[daemon]` section: how the managed binary is run and upgraded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    pub name: String,
+    pub home: PathBuf,
+    #[serde(with = "opt_str")]
+    pub absolute_upstream_upgrade_url: Option<String>,
+    pub allow_binaries_download: bool,
+    pub enforce_download_checksum: bool,
+    pub restart_after_upgrade: bool,
+    pub restart_on_failure: bool,
+    #[serde(with = "duration_str")]
+    pub failure_restart_delay: Duration,
+    pub max_startup_failures: u32,
+    #[serde(with = "duration_str")]
+    pub startup_period_duration: Duration,
+    #[serde(with = "duration_str")]
+    pub shutdown_grace_period: Duration,
+    #[serde(with = "opt_str")]
+    pub backup_data_directory: Option<PathBuf>,
+    pub unsafe_skip_backup: bool,
+    // ---- keys new in this implementation ----
+    pub allow_downgrade: bool,
+    pub rollback_on_failure: bool,
+    pub backup_strategy: BackupStrategyKind,
+    pub backup_keep: u32,
+    pub backup_exclude: Vec<String>,
+    pub minisign_public_keys: Vec<String>,
+    /// `None`: a signature is required exactly when keys are configured.
+    #[serde(with = "opt_bool")]
+    pub require_signature: Option<bool>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            nymvisor: NymvisorConfig::default(),
+            daemon: DaemonConfig::default(),
+        }
+    }
+}
+
+impl Default for NymvisorConfig {
+    fn default() -> Self {
+        NymvisorConfig {
+            id: String::new(),
+            upstream_base_upgrade_url: "https://nymtech.net/.wellknown/".to_owned(),
+            upstream_polling_rate: Duration::from_secs(3600),
+            disable_logs: false,
+            upgrade_data_directory: None,
+            upstream_source: UpstreamSource::Http,
+            github_repository: "nymtech/nym".to_owned(),
+            github_api_url: "https://api.github.com".to_owned(),
+            github_tag_pattern: "nym-binaries-v*".to_owned(),
+            github_asset_name: None,
+            github_token_env: "GITHUB_TOKEN".to_owned(),
+            local_mirror_directory: None,
+            log_format: LogFormat::Text,
+            verifier_commands: Vec::new(),
+            plugin_paths: Vec::new(),
+        }
+    }
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            name: String::new(),
+            home: PathBuf::new(),
+            absolute_upstream_upgrade_url: None,
+            allow_binaries_download: true,
+            enforce_download_checksum: true,
+            restart_after_upgrade: true,
+            // The reference documentation says true; 0.1.41 wrote false. We follow the docs.
+            restart_on_failure: true,
+            failure_restart_delay: Duration::from_secs(10),
+            max_startup_failures: 10,
+            startup_period_duration: Duration::from_secs(120),
+            shutdown_grace_period: Duration::from_secs(10),
+            backup_data_directory: None,
+            unsafe_skip_backup: false,
+            allow_downgrade: false,
+            rollback_on_failure: true,
+            backup_strategy: BackupStrategyKind::Copy,
+            backup_keep: 3,
+            backup_exclude: Vec::new(),
+            minisign_public_keys: Vec::new(),
+            require_signature: None,
+        }
+    }
+}
+
+/// Where upgrade information comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamSource {
+    /// The HTTP feed (`<base>/<daemon>/upgrade-info.json` or the absolute URL).
+    Http,
+    /// GitHub releases.
+    Github,
+    /// A local directory mirror.
+    Local,
+    /// A source provided by the named plugin.
+    Plugin(String),
+}
+
+impl fmt::Display for UpstreamSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpstreamSource::Http => f.write_str("http"),
+            UpstreamSource::Github => f.write_str("github"),
+            UpstreamSource::Local => f.write_str("local"),
+            UpstreamSource::Plugin(name) => write!(f, "plugin:{name}"),
+        }
+    }
+}
+
+impl FromStr for UpstreamSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "http" => Ok(UpstreamSource::Http),
+            "github" => Ok(UpstreamSource::Github),
+            "local" => Ok(UpstreamSource::Local),
+            _ => match s.strip_prefix("plugin:") {
+                Some(name) if !name.is_empty() => Ok(UpstreamSource::Plugin(name.to_owned())),
+                _ => Err("expected one of `http`, `github`, `local`, `plugin:<name>`".to_owned()),
+            },
+        }
+    }
+}
+
+/// Format of nymvisor's own log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected `text` or `json`".to_owned()),
+        }
+    }
+}
+
+/// How the daemon's data is backed up before a swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupStrategyKind {
+    Copy,
+    Archive,
+    Hardlink,
+    None,
+}
+
+impl fmt::Display for BackupStrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackupStrategyKind::Copy => "copy",
+            BackupStrategyKind::Archive => "archive",
+            BackupStrategyKind::Hardlink => "hardlink",
+            BackupStrategyKind::None => "none",
+        })
+    }
+}
+
+impl FromStr for BackupStrategyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "copy" => Ok(BackupStrategyKind::Copy),
+            "archive" => Ok(BackupStrategyKind::Archive),
+            "hardlink" => Ok(BackupStrategyKind::Hardlink),
+            "none" => Ok(BackupStrategyKind::None),
+            _ => Err("expected one of `copy`, `archive`, `hardlink`, `none`".to_owned()),
+        }
+    }
+}
+
+macro_rules! serde_via_str {
+    ($($ty:ty),*) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+serde_via_str!(UpstreamSource, LogFormat, BackupStrategyKind);
+
+/// Durations as humantime strings (`"10s"`, `"1h 30m"`).
+mod duration_str {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+/// Optional strings: `''` (0.1.41's way of writing "unset") and `null` both mean `None`.
+mod opt_str {
+    use super::*;
+
+    pub fn serialize<T: AsRef<std::ffi::OsStr>, S: Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&v.as_ref().to_string_lossy()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: From<String>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        let v: Option<String> = Option::deserialize(d)?;
+        Ok(v.filter(|s| !s.is_empty()).map(T::from))
+    }
+}
+
+/// Optional booleans: `''` and `null` mean `None`.
+mod opt_bool {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_bool(*b),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Str(String),
+        }
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Bool(b)) => Ok(Some(b)),
+            Some(Raw::Str(s)) if s.is_empty() => Ok(None),
+            Some(Raw::Str(s)) => Err(serde::de::Error::custom(format!(
+                "expected true, false or '' (unset), found {s:?}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! # nymvisor-core
+//!
+//! Everything nymvisor knows that is not HTTP or CLI: the configuration and its environment
+//! overrides, the on-disk layout and JSON state files, crash-safe file primitives, the daemon
+//! build-information protocol and the operations that change an instance's state.
+//!
+//! How it fits together: the CLI builds an [`env::Env`] snapshot, opens an
+//! [`instance::Instance`] (config file + environment → paths), and calls an operation such as
+//! [`instance::init`] or [`instance::add_upgrade`]. Library code never reads `std::env`.
+
+pub mod build_info;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod fsutil;
+pub mod instance;
+pub mod model;
+pub mod paths;
+pub mod rules;
+
+pub use error::{Error, Result};

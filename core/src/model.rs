@@ -1,0 +1,235 @@
+//! The JSON documents nymvisor reads and writes (SPEC §5), in 0.1.41's shapes: camelCase keys,
+//! RFC 3339 times, unknown keys ignored on read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::fsutil;
+use crate::paths::DaemonHomeDir;
+
+/// Build information printed by `<bin> build-info --output=json` (snake_case, as the daemons
+/// print it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildInfo {
+    pub binary_name: String,
+    pub build_timestamp: String,
+    pub build_version: String,
+    pub commit_sha: String,
+    pub commit_timestamp: String,
+    pub commit_branch: String,
+    pub rustc_version: String,
+    pub rustc_channel: String,
+    pub cargo_profile: String,
+    /// Missing in old binaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cargo_triple: Option<String>,
+}
+
+impl BuildInfo {
+    /// `Label: value` lines, for `-o text`.
+    pub fn to_text(&self) -> String {
+        let mut rows = vec![
+            ("Binary Name", self.binary_name.as_str()),
+            ("Build Timestamp", &self.build_timestamp),
+            ("Build Version", &self.build_version),
+            ("Commit SHA", &self.commit_sha),
+            ("Commit Date", &self.commit_timestamp),
+            ("Commit Branch", &self.commit_branch),
+            ("rustc Version", &self.rustc_version),
+            ("rustc Channel", &self.rustc_channel),
+            ("cargo Profile", &self.cargo_profile),
+        ];
+        if let Some(triple) = &self.cargo_triple {
+            rows.push(("cargo Triple", triple));
+        }
+        let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0) + 1;
+        rows.iter()
+            .map(|(label, value)| format!("{:<width$} {value}\n", format!("{label}:")))
+            .collect()
+    }
+}
+
+/// Download details of one platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformDetails {
+    /// Hex digest; empty means none.
+    #[serde(default)]
+    pub checksum: String,
+    #[serde(default)]
+    pub checksum_algorithm: String,
+    pub url: String,
+    /// Optional detached minisign signature URL (not in 0.1.41, which ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_url: Option<String>,
+}
+
+/// One release of the daemon: what to run and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeInfo {
+    #[serde(default)]
+    pub manual: bool,
+    pub name: String,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub publish_date: Option<OffsetDateTime>,
+    pub version: String,
+    #[serde(default)]
+    pub platforms: BTreeMap<String, PlatformDetails>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub upgrade_time: OffsetDateTime,
+    #[serde(default)]
+    pub binary_details: Option<BuildInfo>,
+}
+
+/// `upgrade-plan.json`: what runs now and what is queued, sorted by upgrade time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradePlan {
+    pub current: UpgradeInfo,
+    #[serde(default)]
+    pub queued_up: Vec<UpgradeInfo>,
+}
+
+impl UpgradePlan {
+    /// A plan with nothing queued.
+    pub fn new(current: UpgradeInfo) -> Self {
+        UpgradePlan {
+            current,
+            queued_up: Vec::new(),
+        }
+    }
+
+    /// Inserts an upgrade, keeping the queue sorted by upgrade time (stable for equal times).
+    pub fn insert(&mut self, info: UpgradeInfo) {
+        let at = self
+            .queued_up
+            .partition_point(|q| q.upgrade_time <= info.upgrade_time);
+        self.queued_up.insert(at, info);
+    }
+
+    /// The queued upgrade with that name.
+    pub fn queued(&self, name: &str) -> Option<&UpgradeInfo> {
+        self.queued_up.iter().find(|q| q.name == name)
+    }
+
+    /// Removes and returns the queued upgrade with that name.
+    pub fn remove(&mut self, name: &str) -> Option<UpgradeInfo> {
+        let at = self.queued_up.iter().position(|q| q.name == name)?;
+        Some(self.queued_up.remove(at))
+    }
+
+    pub fn load(path: &Path) -> Result<UpgradePlan> {
+        fsutil::read_json(path)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        fsutil::write_json(path, self)
+    }
+}
+
+/// What happened to a performed (or attempted) upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Success,
+    RolledBack,
+    Failed,
+}
+
+/// One entry of `upgrade-history.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    #[serde(with = "time::serde::rfc3339")]
+    pub performed_at: OffsetDateTime,
+    pub info: UpgradeInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `upgrade-history.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeHistory {
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+}
+
+impl UpgradeHistory {
+    /// Loads the history; a missing file is an empty history.
+    pub fn load(path: &Path) -> Result<UpgradeHistory> {
+        Ok(fsutil::read_json_opt(path)?.unwrap_or_default())
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        fsutil::write_json(path, self)
+    }
+}
+
+/// `current-version-info.json`: what the daemon runs now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentVersionInfo {
+    pub name: String,
+    pub version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub upgrade_time: OffsetDateTime,
+    #[serde(default)]
+    pub binary_details: Option<BuildInfo>,
+}
+
+impl CurrentVersionInfo {
+    /// The current version record of an upgrade.
+    pub fn from_upgrade(info: &UpgradeInfo) -> Self {
+        CurrentVersionInfo {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            upgrade_time: info.upgrade_time,
+            binary_details: info.binary_details.clone(),
+        }
+    }
+
+    /// Reads `current-version-info.json`, else 0.1.41's `current-version.json`; `None` if neither
+    /// exists.
+    pub fn load(home: &DaemonHomeDir) -> Result<Option<CurrentVersionInfo>> {
+        match fsutil::read_json_opt(&home.current_version_info())? {
+            Some(info) => Ok(Some(info)),
+            None => fsutil::read_json_opt(&home.legacy_current_version_info()),
+        }
+    }
+
+    /// Writes `current-version-info.json` atomically.
+    pub fn save(&self, home: &DaemonHomeDir) -> Result<()> {
+        fsutil::create_dir_all(home.dir())?;
+        fsutil::write_json(&home.current_version_info(), self)
+    }
+}
+
+/// Current UTC time (the one place that reads the clock for state files).
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// Formats a time as RFC 3339.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// Parses an RFC 3339 time.
+pub fn parse_rfc3339(s: &str) -> std::result::Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time such as 2026-05-20T12:00:00Z ({e})"))
+}

@@ -1,0 +1,1 @@
+//! nymvisor-sources: implemented by a later issue (see the README's status section).
