@@ -32,7 +32,10 @@ fn main() {
         .map(str::to_owned)
         .unwrap_or_else(unknown);
     let build_timestamp = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(epoch) => output("date", &["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%SZ"]),
+        Ok(epoch) => output(
+            "date",
+            &["-u", "-d", &format!("@{epoch}"), "+%Y-%m-%dT%H:%M:%SZ"],
+        ),
         Err(_) => output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
     }
     .unwrap_or_else(unknown);

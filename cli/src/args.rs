@@ -17,7 +17,12 @@ use crate::init_flags::InitFlags;
 pub struct Cli {
     /// Load environment variables from this dotenv file first (they override the process
     /// environment and reach the daemon)
-    #[arg(short = 'c', long = "config-env-file", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config-env-file",
+        global = true,
+        value_name = "FILE"
+    )]
     pub config_env_file: Option<PathBuf>,
 
     /// Print `nymvisor <version>`
@@ -127,5 +132,6 @@ fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("not a duration such as `30s` or `1h 30m` ({e})"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("not a duration such as `30s` or `1h 30m` ({e})"))
 }

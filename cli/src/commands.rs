@@ -128,7 +128,10 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
             let delta = outcome.info.upgrade_time - model::now();
             let when = if delta.is_positive() {
                 let secs = delta.whole_seconds().max(0) as u64;
-                format!("in {}", humantime::format_duration(std::time::Duration::from_secs(secs)))
+                format!(
+                    "in {}",
+                    humantime::format_duration(std::time::Duration::from_secs(secs))
+                )
             } else {
                 "now".to_owned()
             };

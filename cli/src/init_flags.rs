@@ -2,7 +2,7 @@
 //! key can lack its flag.
 
 use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
-use nymvisor_core::config::{FlagStyle, KEYS, Kind, KeyDef};
+use nymvisor_core::config::{FlagStyle, KEYS, KeyDef, Kind};
 
 /// The configuration flags given to `init`, as (key, raw value) pairs.
 #[derive(Debug, Clone, Default)]

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     init_logging(&env);
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("failed to start the async runtime: {e}")),
     };
@@ -43,9 +46,8 @@ fn build_env(cli: &Cli) -> anyhow::Result<Env> {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
     );
     if let Some(file) = &cli.config_env_file {
-        let iter = dotenvy::from_path_iter(file).map_err(|e| {
-            anyhow::anyhow!("failed to read the env file {}: {e}", file.display())
-        })?;
+        let iter = dotenvy::from_path_iter(file)
+            .map_err(|e| anyhow::anyhow!("failed to read the env file {}: {e}", file.display()))?;
         for item in iter {
             let (k, v) = item.map_err(|e| {
                 anyhow::anyhow!("failed to parse the env file {}: {e}", file.display())

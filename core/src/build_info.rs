@@ -33,24 +33,27 @@ pub async fn probe(binary: &Path, timeout: Duration) -> Result<BuildInfo> {
             message: "not a regular file".into(),
         });
     }
-    let first = run_once(binary, &["--no-banner", "build-info", "--output=json"], timeout).await;
+    let first = run_once(
+        binary,
+        &["--no-banner", "build-info", "--output=json"],
+        timeout,
+    )
+    .await;
     match first {
         Ok(info) => Ok(info),
         // a hung binary would hang again: do not try the second form
         Err(e @ ProbeError::Timeout) | Err(e @ ProbeError::Spawn(_)) => Err(e.into_error(binary)),
-        Err(first_err) => {
-            match run_once(binary, &["build-info", "--output=json"], timeout).await {
-                Ok(info) => Ok(info),
-                Err(second) => Err(Error::BuildInfo {
-                    binary: binary.to_owned(),
-                    message: format!(
-                        "`--no-banner build-info --output=json`: {}; `build-info --output=json`: {}",
-                        first_err.describe(),
-                        second.describe()
-                    ),
-                }),
-            }
-        }
+        Err(first_err) => match run_once(binary, &["build-info", "--output=json"], timeout).await {
+            Ok(info) => Ok(info),
+            Err(second) => Err(Error::BuildInfo {
+                binary: binary.to_owned(),
+                message: format!(
+                    "`--no-banner build-info --output=json`: {}; `build-info --output=json`: {}",
+                    first_err.describe(),
+                    second.describe()
+                ),
+            }),
+        },
     }
 }
 
@@ -80,7 +83,9 @@ impl ProbeError {
         match self {
             ProbeError::Spawn(e) => format!("could not be executed ({e})"),
             ProbeError::Timeout => "did not answer in time; its process group was killed".into(),
-            ProbeError::Failed { status, stderr } if stderr.is_empty() => format!("exited with {status}"),
+            ProbeError::Failed { status, stderr } if stderr.is_empty() => {
+                format!("exited with {status}")
+            }
             ProbeError::Failed { status, stderr } => format!("exited with {status}: {stderr}"),
             ProbeError::BadOutput(e) => format!("printed no build information JSON ({e})"),
         }
@@ -94,7 +99,11 @@ impl ProbeError {
     }
 }
 
-async fn run_once(binary: &Path, args: &[&str], timeout: Duration) -> Result<BuildInfo, ProbeError> {
+async fn run_once(
+    binary: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<BuildInfo, ProbeError> {
     let mut child = Command::new(binary)
         .args(args)
         .stdin(Stdio::null())
@@ -139,7 +148,11 @@ async fn run_once(binary: &Path, args: &[&str], timeout: Duration) -> Result<Bui
     if !status.success() {
         return Err(ProbeError::Failed {
             status: status.to_string(),
-            stderr: String::from_utf8_lossy(&err).trim().chars().take(300).collect(),
+            stderr: String::from_utf8_lossy(&err)
+                .trim()
+                .chars()
+                .take(300)
+                .collect(),
         });
     }
     parse_output(&out).map_err(ProbeError::BadOutput)

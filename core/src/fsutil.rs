@@ -57,7 +57,10 @@ pub fn atomic_write(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let mut tmp = temp_in(dir, path)?;
     let tmp_path = tmp.path().to_owned();
     tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode)))
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+        })
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(|e| Error::io("failed to write", &tmp_path, e))?;
     tmp.persist(path)
@@ -150,7 +153,9 @@ pub fn same_contents(a: &Path, b: &Path) -> Result<bool> {
     let mut fb = File::open(b).map_err(|e| Error::io("failed to open", b, e))?;
     let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     loop {
-        let n = fa.read(&mut ba).map_err(|e| Error::io("failed to read", a, e))?;
+        let n = fa
+            .read(&mut ba)
+            .map_err(|e| Error::io("failed to read", a, e))?;
         if n == 0 {
             return Ok(true);
         }
@@ -200,7 +205,8 @@ impl FileLock {
     /// Takes the lock, waiting for the holder to release it (for short critical sections).
     pub fn acquire_blocking(path: &Path) -> Result<FileLock> {
         let file = Self::open(path)?;
-        file.lock().map_err(|e| Error::io("failed to lock", path, e))?;
+        file.lock()
+            .map_err(|e| Error::io("failed to lock", path, e))?;
         Ok(FileLock {
             file,
             path: path.to_owned(),

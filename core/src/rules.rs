@@ -76,11 +76,26 @@ mod tests {
 
     #[test]
     fn names() {
-        for ok in ["v2026.9-venaco", "genesis", "a", "A_b.c-1", &"x".repeat(128)] {
+        for ok in [
+            "v2026.9-venaco",
+            "genesis",
+            "a",
+            "A_b.c-1",
+            &"x".repeat(128),
+        ] {
             assert!(validate_name(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "", ".", "..", "../etc", "a/b", "a b", "ü", "a\0", &"x".repeat(129), "a\\b",
+            "",
+            ".",
+            "..",
+            "../etc",
+            "a/b",
+            "a b",
+            "ü",
+            "a\0",
+            &"x".repeat(129),
+            "a\\b",
         ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
@@ -88,8 +103,14 @@ mod tests {
 
     #[test]
     fn semver_not_string_order() {
-        assert_eq!(compare_versions("1.10.0", "1.9.0").ok(), Some(Ordering::Greater));
-        assert_eq!(compare_versions("v1.2.0", "1.2.0").ok(), Some(Ordering::Equal));
+        assert_eq!(
+            compare_versions("1.10.0", "1.9.0").ok(),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            compare_versions("v1.2.0", "1.2.0").ok(),
+            Some(Ordering::Equal)
+        );
         assert_eq!(
             compare_versions("1.2.0-rc.1", "1.2.0").ok(),
             Some(Ordering::Less)

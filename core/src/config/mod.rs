@@ -6,8 +6,10 @@
 mod keys;
 mod model;
 
-pub use keys::{FlagStyle, KEYS, Kind, KeyDef, parse_bool, parse_raw};
-pub use model::{BackupStrategyKind, Config, DaemonConfig, LogFormat, NymvisorConfig, UpstreamSource};
+pub use keys::{FlagStyle, KEYS, KeyDef, Kind, parse_bool, parse_raw};
+pub use model::{
+    BackupStrategyKind, Config, DaemonConfig, LogFormat, NymvisorConfig, UpstreamSource,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +64,10 @@ impl Config {
     }
 
     /// Applies `init` flags, given as (key, raw value) pairs.
-    pub fn apply_flags<'a>(self, flags: impl IntoIterator<Item = (&'a KeyDef, String)>) -> Result<Config> {
+    pub fn apply_flags<'a>(
+        self,
+        flags: impl IntoIterator<Item = (&'a KeyDef, String)>,
+    ) -> Result<Config> {
         let mut value = self.to_value();
         for (def, raw) in flags {
             let parsed = parse_raw(def.kind, &raw).map_err(|message| Error::FlagValue {
@@ -84,7 +89,10 @@ impl Config {
             message,
         };
         if self.daemon.name.is_empty() {
-            return Err(bad("daemon.name", "is not set (set DAEMON_NAME or the key in the config file)".into()));
+            return Err(bad(
+                "daemon.name",
+                "is not set (set DAEMON_NAME or the key in the config file)".into(),
+            ));
         }
         validate_name(&self.daemon.name)
             .map_err(|reason| bad("daemon.name", format!("{:?} {reason}", self.daemon.name)))?;
@@ -94,10 +102,16 @@ impl Config {
         validate_name(&self.nymvisor.id)
             .map_err(|reason| bad("nymvisor.id", format!("{:?} {reason}", self.nymvisor.id)))?;
         if self.daemon.home.as_os_str().is_empty() {
-            return Err(bad("daemon.home", "is not set (set DAEMON_HOME or --daemon-home)".into()));
+            return Err(bad(
+                "daemon.home",
+                "is not set (set DAEMON_HOME or --daemon-home)".into(),
+            ));
         }
         if self.nymvisor.upstream_polling_rate.is_zero() {
-            return Err(bad("nymvisor.upstream_polling_rate", "must be longer than zero".into()));
+            return Err(bad(
+                "nymvisor.upstream_polling_rate",
+                "must be longer than zero".into(),
+            ));
         }
         if self.daemon.backup_keep == 0 {
             return Err(bad("daemon.backup_keep", "must be at least 1".into()));

@@ -11,7 +11,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///
 /// Unknown keys are refused (the error names them); every key has a default, so a 0.1.41 file
 /// (which lists every reference key) and a minimal file both load.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub nymvisor: NymvisorConfig,
@@ -77,15 +77,6 @@ pub struct DaemonConfig {
     /// `None`: a signature is required exactly when keys are configured.
     #[serde(with = "opt_bool")]
     pub require_signature: Option<bool>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            nymvisor: NymvisorConfig::default(),
-            daemon: DaemonConfig::default(),
-        }
-    }
 }
 
 impl Default for NymvisorConfig {

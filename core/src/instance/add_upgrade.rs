@@ -61,7 +61,10 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
     }
     check_executable(&req.binary)?;
     let build = build_info::probe_daemon(&req.binary, &instance.config.daemon.name).await?;
-    parse_version(&build.build_version, &format!("the build information of {}", req.binary.display()))?;
+    parse_version(
+        &build.build_version,
+        &format!("the build information of {}", req.binary.display()),
+    )?;
 
     let data = &instance.data;
     let _plan_lock = FileLock::acquire_blocking(&data.plan_lock())?;
@@ -140,7 +143,12 @@ fn check_executable(binary: &Path) -> Result<()> {
 }
 
 /// Newer than what runs, and not a version that is already queued under another name.
-fn check_version(instance: &Instance, plan: &UpgradePlan, req: &AddUpgrade, version: &str) -> Result<()> {
+fn check_version(
+    instance: &Instance,
+    plan: &UpgradePlan,
+    req: &AddUpgrade,
+    version: &str,
+) -> Result<()> {
     let allow_downgrade = req.allow_downgrade || instance.config.daemon.allow_downgrade;
     if !allow_downgrade && compare_versions(version, &plan.current.version)?.is_le() {
         return Err(Error::UpgradeRefused(format!(
@@ -185,7 +193,11 @@ fn add_binary_only(
             build.build_version,
             req.name,
             info.version,
-            if info.version == build.build_version { " with other build details" } else { "" }
+            if info.version == build.build_version {
+                " with other build details"
+            } else {
+                ""
+            }
         )));
     }
     if bin_path.exists() && !req.force {

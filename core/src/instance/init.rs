@@ -35,7 +35,10 @@ pub async fn init<'a>(
 ) -> Result<InitOutcome> {
     let home = NymvisorHome::from_env(env)?;
     let build = build_info::probe(binary, build_info::PROBE_TIMEOUT).await?;
-    parse_version(&build.build_version, &format!("the build information of {}", binary.display()))?;
+    parse_version(
+        &build.build_version,
+        &format!("the build information of {}", binary.display()),
+    )?;
 
     let mut config = Config::default().apply_flags(flags)?.apply_env(env)?;
     if config.daemon.name.is_empty() {

@@ -4,7 +4,9 @@
 mod add_upgrade;
 mod init;
 
-pub use add_upgrade::{AddUpgrade, AddUpgradeOutcome, DEFAULT_UPGRADE_DELAY, UpgradeWhen, add_upgrade};
+pub use add_upgrade::{
+    AddUpgrade, AddUpgradeOutcome, DEFAULT_UPGRADE_DELAY, UpgradeWhen, add_upgrade,
+};
 pub use init::{InitOutcome, init};
 
 use std::path::PathBuf;

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `nymvisor` binary driven in temporary homes against the fake daemon.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod add_upgrade;
+mod basics;
+mod config;
+mod init;
+mod migration;

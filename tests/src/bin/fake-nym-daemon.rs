@@ -1,0 +1,221 @@
+//! A stand-in for a Nym binary, used by the end-to-end tests and the demo.
+//!
+//! * `[--no-banner] build-info --output=json|text` prints build information like the real
+//!   daemons. Name and version come from a metadata block stamped into a copy of this binary by
+//!   `nymvisor_tests::stamp_fake_daemon` (so copies of different "versions" exist as files, as
+//!   real releases do); the unstamped binary reads `FAKE_DAEMON_NAME` / `FAKE_DAEMON_VERSION`.
+//! * Anything else runs as a daemon that logs what happens to `$FAKE_DAEMON_LOG`: its start
+//!   (pid, process group, version, arguments), every signal, and its exit. Behaviour knobs:
+//!   - `FAKE_DAEMON_IGNORE=TERM,INT,…`  signals it ignores (logged, not acted upon);
+//!   - `FAKE_DAEMON_EXIT_AFTER_MS=N` with `FAKE_DAEMON_EXIT_CODE=C`  exits by itself;
+//!   - `FAKE_DAEMON_GRANDCHILD=1`  forks a grandchild that ignores TERM/INT and lives on;
+//!   - stamped `mode=crash`  exits 3 right after start (a broken release);
+//!   - stamped `nobanner=reject`  refuses `--no-banner` (an old binary, to test the fallback);
+//!   - stamped `buildinfo=hang`  never answers `build-info` (to test the probe timeout).
+//!   - `FAKE_DAEMON_WRITE_HOME=DIR`  writes `DIR/data/version.txt` with its version at start.
+
+use std::io::Write;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+
+/// Stamped by the tests: the marker, then `key=value;` pairs, then NUL padding.
+#[used]
+static META: [u8; 512] = {
+    let mut buf = [0u8; 512];
+    let marker = b"@@NYMVISOR-FAKE-DAEMON-META@@";
+    let mut i = 0;
+    while i < marker.len() {
+        buf[i] = marker[i];
+        i += 1;
+    }
+    buf
+};
+const MARKER_LEN: usize = 29;
+
+fn meta(key: &str) -> Option<String> {
+    // SAFETY: META is a plain byte array that lives for the whole program. The read is volatile so
+    // the compiler cannot fold in the unstamped initial value: the bytes are patched in the file.
+    let raw: [u8; 512] = unsafe { std::ptr::read_volatile(&META) };
+    let text = String::from_utf8_lossy(&raw[MARKER_LEN..]);
+    let text = text.trim_end_matches('\0');
+    text.split(';').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_owned())
+    })
+}
+
+fn name() -> String {
+    meta("name")
+        .or_else(|| std::env::var("FAKE_DAEMON_NAME").ok())
+        .unwrap_or_else(|| "nym-node".to_owned())
+}
+
+fn version() -> String {
+    meta("version")
+        .or_else(|| std::env::var("FAKE_DAEMON_VERSION").ok())
+        .unwrap_or_else(|| "1.1.0".to_owned())
+}
+
+fn log(line: &str) {
+    let Ok(path) = std::env::var("FAKE_DAEMON_LOG") else {
+        return;
+    };
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        // one write per line, so lines from several processes never interleave
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut rest: &[String] = &args;
+    let mut no_banner = false;
+    if rest.first().map(String::as_str) == Some("--no-banner") {
+        no_banner = true;
+        rest = &rest[1..];
+    }
+    match rest.first().map(String::as_str) {
+        Some("build-info") => build_info(no_banner, &rest[1..]),
+        Some("__grandchild") => grandchild(),
+        _ => daemon(&args),
+    }
+}
+
+fn build_info(no_banner: bool, args: &[String]) {
+    if no_banner && meta("nobanner").as_deref() == Some("reject") {
+        eprintln!("error: unexpected argument '--no-banner' found");
+        std::process::exit(2);
+    }
+    if meta("buildinfo").as_deref() == Some("hang") {
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    let json = args.iter().any(|a| a == "--output=json" || a == "json");
+    let info = serde_json::json!({
+        "binary_name": name(),
+        "build_timestamp": "2026-05-01T10:00:00.000000000Z",
+        "build_version": version(),
+        "commit_sha": "0123456789abcdef0123456789abcdef01234567",
+        "commit_timestamp": "2026-04-30T09:00:00.000000000+02:00",
+        "commit_branch": "master",
+        "rustc_version": "1.87.0",
+        "rustc_channel": "stable",
+        "cargo_profile": "release",
+        "cargo_triple": "x86_64-unknown-linux-gnu",
+    });
+    if !no_banner {
+        println!(
+            "\n      _ __  _   _ _ __ ___\n     | '_ \\| | | | '_ ` _ \\\n     | | | | |_| | | | | | |\n     |_| |_|\\__, |_| |_| |_|\n            |___/\n"
+        );
+    }
+    if json {
+        println!("{info}");
+    } else if let Some(map) = info.as_object() {
+        for (k, v) in map {
+            println!("{k}: {}", v.as_str().unwrap_or_default());
+        }
+    }
+}
+
+fn signal_from_name(name: &str) -> Option<Signal> {
+    let name = name.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name).to_owned();
+    format!("SIG{name}").parse().ok()
+}
+
+fn daemon(args: &[String]) {
+    let pid = std::process::id();
+    let pgid = nix::unistd::getpgrp();
+    // Handle signals synchronously: block them here, before any thread exists, then sigwait.
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+    let ignored: Vec<Signal> = std::env::var("FAKE_DAEMON_IGNORE")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(signal_from_name)
+        .collect();
+
+    log(&format!(
+        "start pid={pid} pgid={pgid} version={} args={}",
+        version(),
+        serde_json::to_string(args).unwrap_or_default()
+    ));
+    if let Ok(home) = std::env::var("FAKE_DAEMON_WRITE_HOME") {
+        let dir = std::path::Path::new(&home).join("data");
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join("version.txt"), version());
+    }
+    if meta("mode").as_deref() == Some("crash") {
+        log(&format!("exit pid={pid} code=3 reason=crash-mode"));
+        std::process::exit(3);
+    }
+    if std::env::var("FAKE_DAEMON_GRANDCHILD").as_deref() == Ok("1") {
+        spawn_grandchild();
+    }
+    if let Ok(ms) = std::env::var("FAKE_DAEMON_EXIT_AFTER_MS")
+        && let Ok(ms) = ms.parse::<u64>()
+    {
+        let code: i32 = std::env::var("FAKE_DAEMON_EXIT_CODE")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            log(&format!("exit pid={pid} code={code} reason=timer"));
+            std::process::exit(code);
+        });
+    }
+    loop {
+        let Ok(sig) = set.wait() else { continue };
+        if ignored.contains(&sig) {
+            log(&format!("signal pid={pid} {sig} ignored"));
+            continue;
+        }
+        log(&format!("signal pid={pid} {sig}"));
+        if matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+            log(&format!("exit pid={pid} code=0 reason={sig}"));
+            std::process::exit(0);
+        }
+    }
+}
+
+fn spawn_grandchild() {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let child = std::process::Command::new(exe)
+        .arg("__grandchild")
+        .stdin(std::process::Stdio::null())
+        .spawn();
+    if let Ok(child) = child {
+        log(&format!("grandchild pid={}", child.id()));
+    }
+}
+
+fn grandchild() {
+    // Only SIGKILL ends it: it stands for a helper process a daemon forgot to stop.
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGHUP);
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,248 @@
+//! Test harness shared by the end-to-end tests and the demo: temp homes, the real `nymvisor`
+//! binary, stamped copies of the fake daemon, and wait-for-condition helpers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const MARKER: &[u8] = b"@@NYMVISOR-FAKE-DAEMON-META@@";
+const META_LEN: usize = 512;
+
+/// A binary built by this workspace, next to the test executable's `deps/` directory.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().expect("deps dir");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target dir")
+    } else {
+        dir
+    };
+    let path = dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// The real `nymvisor` binary.
+pub fn nymvisor_bin() -> PathBuf {
+    workspace_bin("nymvisor")
+}
+
+/// The unstamped fake daemon.
+pub fn fake_daemon_bin() -> PathBuf {
+    workspace_bin("fake-nym-daemon")
+}
+
+/// Writes a copy of the fake daemon to `dest` that reports `name` and `version`; `extra` is
+/// more `key=value` metadata (`mode=crash`, `nobanner=reject`, `buildinfo=hang`).
+pub fn stamp_fake_daemon(dest: &Path, name: &str, version: &str, extra: &[&str]) -> PathBuf {
+    let mut bytes = std::fs::read(fake_daemon_bin()).unwrap();
+    let at = bytes
+        .windows(MARKER.len())
+        .position(|w| w == MARKER)
+        .expect("metadata marker in the fake daemon");
+    let mut meta = format!("name={name};version={version};");
+    for kv in extra {
+        meta.push_str(kv);
+        meta.push(';');
+    }
+    let start = at + MARKER.len();
+    assert!(meta.len() < META_LEN - MARKER.len());
+    bytes[start..start + meta.len()].copy_from_slice(meta.as_bytes());
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(dest, bytes).unwrap();
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dest.to_owned()
+}
+
+/// A private world for one test: `NYM_HOME_DIR`, a daemon home, a place for binaries.
+#[derive(Debug)]
+pub struct TestHome {
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for TestHome {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHome {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("nym-home")).unwrap();
+        std::fs::create_dir_all(dir.path().join("daemon-home")).unwrap();
+        std::fs::create_dir_all(dir.path().join("bins")).unwrap();
+        TestHome { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `NYM_HOME_DIR`.
+    pub fn nym_home(&self) -> PathBuf {
+        self.path().join("nym-home")
+    }
+
+    pub fn daemon_home(&self) -> PathBuf {
+        self.path().join("daemon-home")
+    }
+
+    /// `<NYM_HOME_DIR>/.nym/nymvisors`.
+    pub fn nymvisors(&self) -> PathBuf {
+        self.nym_home().join(".nym").join("nymvisors")
+    }
+
+    /// The default upgrade data directory of `daemon`.
+    pub fn data_dir(&self, daemon: &str) -> PathBuf {
+        self.nymvisors().join("data").join(daemon)
+    }
+
+    pub fn config_path(&self, id: &str) -> PathBuf {
+        self.nymvisors()
+            .join("instances")
+            .join(id)
+            .join("config")
+            .join("config.toml")
+    }
+
+    /// A stamped fake daemon under `bins/<file>`.
+    pub fn daemon_bin(&self, file: &str, name: &str, version: &str, extra: &[&str]) -> PathBuf {
+        stamp_fake_daemon(&self.path().join("bins").join(file), name, version, extra)
+    }
+
+    /// `nymvisor` with a clean environment pointing at this home.
+    pub fn nymvisor(&self) -> Command {
+        let mut cmd = Command::new(nymvisor_bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NYM_HOME_DIR", self.nym_home())
+            .env("HOME", self.path())
+            .env("RUST_LOG", "warn")
+            .current_dir(self.path());
+        cmd
+    }
+
+    /// Runs `nymvisor args…` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.nymvisor().args(args).output().unwrap()
+    }
+
+    /// `nymvisor init` of a fake `nym-node` at `version` with default settings; asserts success.
+    pub fn init_default(&self, version: &str) -> PathBuf {
+        let bin = self.daemon_bin(&format!("nym-node-{version}"), "nym-node", version, &[]);
+        let out = self.run(&[
+            "init",
+            bin.to_str().unwrap(),
+            "--daemon-home",
+            self.daemon_home().to_str().unwrap(),
+        ]);
+        assert_success(&out);
+        bin
+    }
+
+    /// A snapshot of every file under the home (path → content hash), to prove nothing changed.
+    pub fn snapshot(&self) -> Vec<(PathBuf, String)> {
+        let mut files = Vec::new();
+        snapshot_into(self.path(), &mut files);
+        files.sort();
+        files
+    }
+}
+
+fn snapshot_into(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ft = entry.file_type().unwrap();
+        if ft.is_symlink() {
+            let target = std::fs::read_link(&path).unwrap();
+            out.push((path, format!("-> {}", target.display())));
+        } else if ft.is_dir() {
+            out.push((path.clone(), "<dir>".to_owned()));
+            snapshot_into(&path, out);
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&bytes, &mut h);
+            let hash = std::hash::Hasher::finish(&h);
+            out.push((
+                path.clone(),
+                format!("{} bytes, hash {hash:016x}", bytes.len()),
+            ));
+        }
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+pub fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "expected success, got {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// Asserts failure with a one-line cause on stderr containing `needle`.
+#[track_caller]
+pub fn assert_failure(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "expected failure, got success\nstdout:\n{}\nstderr:\n{err}",
+        stdout(out)
+    );
+    assert!(
+        err.contains(needle),
+        "stderr does not mention {needle:?}:\n{err}"
+    );
+    let cause: Vec<_> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(cause.len(), 1, "expected one error line:\n{err}");
+}
+
+/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
+/// The directory of the 0.1.41 fixtures shipped with the tests.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join("nymvisor-0.1.41")
+}
