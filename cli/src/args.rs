@@ -41,6 +41,9 @@ pub struct Cli {
 pub enum Command {
     /// Create an instance for a daemon binary
     Init(InitArgs),
+    /// Run and supervise the daemon: `nymvisor run run --id my-node` runs `nym-node run --id my-node`
+    #[command(disable_help_flag = true)]
+    Run(RunArgs),
     /// Print nymvisor's own build information
     BuildInfo(OutputArgs),
     /// Print the build information of the daemon binary `current` points to
@@ -63,6 +66,13 @@ pub struct OutputArgs {
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Arguments passed to the daemon verbatim (including ones that start with `-`)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "DAEMON_ARGS")]
+    pub daemon_args: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

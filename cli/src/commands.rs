@@ -8,9 +8,11 @@ use nymvisor_core::build_info;
 use nymvisor_core::env::Env;
 use nymvisor_core::instance::{self, AddUpgrade, DEFAULT_UPGRADE_DELAY, Instance, UpgradeWhen};
 use nymvisor_core::model::{self, BuildInfo};
+use nymvisor_core::run;
 use serde::Serialize;
 
-use crate::args::{AddUpgradeArgs, Cli, Command, InitArgs, OutputFormat};
+use crate::args::{AddUpgradeArgs, Cli, Command, InitArgs, OutputFormat, RunArgs};
+use crate::logging;
 use crate::self_info;
 
 pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
@@ -26,7 +28,12 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
         Cli::command().print_help()?;
         return Ok(ExitCode::from(2));
     };
+    if let Command::Run(args) = command {
+        return run(args, env).await;
+    }
+    logging::init(&env, None);
     match command {
+        Command::Run(_) => {}
         Command::Init(args) => init(args, &env).await?,
         Command::BuildInfo(args) => print_build_info(&self_info::build_info(), args.output)?,
         Command::DaemonBuildInfo(args) => {
@@ -148,4 +155,23 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
+    let instance = Instance::open(&env)?;
+    logging::init(&env, Some(&instance.config));
+    let opts = run::RunOptions {
+        daemon_args: args.daemon_args,
+        env,
+    };
+    match run::run(instance, opts).await {
+        Ok(outcome) => {
+            tracing::debug!(?outcome, "nymvisor run finished");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            Err(e.into())
+        }
+    }
 }

@@ -4,6 +4,7 @@
 mod args;
 mod commands;
 mod init_flags;
+mod logging;
 mod self_info;
 
 use std::process::ExitCode;
@@ -19,7 +20,6 @@ fn main() -> ExitCode {
         Ok(env) => env,
         Err(e) => return fail(&e),
     };
-    init_logging(&env);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,14 +56,4 @@ fn build_env(cli: &Cli) -> anyhow::Result<Env> {
         }
     }
     Ok(env)
-}
-
-fn init_logging(env: &Env) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(env.get_non_empty("RUST_LOG").unwrap_or("info"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

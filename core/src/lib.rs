@@ -8,14 +8,18 @@
 //! [`instance::Instance`] (config file + environment → paths), and calls an operation such as
 //! [`instance::init`] or [`instance::add_upgrade`]. Library code never reads `std::env`.
 
+pub mod backup;
 pub mod build_info;
 pub mod config;
+pub mod daemon;
 pub mod env;
 pub mod error;
+pub mod failpoint;
 pub mod fsutil;
 pub mod instance;
 pub mod model;
 pub mod paths;
 pub mod rules;
+pub mod run;
 
 pub use error::{Error, Result};

@@ -1,0 +1,90 @@
+//! The `copy` strategy: a full tree copy preserving modes, times and symlinks (as links).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::time::TimeSpec;
+
+use super::{BackupStrategy, Cancel};
+use crate::error::{Error, Result};
+
+/// Recursive copy; see the module docs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyBackup;
+
+impl BackupStrategy for CopyBackup {
+    fn name(&self) -> &'static str {
+        "copy"
+    }
+
+    fn backup(&self, source: &Path, dest: &Path, skip: &[PathBuf], cancel: &Cancel) -> Result<()> {
+        copy_tree(source, dest, skip, cancel)
+    }
+
+    fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()> {
+        copy_tree(backup, target, &[], cancel)
+    }
+}
+
+/// Copies `src` to `dst` (created). Directory times are set after their content.
+pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf], cancel: &Cancel) -> Result<()> {
+    let meta = fs::symlink_metadata(src).map_err(|e| Error::io("failed to read", src, e))?;
+    fs::create_dir(dst).map_err(|e| Error::io("failed to create", dst, e))?;
+    let entries = fs::read_dir(src).map_err(|e| Error::io("failed to list", src, e))?;
+    for entry in entries {
+        cancel.check()?;
+        let entry = entry.map_err(|e| Error::io("failed to list", src, e))?;
+        let from = entry.path();
+        if skip.iter().any(|s| s == &from) {
+            continue;
+        }
+        let to = dst.join(entry.file_name());
+        let ft = entry.file_type().map_err(|e| Error::io("failed to read", &from, e))?;
+        if ft.is_dir() {
+            copy_tree(&from, &to, skip, cancel)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(|e| Error::io("failed to read link", &from, e))?;
+            symlink(&target, &to).map_err(|e| Error::io("failed to create link", &to, e))?;
+            let m = fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
+            set_times(&to, &m, false);
+            set_owner(&to, &m, false);
+        } else if ft.is_file() {
+            fs::copy(&from, &to).map_err(|e| Error::io("failed to copy", &from, e))?;
+            let m = fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
+            set_owner(&to, &m, true);
+            fs::set_permissions(&to, fs::Permissions::from_mode(m.mode() & 0o7777))
+                .map_err(|e| Error::io("failed to set permissions of", &to, e))?;
+            set_times(&to, &m, true);
+        }
+        // sockets, fifos and devices are not data: left out
+    }
+    set_owner(dst, &meta, true);
+    fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
+        .map_err(|e| Error::io("failed to set permissions of", dst, e))?;
+    set_times(dst, &meta, true);
+    Ok(())
+}
+
+fn set_times(path: &Path, m: &fs::Metadata, follow: bool) {
+    let atime = TimeSpec::new(m.atime(), m.atime_nsec());
+    let mtime = TimeSpec::new(m.mtime(), m.mtime_nsec());
+    let flag = if follow {
+        UtimensatFlags::FollowSymlink
+    } else {
+        UtimensatFlags::NoFollowSymlink
+    };
+    let _ = utimensat(nix::fcntl::AT_FDCWD, path, &atime, &mtime, flag);
+}
+
+/// Ownership is kept where permitted (as root); otherwise files belong to the backup's owner.
+fn set_owner(path: &Path, m: &fs::Metadata, follow: bool) {
+    let (uid, gid) = (Some(nix::unistd::Uid::from_raw(m.uid())), Some(nix::unistd::Gid::from_raw(m.gid())));
+    let flag = if follow {
+        nix::fcntl::AtFlags::empty()
+    } else {
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
+    };
+    let _ = nix::unistd::fchownat(nix::fcntl::AT_FDCWD, path, uid, gid, flag);
+}

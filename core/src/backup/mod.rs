@@ -1,0 +1,231 @@
+//! Backups of the daemon's data before a swap (SPEC §11).
+//!
+//! A [`BackupStrategy`] copies a tree into a directory that does not exist yet; [`take_backup`]
+//! wraps it with what every strategy shares: the free-space check, the temporary name renamed
+//! when complete, one backup per upgrade, and retention.
+
+mod copy;
+
+pub use copy::CopyBackup;
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::config::BackupStrategyKind;
+use crate::error::{Error, Result};
+use crate::fsutil;
+
+/// Lets a long backup be abandoned promptly (a stop signal arrived).
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// An error if cancelled, for `?` inside copy loops.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Inconsistent("backup cancelled".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One way of making (and restoring) a backup. Implementations block: call them from a blocking
+/// thread. They must check `cancel` regularly.
+pub trait BackupStrategy: Debug + Send + Sync {
+    /// Short name, as in the configuration (`copy`, `none`, …).
+    fn name(&self) -> &'static str;
+
+    /// Copies `source` into `dest` (which does not exist), leaving out every path in `skip`.
+    fn backup(&self, source: &Path, dest: &Path, skip: &[PathBuf], cancel: &Cancel) -> Result<()>;
+
+    /// Copies a backup made by [`BackupStrategy::backup`] into `target` (which does not exist).
+    fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()>;
+}
+
+/// The strategy for a configured kind. Kinds not implemented yet fall back to `copy`, with a
+/// warning, so that the operator's data is still backed up.
+pub fn strategy_for(kind: BackupStrategyKind) -> Option<Arc<dyn BackupStrategy>> {
+    match kind {
+        BackupStrategyKind::None => None,
+        BackupStrategyKind::Copy => Some(Arc::new(CopyBackup)),
+        other => {
+            tracing::warn!("backup strategy `{other}` is not available in this build; using `copy`");
+            Some(Arc::new(CopyBackup))
+        }
+    }
+}
+
+/// Where and what to back up.
+#[derive(Debug, Clone)]
+pub struct BackupPlan {
+    /// The daemon's home.
+    pub source: PathBuf,
+    /// `<backup dir>`; backups go to `<backup dir>/<upgrade>/<timestamp>/`.
+    pub backup_root: PathBuf,
+    /// Paths never copied: nymvisor's own directory, the backup directory, the upgrade data
+    /// directory when they lie inside the source.
+    pub skip: Vec<PathBuf>,
+    /// How many backups to keep (at least 1).
+    pub keep: usize,
+    /// Free space that must remain after the backup, in bytes.
+    pub min_free_after: u64,
+}
+
+/// An existing complete backup of `upgrade`, if any (one backup per upgrade, not per retry).
+pub fn existing_backup(root: &Path, upgrade: &str) -> Option<PathBuf> {
+    let dir = root.join(upgrade);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// Checks there is room for a copy of `source` in `root`; returns the bytes needed.
+pub fn check_free_space(plan: &BackupPlan) -> Result<u64> {
+    let needed = tree_size(&plan.source, &plan.skip);
+    let probe = nearest_existing(&plan.backup_root);
+    let stat = nix::sys::statvfs::statvfs(&probe).map_err(|e| {
+        Error::io("failed to read free space of", &probe, std::io::Error::from_raw_os_error(e as i32))
+    })?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    if free < needed.saturating_add(plan.min_free_after) {
+        return Err(Error::BackupSpace {
+            dir: plan.backup_root.clone(),
+            needed,
+            free,
+        });
+    }
+    Ok(needed)
+}
+
+/// Makes the backup for `upgrade`: into `<root>/<upgrade>/.<timestamp>.partial`, renamed to
+/// `<root>/<upgrade>/<timestamp>` when complete, then prunes old backups. A failed or cancelled
+/// backup leaves nothing behind.
+pub fn take_backup(
+    strategy: &dyn BackupStrategy,
+    plan: &BackupPlan,
+    upgrade: &str,
+    timestamp: &str,
+    cancel: &Cancel,
+) -> Result<PathBuf> {
+    let dir = plan.backup_root.join(upgrade);
+    fsutil::create_dir_all(&dir)?;
+    let partial = dir.join(format!(".{timestamp}.partial"));
+    let done = dir.join(timestamp);
+    let _ = std::fs::remove_dir_all(&partial);
+    if let Err(e) = strategy.backup(&plan.source, &partial, &plan.skip, cancel) {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, &done).map_err(|e| Error::io("failed to finish backup", &done, e))?;
+    fsutil::sync_dir(&dir)?;
+    prune(&plan.backup_root, plan.keep);
+    Ok(done)
+}
+
+/// Replaces the content of `target` (except `skip`) with the backup, crash-safely enough to be
+/// repeated: the backup is first copied next to the target, then entries are swapped in.
+pub fn restore_backup(
+    strategy: &dyn BackupStrategy,
+    backup: &Path,
+    target: &Path,
+    skip: &[PathBuf],
+    cancel: &Cancel,
+) -> Result<()> {
+    let staging = target.join(".nymvisor-restore.partial");
+    let _ = std::fs::remove_dir_all(&staging);
+    strategy.restore(backup, &staging, cancel)?;
+    let entries = std::fs::read_dir(target).map_err(|e| Error::io("failed to list", target, e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path == staging || skip.iter().any(|s| s == &path) {
+            continue;
+        }
+        let removed = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| Error::io("failed to remove before restoring", &path, e))?;
+    }
+    let staged = std::fs::read_dir(&staging).map_err(|e| Error::io("failed to list", &staging, e))?;
+    for entry in staged.flatten() {
+        let dest = target.join(entry.file_name());
+        if skip.iter().any(|s| s == &dest) {
+            continue;
+        }
+        std::fs::rename(entry.path(), &dest).map_err(|e| Error::io("failed to restore", &dest, e))?;
+    }
+    std::fs::remove_dir_all(&staging).map_err(|e| Error::io("failed to remove", &staging, e))?;
+    fsutil::sync_dir(target)
+}
+
+/// Keeps the newest `keep` backups under `root/<upgrade>/<timestamp>` (by timestamp name).
+pub fn prune(root: &Path, keep: usize) {
+    let mut all: Vec<(String, PathBuf)> = Vec::new();
+    for upgrade in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for backup in std::fs::read_dir(upgrade.path()).into_iter().flatten().flatten() {
+            let name = backup.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && backup.path().is_dir() {
+                all.push((name, backup.path()));
+            }
+        }
+    }
+    all.sort();
+    let excess = all.len().saturating_sub(keep.max(1));
+    for (_, path) in all.into_iter().take(excess) {
+        tracing::info!(path = %path.display(), "removing old backup");
+        if let Err(e) = std::fs::remove_dir_all(&path) {
+            tracing::warn!(path = %path.display(), "failed to remove old backup: {e}");
+        }
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::remove_dir(parent); // only succeeds when empty
+        }
+    }
+}
+
+fn nearest_existing(path: &Path) -> PathBuf {
+    let mut p = path.to_path_buf();
+    while !p.exists() {
+        if !p.pop() {
+            return PathBuf::from("/");
+        }
+    }
+    p
+}
+
+/// Bytes of regular files under `dir`, symlinks not followed, `skip` left out.
+pub fn tree_size(dir: &Path, skip: &[PathBuf]) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if skip.iter().any(|s| s == &path) {
+                continue;
+            }
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(path),
+                Ok(m) if m.is_file() => total += m.len(),
+                _ => {}
+            }
+        }
+    }
+    total
+}

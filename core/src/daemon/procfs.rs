@@ -1,0 +1,63 @@
+//! Reading process facts from `/proc` (Linux): start times (to tell a process from a later one
+//! that reuses its pid) and process-group membership.
+
+use nix::unistd::Pid;
+
+/// Fields of `/proc/<pid>/stat` that nymvisor needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub pgrp: i32,
+    /// Start time in clock ticks after boot: with the pid, it identifies a process for good.
+    pub start_ticks: u64,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` if the process does not exist (or no procfs).
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    // `comm` is in parentheses and may itself contain spaces and parentheses
+    let after = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Live (non-zombie) members of process group `pgid`, other than `except`.
+pub fn group_members(pgid: Pid, except: Pid) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != except.as_raw())
+        .filter(|&pid| stat(pid).is_some_and(|s| s.pgrp == pgid.as_raw() && s.state != 'Z'))
+        .map(Pid::from_raw)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_odd_command_names() {
+        let line = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
+        let s = parse_stat(line).unwrap();
+        assert_eq!((s.state, s.pgrp, s.start_ticks), ('S', 1234, 987654));
+        assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let me = stat(std::process::id() as i32).unwrap();
+        assert_eq!(me.pgrp, nix::unistd::getpgrp().as_raw());
+    }
+}

@@ -1,0 +1,15 @@
+//! Fail points for crash-safety tests: with the `failpoints` feature, `hit("name", active)`
+//! kills nymvisor with SIGKILL when `active` (from `NYMVISOR_FAILPOINT`) names that point.
+//! Without the feature (release builds) it compiles to nothing.
+
+/// Kills the process if `name` is the active fail point.
+#[inline]
+pub fn hit(name: &str, active: Option<&str>) {
+    #[cfg(feature = "failpoints")]
+    if active == Some(name) {
+        tracing::error!("fail point `{name}` reached: killing nymvisor");
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = (name, active);
+}

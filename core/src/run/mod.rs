@@ -1,0 +1,429 @@
+//! `nymvisor run`: the supervisor (SPEC §7) and the upgrade executor (SPEC §8).
+//!
+//! One task owns everything: the daemon, the signal streams, the plan watcher and the timers,
+//! and waits on all of them at once, so a signal is honoured promptly whatever else is going on
+//! (a restart delay, a backup, a wait for an upgrade time).
+
+mod journal;
+mod signals;
+mod state;
+mod upgrade;
+mod watch;
+
+pub use journal::{Journal, Stage};
+pub use state::{Refusal, RunState};
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
+use tokio::time::Instant;
+
+use self::signals::{Signals, is_stop};
+use self::upgrade::{Applied, PrepareError};
+use self::watch::PlanWatch;
+use crate::backup::{self, BackupStrategy};
+use crate::daemon::{self, Daemon, DaemonExit, DaemonSpec};
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, FileLock};
+use crate::instance::Instance;
+use crate::model::{self, UpgradeInfo, UpgradePlan};
+
+/// What `run` was given besides the instance.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Arguments for the daemon, verbatim.
+    pub daemon_args: Vec<OsString>,
+    /// The environment the daemon gets (and where `NYMVISOR_FAILPOINT` is read in test builds).
+    pub env: Env,
+}
+
+/// Why `run` ended without an error (exit status 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The daemon exited with status 0 on its own.
+    DaemonExited,
+    /// nymvisor was asked to stop.
+    Stopped(Signal),
+    /// An upgrade asked nymvisor to stop (`manual`, or `restart_after_upgrade = false`).
+    StoppedAfterUpgrade(String),
+}
+
+/// Longest single sleep: timers are re-evaluated at least this often (wall-clock changes).
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// First retry delay of an upgrade that could not be prepared; doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+pub(crate) struct Supervisor {
+    inst: Instance,
+    spec: DaemonSpec,
+    plan: UpgradePlan,
+    watch: PlanWatch,
+    signals: Signals,
+    sigchld: SignalStream,
+    backup_strategy: Option<Arc<dyn BackupStrategy>>,
+    confirming: Option<Journal>,
+    refused: BTreeMap<String, (UpgradeInfo, Refusal, u32)>,
+    startup_failures: u32,
+    state: RunState,
+    failpoint: Option<String>,
+    _lock: FileLock,
+}
+
+/// Supervises the instance's daemon until it ends, nymvisor is stopped, or an error occurs.
+pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
+    let lock = FileLock::try_acquire(&inst.data.run_lock())?;
+    // SIGCHLD is watched before any child exists so that no exit is missed
+    let sigchld = signal(SignalKind::child())
+        .map_err(|e| Error::Inconsistent(format!("cannot watch child processes: {e}")))?;
+    let signals = Signals::new()?;
+    let plan = match inst.plan() {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::error!("{e}; running the current binary and ignoring the plan until it is fixed");
+            fallback_plan(&inst)?
+        }
+    };
+    let watch = PlanWatch::new(inst.data.root(), &inst.data.plan());
+    let spec = DaemonSpec {
+        binary: inst.data.current_bin(),
+        args: opts.daemon_args.clone(),
+        env: opts.env.clone(),
+    };
+    let instance_data = inst.home.instance_data_dir(inst.config.id());
+    let previous_state = RunState::load(&instance_data).ok().flatten();
+    let mut sup = Supervisor {
+        backup_strategy: backup::strategy_for(inst.config.daemon.backup_strategy),
+        failpoint: opts.env.get_non_empty("NYMVISOR_FAILPOINT").map(str::to_owned),
+        inst,
+        spec,
+        plan,
+        watch,
+        signals,
+        sigchld,
+        confirming: None,
+        refused: BTreeMap::new(),
+        startup_failures: 0,
+        state: RunState {
+            nymvisor_pid: std::process::id(),
+            nymvisor_started_at: Some(model::now()),
+            ..RunState::default()
+        },
+        _lock: lock,
+    };
+    if let Some(prev) = previous_state
+        && let (Some(pid), Some(ticks)) = (prev.daemon_pid, prev.daemon_start_ticks)
+    {
+        daemon::stop_leftover(pid, ticks, sup.inst.config.daemon.shutdown_grace_period).await;
+    }
+    sup.save_state();
+    sup.recover().await?;
+    let outcome = sup.main_loop().await;
+    sup.daemon_stopped();
+    outcome
+}
+
+/// A plan to go on with when the file cannot be read: the current binary's own info.
+fn fallback_plan(inst: &Instance) -> Result<UpgradePlan> {
+    let info_path = inst.data.current_link().join("upgrade-info.json");
+    let info: UpgradeInfo = fsutil::read_json(&info_path)?;
+    Ok(UpgradePlan::new(info))
+}
+
+enum Event {
+    Exited,
+    Signal(Signal),
+    PlanTick,
+    Timer,
+    Confirmed,
+}
+
+enum Step {
+    Continue(Option<Daemon>),
+    Exit(RunOutcome),
+}
+
+impl Supervisor {
+    async fn main_loop(&mut self) -> Result<RunOutcome> {
+        let mut daemon: Option<Daemon> = None;
+        loop {
+            if daemon.is_none() {
+                match self.try_due_upgrade(None).await? {
+                    Step::Exit(outcome) => return Ok(outcome),
+                    Step::Continue(d) => daemon = d,
+                }
+            }
+            let mut running = match daemon.take() {
+                Some(d) => d,
+                None => match self.start_daemon() {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        self.record_error(e.to_string());
+                        match self.on_failure(None, Duration::ZERO).await? {
+                            Some(outcome) => return Ok(outcome),
+                            None => continue,
+                        }
+                    }
+                },
+            };
+            let confirm_at = self.confirming.as_ref().map(|_| {
+                Instant::now() + self.inst.config.daemon.startup_period_duration.saturating_sub(running.uptime())
+            });
+            let wake = self.next_wake();
+            let event = tokio::select! {
+                _ = running.exited(&mut self.sigchld) => Event::Exited,
+                sig = self.signals.recv() => Event::Signal(sig),
+                () = self.watch.tick() => Event::PlanTick,
+                () = tokio::time::sleep_until(wake) => Event::Timer,
+                () = sleep_until_opt(confirm_at) => Event::Confirmed,
+            };
+            match event {
+                Event::Signal(sig) if is_stop(sig) => {
+                    tracing::info!("{sig} received: stopping the daemon");
+                    let exit = running.stop(sig, self.inst.config.daemon.shutdown_grace_period, &mut self.sigchld).await;
+                    tracing::info!("daemon stopped ({exit}); nymvisor exits");
+                    return Ok(RunOutcome::Stopped(sig));
+                }
+                Event::Signal(sig) => {
+                    tracing::info!("forwarding {sig} to the daemon");
+                    running.signal_group(sig);
+                    daemon = Some(running);
+                }
+                Event::PlanTick => {
+                    self.reload_plan();
+                    daemon = Some(running);
+                }
+                Event::Confirmed => {
+                    if let Some(journal) = self.confirming.take() {
+                        Journal::clear(self.inst.data.root())?;
+                        tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period", self.inst.config.daemon.name, journal.upgrade.version);
+                    }
+                    self.startup_failures = 0;
+                    daemon = Some(running);
+                }
+                Event::Timer => match self.try_due_upgrade(Some(running)).await? {
+                    Step::Exit(outcome) => return Ok(outcome),
+                    Step::Continue(d) => daemon = d,
+                },
+                Event::Exited => {
+                    let uptime = running.uptime();
+                    let exit = running.finish(self.inst.config.daemon.shutdown_grace_period, &mut self.sigchld).await;
+                    self.daemon_stopped();
+                    if exit.success() {
+                        tracing::info!("the daemon exited cleanly; nymvisor exits too");
+                        return Ok(RunOutcome::DaemonExited);
+                    }
+                    if let Some(outcome) = self.on_failure(Some(exit), uptime).await? {
+                        return Ok(outcome);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies the first due upgrade, if any can be prepared. `daemon` is the running one.
+    async fn try_due_upgrade(&mut self, daemon: Option<Daemon>) -> Result<Step> {
+        let Some(info) = self.due_upgrade() else {
+            return Ok(Step::Continue(daemon));
+        };
+        let t = std::time::Instant::now();
+        if let Err(e) = self.prepare(&info).await {
+            self.refuse(&info, e);
+            return Ok(Step::Continue(daemon));
+        }
+        tracing::info!(upgrade = %info.name, stage = "prepare", elapsed_ms = t.elapsed().as_millis() as u64, "verified the new binary ({} {})", self.inst.config.daemon.name, info.version);
+        self.refused.remove(&info.name);
+        let name = info.name.clone();
+        match self.apply(info.clone(), daemon).await? {
+            Applied::Done { daemon, restart_wanted } => {
+                self.startup_failures = 0;
+                if restart_wanted {
+                    Ok(Step::Continue(daemon))
+                } else {
+                    Ok(Step::Exit(RunOutcome::StoppedAfterUpgrade(name)))
+                }
+            }
+            Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
+            Applied::Aborted { daemon, reason } => {
+                tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {reason}");
+                self.refuse(&info, PrepareError { reason, permanent: false });
+                Ok(Step::Continue(daemon))
+            }
+        }
+    }
+
+    /// The daemon failed (or could not be started). Returns an outcome when nymvisor must stop;
+    /// otherwise waits out the restart delay (or rolls back) and returns `None`.
+    async fn on_failure(&mut self, exit: Option<DaemonExit>, uptime: Duration) -> Result<Option<RunOutcome>> {
+        let cfg = self.inst.config.daemon.clone();
+        let what = exit.map_or_else(|| "could not be started".to_owned(), |e| format!("failed ({e})"));
+        let during_startup = uptime < cfg.startup_period_duration;
+        if during_startup {
+            self.startup_failures += 1;
+        } else {
+            self.startup_failures = 0;
+        }
+        let limit = cfg.max_startup_failures.max(1);
+        tracing::warn!(
+            "the daemon {what} after {}{}",
+            humantime::format_duration(Duration::from_secs(uptime.as_secs())),
+            if during_startup { format!(" (startup failure {} of {limit})", self.startup_failures) } else { String::new() }
+        );
+        self.record_error(format!("daemon {what}"));
+        self.state.startup_failures = self.startup_failures;
+
+        if during_startup
+            && cfg.rollback_on_failure
+            && (self.startup_failures >= limit || !cfg.restart_on_failure)
+            && let Some(journal) = self.confirming.take()
+        {
+            let reason = format!("{} {} {what} {} time(s) within its startup period", cfg.name, journal.upgrade.version, self.startup_failures);
+            self.rollback(journal, &reason).await?;
+            self.startup_failures = 0;
+            return Ok(None);
+        }
+        if !cfg.restart_on_failure {
+            return Err(Error::DaemonFailed(format!("the daemon {what} and restart_on_failure is off")));
+        }
+        if self.startup_failures >= limit {
+            return Err(Error::DaemonFailed(format!(
+                "the daemon failed {} times within {} of starting; giving up",
+                self.startup_failures,
+                humantime::format_duration(cfg.startup_period_duration)
+            )));
+        }
+        tracing::info!("restarting the daemon in {}", humantime::format_duration(cfg.failure_restart_delay));
+        let until = Instant::now() + cfg.failure_restart_delay;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return Ok(None),
+                sig = self.signals.recv_stop() => {
+                    tracing::info!("{sig} received while waiting to restart the daemon: exiting");
+                    return Ok(Some(RunOutcome::Stopped(sig)));
+                }
+                () = self.watch.tick() => {
+                    self.reload_plan();
+                    if self.due_upgrade().is_some() {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_daemon(&mut self) -> Result<Daemon> {
+        let d = Daemon::spawn(&self.spec)?;
+        self.state.daemon_pid = Some(d.pid());
+        self.state.daemon_start_ticks = d.start_ticks();
+        self.state.daemon_started_at = Some(model::now());
+        self.save_state();
+        tracing::info!("started {} (pid {})", self.spec.binary.display(), d.pid());
+        Ok(d)
+    }
+
+    fn daemon_stopped(&mut self) {
+        if self.state.daemon_pid.take().is_some() {
+            self.state.daemon_start_ticks = None;
+            self.state.daemon_started_at = None;
+            self.save_state();
+        }
+    }
+
+    fn record_error(&mut self, message: String) {
+        self.state.last_error = Some(message);
+        self.state.last_error_at = Some(model::now());
+        self.save_state();
+    }
+
+    fn save_state(&mut self) {
+        self.state.refused = self.refused.values().map(|(_, r, _)| r.clone()).collect();
+        self.state.save(&self.inst.home.instance_data_dir(self.inst.config.id()));
+    }
+
+    fn reload_plan(&mut self) {
+        let reloaded = self.watch.reload();
+        if let Some(problem) = self.watch.error()
+            && self.state.last_error.as_deref() != Some(problem)
+        {
+            let problem = problem.to_owned();
+            self.record_error(problem);
+        }
+        if let Some(plan) = reloaded {
+            if plan != self.plan {
+                tracing::info!("upgrade plan changed: {} upgrade(s) queued", plan.queued_up.len());
+            }
+            // forget refusals of entries that changed or left the queue
+            self.refused.retain(|name, (info, _, _)| plan.queued(name) == Some(&*info));
+            self.plan = plan;
+        }
+    }
+
+    fn refuse(&mut self, info: &UpgradeInfo, e: PrepareError) {
+        let attempts = self.refused.get(&info.name).map_or(0, |(_, _, n)| *n) + 1;
+        let same = self.refused.get(&info.name).is_some_and(|(_, r, _)| r.reason == e.reason);
+        let retry_at = (!e.permanent).then(|| {
+            let backoff = FIRST_BACKOFF.saturating_mul(1 << attempts.min(16).saturating_sub(1)).min(MAX_BACKOFF);
+            model::now() + backoff
+        });
+        if !same {
+            tracing::error!(upgrade = %info.name, "cannot apply upgrade `{}` ({} {}): {}{}", info.name, self.inst.config.daemon.name, info.version, e.reason,
+                if e.permanent { "; it is skipped until the plan entry changes".to_owned() } else { "; will retry".to_owned() });
+        } else {
+            tracing::debug!(upgrade = %info.name, "still cannot apply upgrade: {}", e.reason);
+        }
+        let refusal = Refusal { name: info.name.clone(), reason: e.reason.clone(), permanent: e.permanent, retry_at };
+        self.refused.insert(info.name.clone(), (info.clone(), refusal, attempts));
+        self.record_error(format!("upgrade `{}`: {}", info.name, e.reason));
+    }
+
+    /// The first queued upgrade whose time has come and that is not waiting for a retry.
+    fn due_upgrade(&self) -> Option<UpgradeInfo> {
+        let now = model::now();
+        self.plan
+            .queued_up
+            .iter()
+            .find(|q| q.upgrade_time <= now && self.ready(q, now))
+            .cloned()
+    }
+
+    fn ready(&self, q: &UpgradeInfo, now: time::OffsetDateTime) -> bool {
+        match self.refused.get(&q.name) {
+            Some((info, r, _)) if info == q => !r.permanent && r.retry_at.is_none_or(|t| t <= now),
+            _ => true,
+        }
+    }
+
+    /// When the next upgrade (or retry) is due, capped at [`MAX_SLEEP`].
+    fn next_wake(&self) -> Instant {
+        let now = model::now();
+        let soonest = self
+            .plan
+            .queued_up
+            .iter()
+            .filter_map(|q| match self.refused.get(&q.name) {
+                Some((info, r, _)) if info == q => {
+                    if r.permanent { None } else { Some(r.retry_at.map_or(q.upgrade_time, |t| t.max(q.upgrade_time))) }
+                }
+                _ => Some(q.upgrade_time),
+            })
+            .min();
+        let delay = soonest.map_or(MAX_SLEEP, |t| {
+            let d = t - now;
+            if d.is_negative() { Duration::ZERO } else { Duration::try_from(d).unwrap_or(MAX_SLEEP) }
+        });
+        Instant::now() + delay.min(MAX_SLEEP)
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

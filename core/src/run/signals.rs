@@ -1,0 +1,63 @@
+//! The signals nymvisor handles while supervising.
+
+use nix::sys::signal::Signal;
+use tokio::signal::unix::{Signal as Stream, SignalKind, signal};
+
+use crate::error::{Error, Result};
+
+/// Streams for every signal nymvisor forwards or acts on. Creating them replaces inherited
+/// `SIG_IGN` dispositions, so a nymvisor started as a background job still honours SIGINT.
+#[derive(Debug)]
+pub struct Signals {
+    int: Stream,
+    term: Stream,
+    quit: Stream,
+    hup: Stream,
+    usr1: Stream,
+    usr2: Stream,
+}
+
+fn stream(kind: SignalKind) -> Result<Stream> {
+    signal(kind).map_err(|e| Error::Inconsistent(format!("cannot install a signal handler: {e}")))
+}
+
+/// Signals that stop nymvisor (forwarded, then the daemon is stopped and nymvisor exits).
+pub fn is_stop(sig: Signal) -> bool {
+    matches!(sig, Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT)
+}
+
+impl Signals {
+    pub fn new() -> Result<Signals> {
+        Ok(Signals {
+            int: stream(SignalKind::interrupt())?,
+            term: stream(SignalKind::terminate())?,
+            quit: stream(SignalKind::quit())?,
+            hup: stream(SignalKind::hangup())?,
+            usr1: stream(SignalKind::user_defined1())?,
+            usr2: stream(SignalKind::user_defined2())?,
+        })
+    }
+
+    /// The next signal. Cancel-safe.
+    pub async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.int.recv() => Signal::SIGINT,
+            _ = self.term.recv() => Signal::SIGTERM,
+            _ = self.quit.recv() => Signal::SIGQUIT,
+            _ = self.hup.recv() => Signal::SIGHUP,
+            _ = self.usr1.recv() => Signal::SIGUSR1,
+            _ = self.usr2.recv() => Signal::SIGUSR2,
+        }
+    }
+
+    /// The next stop signal (others are ignored: there is no daemon to forward them to).
+    pub async fn recv_stop(&mut self) -> Signal {
+        loop {
+            let sig = self.recv().await;
+            if is_stop(sig) {
+                return sig;
+            }
+            tracing::info!("{sig} received while the daemon is not running; ignored");
+        }
+    }
+}

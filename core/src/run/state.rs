@@ -1,0 +1,60 @@
+//! `run-state.json` in the instance data directory: what the running nymvisor is doing, for
+//! `status` and for a later nymvisor to recognise a daemon left behind.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::fsutil;
+
+/// One queued upgrade that could not be prepared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    pub name: String,
+    pub reason: String,
+    /// A permanent refusal is not retried until the plan entry changes.
+    pub permanent: bool,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub retry_at: Option<OffsetDateTime>,
+}
+
+/// The state document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunState {
+    pub nymvisor_pid: u32,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub nymvisor_started_at: Option<OffsetDateTime>,
+    pub daemon_pid: Option<u32>,
+    /// `/proc` start time of the daemon, to recognise that exact process later.
+    pub daemon_start_ticks: Option<u64>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub daemon_started_at: Option<OffsetDateTime>,
+    pub startup_failures: u32,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_error_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub refused: Vec<Refusal>,
+}
+
+impl RunState {
+    pub fn path(instance_data: &Path) -> PathBuf {
+        instance_data.join("run-state.json")
+    }
+
+    pub fn load(instance_data: &Path) -> Result<Option<RunState>> {
+        fsutil::read_json_opt(&Self::path(instance_data))
+    }
+
+    /// Best effort: failing to record the state must never stop supervision.
+    pub fn save(&self, instance_data: &Path) {
+        let _ = fsutil::create_dir_all(instance_data);
+        if let Err(e) = fsutil::write_json(&Self::path(instance_data), self) {
+            tracing::warn!("could not record the run state: {e}");
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! The upgrade transaction: prepare (daemon untouched) → stop → backup → swap → restart →
+//! record → confirm, with rollback, and recovery of an interrupted upgrade.
+//!
+//! The single commit point is the rename of the `current` symlink. Before it, an interrupted
+//! upgrade is abandoned (and simply applied again later); after it, it is finished.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::Supervisor;
+use super::journal::{Journal, Stage};
+use crate::backup::{self, BackupPlan, Cancel};
+use crate::build_info;
+use crate::daemon::Daemon;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::fsutil::{self, FileLock};
+use crate::model::{self, CurrentVersionInfo, HistoryEntry, Outcome, UpgradeHistory, UpgradeInfo, UpgradePlan};
+use crate::rules::{compare_versions, validate_upgrade_name};
+
+/// Why an upgrade could not be prepared.
+#[derive(Debug)]
+pub struct PrepareError {
+    pub reason: String,
+    /// Retrying cannot help until the plan entry changes.
+    pub permanent: bool,
+}
+
+impl PrepareError {
+    fn permanent(reason: impl Into<String>) -> Self {
+        PrepareError { reason: reason.into(), permanent: true }
+    }
+    fn transient(reason: impl Into<String>) -> Self {
+        PrepareError { reason: reason.into(), permanent: false }
+    }
+}
+
+/// What the loop should do after an apply attempt.
+#[derive(Debug)]
+pub enum Applied {
+    /// The upgrade is in place; the new daemon runs (or `None` if a restart is not wanted).
+    Done { daemon: Option<Daemon>, restart_wanted: bool },
+    /// A stop signal arrived mid-way: nothing was swapped; nymvisor must exit.
+    Interrupted(Signal),
+    /// It failed before the swap; the old binary is still `current` and the old daemon must be
+    /// started again (if it had been stopped).
+    Aborted { daemon: Option<Daemon>, reason: String },
+}
+
+impl Supervisor {
+    /// Everything that can be checked while the old daemon keeps running.
+    pub(super) async fn prepare(&self, info: &UpgradeInfo) -> Result<(), PrepareError> {
+        validate_upgrade_name(&info.name).map_err(|e| PrepareError::permanent(e.to_string()))?;
+        let cfg = &self.inst.config.daemon;
+        if !cfg.allow_downgrade {
+            match compare_versions(&info.version, &self.plan.current.version) {
+                Ok(o) if o.is_le() => {
+                    return Err(PrepareError::permanent(format!(
+                        "version {} is not newer than the running {}; refusing a downgrade (set DAEMON_ALLOW_DOWNGRADE=true to allow it)",
+                        info.version, self.plan.current.version
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(PrepareError::permanent(e.to_string())),
+            }
+        }
+        let bin = self.inst.data.upgrade_bin(&info.name);
+        if !bin.is_file() {
+            return Err(PrepareError::transient(format!(
+                "its binary {} is not present (downloading releases is not available in this build; add it with `nymvisor add-upgrade <BINARY> --upgrade-name {} --add-binary`)",
+                bin.display(),
+                info.name
+            )));
+        }
+        let build = build_info::probe_daemon(&bin, &self.inst.config.daemon.name)
+            .await
+            .map_err(|e| PrepareError::permanent(e.to_string()))?;
+        if build.build_version != info.version {
+            return Err(PrepareError::permanent(format!(
+                "{} reports version {} but the upgrade is for {}",
+                bin.display(),
+                build.build_version,
+                info.version
+            )));
+        }
+        if let Some(expected) = &info.binary_details
+            && expected != &build
+        {
+            return Err(PrepareError::permanent(format!(
+                "the build information of {} differs from the upgrade's binaryDetails",
+                bin.display()
+            )));
+        }
+        if self.backup_enabled() {
+            backup::check_free_space(&self.backup_plan()).map_err(|e| PrepareError::transient(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn backup_enabled(&self) -> bool {
+        !self.inst.config.daemon.unsafe_skip_backup && self.backup_strategy.is_some()
+    }
+
+    pub(super) fn backup_plan(&self) -> BackupPlan {
+        let cfg = &self.inst.config;
+        let backup_root = cfg.backup_dir();
+        BackupPlan {
+            source: cfg.daemon.home.clone(),
+            skip: vec![
+                self.inst.daemon_home.dir().to_owned(),
+                backup_root.clone(),
+                self.inst.data.root().to_owned(),
+                cfg.daemon.home.join(".nymvisor-restore.partial"),
+            ],
+            backup_root,
+            keep: cfg.daemon.backup_keep as usize,
+            min_free_after: 0,
+        }
+    }
+
+    /// Applies a prepared upgrade. `daemon` is the running old daemon, if any.
+    pub(super) async fn apply(&mut self, info: UpgradeInfo, daemon: Option<Daemon>) -> Result<Applied> {
+        let data_root = self.inst.data.root().to_owned();
+        let current_link = self.inst.data.current_link();
+        let previous_link = std::fs::read_link(&current_link)
+            .map_err(|e| Error::io("failed to read the symlink", &current_link, e))?;
+        let mut journal = Journal {
+            stage: Stage::Stopping,
+            upgrade: info.clone(),
+            previous: self.plan.current.clone(),
+            previous_link,
+            backup: None,
+            started_at: model::now(),
+        };
+        let name = info.name.clone();
+        tracing::info!(upgrade = %name, "upgrading {} {} → {}", self.inst.config.daemon.name, self.plan.current.version, info.version);
+        let total = Instant::now();
+        journal.save_at(&data_root, Stage::Stopping)?;
+        self.failpoint("before-stop");
+
+        // stop
+        let downtime = Instant::now();
+        if let Some(d) = daemon {
+            let t = Instant::now();
+            let exit = d.stop(Signal::SIGINT, self.inst.config.daemon.shutdown_grace_period, &mut self.sigchld).await;
+            tracing::info!(upgrade = %name, stage = "stop", elapsed_ms = ms(t), "stopped the old daemon ({exit})");
+        }
+        self.daemon_stopped();
+        self.failpoint("after-stop");
+
+        // backup
+        if self.backup_enabled() {
+            journal.save_at(&data_root, Stage::BackingUp)?;
+            let t = Instant::now();
+            match self.run_backup(&name).await {
+                Ok(BackupResult::Made(path, reused)) => {
+                    tracing::info!(upgrade = %name, stage = "backup", elapsed_ms = ms(t), "{} {}", if reused { "reusing the backup at" } else { "backed up the daemon's data to" }, path.display());
+                    journal.backup = Some(path);
+                }
+                Ok(BackupResult::Interrupted(sig)) => {
+                    Journal::clear(&data_root)?;
+                    return Ok(Applied::Interrupted(sig));
+                }
+                Err(e) => {
+                    Journal::clear(&data_root)?;
+                    return Ok(Applied::Aborted { daemon: None, reason: format!("backup failed: {e}") });
+                }
+            }
+            self.failpoint("after-backup");
+        } else {
+            tracing::info!(upgrade = %name, stage = "backup", "backups are disabled; skipping");
+        }
+
+        // swap: the commit point
+        journal.save_at(&data_root, Stage::Swapping)?;
+        self.failpoint("before-swap");
+        let t = Instant::now();
+        fsutil::swap_symlink(&current_link, &self.inst.data.link_target(&name))?;
+        tracing::info!(upgrade = %name, stage = "swap", elapsed_ms = ms(t), "current -> {}", self.inst.data.link_target(&name).display());
+        self.failpoint("after-swap");
+
+        // restart
+        let restart_wanted = !info.manual && self.inst.config.daemon.restart_after_upgrade;
+        let daemon = if restart_wanted {
+            let t = Instant::now();
+            let d = self.start_daemon()?;
+            tracing::info!(upgrade = %name, stage = "restart", elapsed_ms = ms(t), downtime_ms = ms(downtime), "started {} {} (pid {})", self.inst.config.daemon.name, info.version, d.pid());
+            Some(d)
+        } else {
+            None
+        };
+
+        // records
+        let t = Instant::now();
+        self.record_upgrade(&journal)?;
+        tracing::info!(upgrade = %name, stage = "record", elapsed_ms = ms(t), "recorded the upgrade in the plan, history and current-version-info.json");
+        self.failpoint("after-record");
+        if restart_wanted {
+            journal.save_at(&data_root, Stage::Confirming)?;
+            self.confirming = Some(journal);
+        } else {
+            Journal::clear(&data_root)?;
+            if info.manual {
+                tracing::info!(upgrade = %name, "manual upgrade: the binary is swapped; start the daemon yourself (e.g. restart nymvisor)");
+            } else {
+                tracing::info!(upgrade = %name, "restart_after_upgrade is off: nymvisor stops here");
+            }
+        }
+        tracing::info!(upgrade = %name, elapsed_ms = ms(total), "upgrade applied");
+        Ok(Applied::Done { daemon, restart_wanted })
+    }
+
+    async fn run_backup(&mut self, name: &str) -> Result<BackupResult> {
+        let plan = self.backup_plan();
+        if let Some(existing) = backup::existing_backup(&plan.backup_root, name) {
+            return Ok(BackupResult::Made(existing, true));
+        }
+        let Some(strategy) = self.backup_strategy.clone() else {
+            return Err(Error::Inconsistent("no backup strategy".into()));
+        };
+        let cancel = Cancel::default();
+        let (name_owned, cancel2) = (name.to_owned(), cancel.clone());
+        let stamp = backup_timestamp();
+        let mut task = tokio::task::spawn_blocking(move || {
+            backup::take_backup(strategy.as_ref(), &plan, &name_owned, &stamp, &cancel2)
+        });
+        let result = tokio::select! {
+            r = &mut task => r,
+            sig = self.signals.recv_stop() => {
+                tracing::warn!("{sig} received during the backup: abandoning it");
+                cancel.cancel();
+                let _ = task.await;
+                return Ok(BackupResult::Interrupted(sig));
+            }
+        };
+        match result {
+            Ok(Ok(path)) => Ok(BackupResult::Made(path, false)),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(Error::Inconsistent(format!("the backup task failed: {e}"))),
+        }
+    }
+
+    /// Plan (current = upgrade, dropped from the queue), history and current version info.
+    /// Idempotent, so recovery can repeat it.
+    pub(super) fn record_upgrade(&mut self, journal: &Journal) -> Result<()> {
+        let info = &journal.upgrade;
+        CurrentVersionInfo::from_upgrade(info).save(&self.inst.daemon_home)?;
+        self.update_plan(|plan| {
+            plan.remove(&info.name);
+            plan.current = info.clone();
+        })?;
+        let path = self.inst.data.history();
+        let mut history = UpgradeHistory::load(&path)?;
+        let already = history
+            .history
+            .iter()
+            .any(|h| h.info.name == info.name && h.performed_at == journal.started_at);
+        if !already {
+            history.history.push(HistoryEntry {
+                performed_at: journal.started_at,
+                info: info.clone(),
+                previous_version: Some(journal.previous.version.clone()),
+                outcome: Some(Outcome::Success),
+                backup_path: journal.backup.clone(),
+                error: None,
+            });
+            history.save(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Read-modify-write of the plan under the plan lock (shared with `add-upgrade`).
+    pub(super) fn update_plan(&mut self, change: impl FnOnce(&mut UpgradePlan)) -> Result<()> {
+        let _lock = FileLock::acquire_blocking(&self.inst.data.plan_lock())?;
+        let path = self.inst.data.plan();
+        // the file may have gained entries since we last read it
+        let mut plan = UpgradePlan::load(&path).unwrap_or_else(|_| self.plan.clone());
+        change(&mut plan);
+        plan.save(&path)?;
+        self.watch.mark_written()?;
+        self.plan = plan;
+        Ok(())
+    }
+
+    /// Rolls back the upgrade in `journal`: swap back, restore the backup, record the failure.
+    pub(super) async fn rollback(&mut self, mut journal: Journal, reason: &str) -> Result<()> {
+        let data_root = self.inst.data.root().to_owned();
+        let name = journal.upgrade.name.clone();
+        tracing::error!(upgrade = %name, "rolling back to {} {}: {reason}", journal.previous.name, journal.previous.version);
+        journal.save_at(&data_root, Stage::RollingBack)?;
+        let t = Instant::now();
+        fsutil::swap_symlink(&self.inst.data.current_link(), &journal.previous_link)?;
+        self.failpoint("rollback-after-swap");
+        if let (Some(backup), Some(strategy)) = (&journal.backup, self.backup_strategy.clone()) {
+            let (backup, target, skip) = (backup.clone(), self.inst.config.daemon.home.clone(), self.backup_plan().skip);
+            tokio::task::spawn_blocking(move || {
+                backup::restore_backup(strategy.as_ref(), &backup, &target, &skip, &Cancel::default())
+            })
+            .await
+            .map_err(|e| Error::Inconsistent(format!("the restore task failed: {e}")))??;
+            tracing::info!(upgrade = %name, "restored the daemon's data from {}", journal.backup.as_ref().map(|b| b.display().to_string()).unwrap_or_default());
+        }
+        CurrentVersionInfo::from_upgrade(&journal.previous).save(&self.inst.daemon_home)?;
+        let previous = journal.previous.clone();
+        self.update_plan(|plan| {
+            plan.remove(&name);
+            plan.current = previous;
+        })?;
+        let path = self.inst.data.history();
+        let mut history = UpgradeHistory::load(&path)?;
+        history.history.push(HistoryEntry {
+            performed_at: model::now(),
+            info: journal.upgrade.clone(),
+            previous_version: Some(journal.previous.version.clone()),
+            outcome: Some(Outcome::RolledBack),
+            backup_path: journal.backup.clone(),
+            error: Some(reason.to_owned()),
+        });
+        history.save(&path)?;
+        Journal::clear(&data_root)?;
+        tracing::info!(upgrade = %name, stage = "rollback", elapsed_ms = ms(t), "rolled back to {} {}", journal.previous.name, journal.previous.version);
+        self.record_error(format!("upgrade `{name}` was rolled back: {reason}"));
+        Ok(())
+    }
+
+    /// Finishes or abandons an upgrade interrupted by a crash (called before anything runs).
+    pub(super) async fn recover(&mut self) -> Result<()> {
+        let data_root = self.inst.data.root().to_owned();
+        let Some(journal) = Journal::load(&data_root)? else {
+            return Ok(());
+        };
+        let name = journal.upgrade.name.clone();
+        let link = std::fs::read_link(self.inst.data.current_link()).ok();
+        let swapped = link.as_deref() == Some(self.inst.data.link_target(&name).as_path());
+        match journal.stage {
+            Stage::RollingBack => {
+                tracing::warn!(upgrade = %name, "an interrupted rollback was found; finishing it");
+                self.rollback(journal, "rollback interrupted by a crash, finished on restart").await?;
+            }
+            Stage::Confirming => {
+                tracing::warn!(upgrade = %name, "nymvisor restarted while upgrade `{name}` awaited confirmation; watching its start again");
+                self.confirming = Some(journal);
+            }
+            _ if swapped => {
+                tracing::warn!(upgrade = %name, "an interrupted upgrade was found after its swap; finishing it");
+                let mut journal = journal;
+                self.record_upgrade(&journal)?;
+                journal.save_at(&data_root, Stage::Confirming)?;
+                self.confirming = Some(journal);
+            }
+            _ => {
+                tracing::warn!(upgrade = %name, "an interrupted upgrade was found before its swap; `current` was not changed and the upgrade will be applied again");
+                Journal::clear(&data_root)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn failpoint(&self, name: &str) {
+        failpoint::hit(name, self.failpoint.as_deref());
+    }
+}
+
+enum BackupResult {
+    Made(PathBuf, bool),
+    Interrupted(Signal),
+}
+
+fn ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+fn backup_timestamp() -> String {
+    let now = model::now();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
+}
