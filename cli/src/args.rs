@@ -71,7 +71,11 @@ pub struct OutputArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Arguments passed to the daemon verbatim (including ones that start with `-`)
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "DAEMON_ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "DAEMON_ARGS"
+    )]
     pub daemon_args: Vec<std::ffi::OsString>,
 }
 

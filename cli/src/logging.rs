@@ -8,7 +8,11 @@ use tracing_subscriber::EnvFilter;
 pub fn init(env: &Env, config: Option<&Config>) {
     let disabled = config.is_some_and(|c| c.nymvisor.disable_logs);
     let default = if disabled { "off" } else { "info" };
-    let directive = if disabled { default } else { env.get_non_empty("RUST_LOG").unwrap_or(default) };
+    let directive = if disabled {
+        default
+    } else {
+        env.get_non_empty("RUST_LOG").unwrap_or(default)
+    };
     let filter = EnvFilter::try_new(directive).unwrap_or_else(|_| EnvFilter::new(default));
     let json = config.is_some_and(|c| c.nymvisor.log_format == LogFormat::Json);
     let builder = tracing_subscriber::fmt()

@@ -96,7 +96,11 @@ pub enum Error {
 
     /// Not enough free space for a backup.
     #[error("not enough free space for a backup in {}: {needed} bytes needed, {free} free; the upgrade is postponed and the daemon keeps running (free some space or set DAEMON_BACKUP_DATA_DIRECTORY)", dir.display())]
-    BackupSpace { dir: PathBuf, needed: u64, free: u64 },
+    BackupSpace {
+        dir: PathBuf,
+        needed: u64,
+        free: u64,
+    },
 
     /// The daemon failed and nymvisor gives up.
     #[error("{0}")]

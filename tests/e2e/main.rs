@@ -4,5 +4,7 @@
 mod add_upgrade;
 mod basics;
 mod config;
+mod crash;
 mod init;
 mod migration;
+mod run;

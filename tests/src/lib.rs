@@ -246,3 +246,202 @@ pub fn fixtures_dir() -> PathBuf {
         .join("data")
         .join("nymvisor-0.1.41")
 }
+
+/// A `nymvisor run` started in the background by a test. Killed (with its daemons) on drop.
+#[derive(Debug)]
+pub struct RunHandle {
+    child: std::process::Child,
+    pub daemon_log: PathBuf,
+    pub stderr_path: PathBuf,
+    status: Option<std::process::ExitStatus>,
+}
+
+/// How long tests wait for something that should happen in well under a second.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+impl TestHome {
+    /// Starts `nymvisor run <args>` with extra environment; the fake daemon logs to
+    /// `daemon-<n>.log` and nymvisor's stderr goes to `nymvisor-<n>.log`.
+    pub fn spawn_run(&self, envs: &[(&str, &str)], args: &[&str]) -> RunHandle {
+        let n = std::fs::read_dir(self.path()).unwrap().count();
+        let daemon_log = self.path().join(format!("daemon-{n}.log"));
+        let stderr_path = self.path().join(format!("nymvisor-{n}.log"));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut cmd = self.nymvisor();
+        cmd.env("RUST_LOG", "info")
+            .env("FAKE_DAEMON_LOG", &daemon_log)
+            .env("FAKE_DAEMON_WRITE_HOME", self.daemon_home())
+            .arg("run")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        RunHandle {
+            child: cmd.spawn().unwrap(),
+            daemon_log,
+            stderr_path,
+            status: None,
+        }
+    }
+}
+
+/// A start of the fake daemon, from its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub pid: i32,
+    pub pgid: i32,
+    pub version: String,
+    pub args: String,
+}
+
+impl RunHandle {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Lines the fake daemon(s) logged so far.
+    pub fn events(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.daemon_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub fn starts(&self) -> Vec<Start> {
+        self.events()
+            .iter()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("start ")?;
+                let field = |k: &str| {
+                    rest.split(' ')
+                        .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                        .map(str::to_owned)
+                };
+                Some(Start {
+                    pid: field("pid")?.parse().ok()?,
+                    pgid: field("pgid")?.parse().ok()?,
+                    version: field("version")?,
+                    args: rest.split_once("args=")?.1.to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    /// nymvisor's own log output so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Waits until the daemon log satisfies `cond`; panics with both logs otherwise.
+    #[track_caller]
+    pub fn wait_events(&self, what: &str, mut cond: impl FnMut(&[String]) -> bool) {
+        if !wait_for(PATIENCE, || cond(&self.events())) {
+            panic!(
+                "timed out waiting for {what}\ndaemon log:\n{}\nnymvisor log:\n{}",
+                self.events().join("\n"),
+                self.stderr()
+            );
+        }
+    }
+
+    /// Waits for the `n`-th start of the daemon (1-based) and returns it.
+    #[track_caller]
+    pub fn wait_start(&self, n: usize) -> Start {
+        self.wait_events(&format!("daemon start #{n}"), |_| self.starts().len() >= n);
+        self.starts()[n - 1].clone()
+    }
+
+    /// Waits until nymvisor's log contains `needle`.
+    #[track_caller]
+    pub fn wait_stderr(&self, needle: &str) {
+        if !wait_for(PATIENCE, || self.stderr().contains(needle)) {
+            panic!(
+                "timed out waiting for {needle:?} in nymvisor's log:\n{}",
+                self.stderr()
+            );
+        }
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Waits for nymvisor to exit.
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.status = Some(status);
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("nymvisor did not exit; its log:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether nymvisor is still running.
+    pub fn running(&mut self) -> bool {
+        self.status.is_none() && self.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
+/// Pids of live fake daemons (and grandchildren) logged in `log`.
+pub fn logged_pids(events: &[String]) -> Vec<i32> {
+    events
+        .iter()
+        .filter_map(|l| {
+            let pid = l.split(' ').find_map(|kv| kv.strip_prefix("pid="))?;
+            pid.parse().ok()
+        })
+        .collect()
+}
+
+impl Drop for RunHandle {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // kill whatever the fake daemons left, but only processes that are still fake daemons
+        for pid in logged_pids(&self.events()) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains("nym") {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// Kills a child process when dropped (so a failing test leaves nothing running).
+#[derive(Debug)]
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

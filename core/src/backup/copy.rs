@@ -41,18 +41,23 @@ pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf], cancel: &Cancel) -> R
             continue;
         }
         let to = dst.join(entry.file_name());
-        let ft = entry.file_type().map_err(|e| Error::io("failed to read", &from, e))?;
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("failed to read", &from, e))?;
         if ft.is_dir() {
             copy_tree(&from, &to, skip, cancel)?;
         } else if ft.is_symlink() {
-            let target = fs::read_link(&from).map_err(|e| Error::io("failed to read link", &from, e))?;
+            let target =
+                fs::read_link(&from).map_err(|e| Error::io("failed to read link", &from, e))?;
             symlink(&target, &to).map_err(|e| Error::io("failed to create link", &to, e))?;
-            let m = fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
+            let m =
+                fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
             set_times(&to, &m, false);
             set_owner(&to, &m, false);
         } else if ft.is_file() {
             fs::copy(&from, &to).map_err(|e| Error::io("failed to copy", &from, e))?;
-            let m = fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
+            let m =
+                fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
             set_owner(&to, &m, true);
             fs::set_permissions(&to, fs::Permissions::from_mode(m.mode() & 0o7777))
                 .map_err(|e| Error::io("failed to set permissions of", &to, e))?;
@@ -80,7 +85,10 @@ fn set_times(path: &Path, m: &fs::Metadata, follow: bool) {
 
 /// Ownership is kept where permitted (as root); otherwise files belong to the backup's owner.
 fn set_owner(path: &Path, m: &fs::Metadata, follow: bool) {
-    let (uid, gid) = (Some(nix::unistd::Uid::from_raw(m.uid())), Some(nix::unistd::Gid::from_raw(m.gid())));
+    let (uid, gid) = (
+        Some(nix::unistd::Uid::from_raw(m.uid())),
+        Some(nix::unistd::Gid::from_raw(m.gid())),
+    );
     let flag = if follow {
         nix::fcntl::AtFlags::empty()
     } else {

@@ -60,7 +60,9 @@ pub fn strategy_for(kind: BackupStrategyKind) -> Option<Arc<dyn BackupStrategy>>
         BackupStrategyKind::None => None,
         BackupStrategyKind::Copy => Some(Arc::new(CopyBackup)),
         other => {
-            tracing::warn!("backup strategy `{other}` is not available in this build; using `copy`");
+            tracing::warn!(
+                "backup strategy `{other}` is not available in this build; using `copy`"
+            );
             Some(Arc::new(CopyBackup))
         }
     }
@@ -101,7 +103,11 @@ pub fn check_free_space(plan: &BackupPlan) -> Result<u64> {
     let needed = tree_size(&plan.source, &plan.skip);
     let probe = nearest_existing(&plan.backup_root);
     let stat = nix::sys::statvfs::statvfs(&probe).map_err(|e| {
-        Error::io("failed to read free space of", &probe, std::io::Error::from_raw_os_error(e as i32))
+        Error::io(
+            "failed to read free space of",
+            &probe,
+            std::io::Error::from_raw_os_error(e as i32),
+        )
     })?;
     let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
     if free < needed.saturating_add(plan.min_free_after) {
@@ -164,13 +170,15 @@ pub fn restore_backup(
         };
         removed.map_err(|e| Error::io("failed to remove before restoring", &path, e))?;
     }
-    let staged = std::fs::read_dir(&staging).map_err(|e| Error::io("failed to list", &staging, e))?;
+    let staged =
+        std::fs::read_dir(&staging).map_err(|e| Error::io("failed to list", &staging, e))?;
     for entry in staged.flatten() {
         let dest = target.join(entry.file_name());
         if skip.iter().any(|s| s == &dest) {
             continue;
         }
-        std::fs::rename(entry.path(), &dest).map_err(|e| Error::io("failed to restore", &dest, e))?;
+        std::fs::rename(entry.path(), &dest)
+            .map_err(|e| Error::io("failed to restore", &dest, e))?;
     }
     std::fs::remove_dir_all(&staging).map_err(|e| Error::io("failed to remove", &staging, e))?;
     fsutil::sync_dir(target)
@@ -180,7 +188,11 @@ pub fn restore_backup(
 pub fn prune(root: &Path, keep: usize) {
     let mut all: Vec<(String, PathBuf)> = Vec::new();
     for upgrade in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        for backup in std::fs::read_dir(upgrade.path()).into_iter().flatten().flatten() {
+        for backup in std::fs::read_dir(upgrade.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let name = backup.file_name().to_string_lossy().into_owned();
             if !name.starts_with('.') && backup.path().is_dir() {
                 all.push((name, backup.path()));

@@ -84,9 +84,9 @@ impl Daemon {
         unsafe {
             cmd.pre_exec(move || reset_child_signals(parent));
         }
-        let child = cmd.spawn().map_err(|e| {
-            Error::io("failed to start the daemon binary", spec.binary.clone(), e)
-        })?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::io("failed to start the daemon binary", spec.binary.clone(), e))?;
         let pid = Pid::from_raw(child.id() as i32);
         Ok(Daemon {
             child,
@@ -145,7 +145,12 @@ impl Daemon {
 
     /// Stops the daemon: `sig` to the group, SIGKILL to the group once `grace` has passed, then
     /// reaps it. Returns how it ended.
-    pub async fn stop(mut self, sig: Signal, grace: Duration, sigchld: &mut SignalStream) -> DaemonExit {
+    pub async fn stop(
+        mut self,
+        sig: Signal,
+        grace: Duration,
+        sigchld: &mut SignalStream,
+    ) -> DaemonExit {
         let deadline = tokio::time::Instant::now() + grace;
         if self.poll_exit().is_none() {
             self.signal_group(sig);
@@ -153,7 +158,11 @@ impl Daemon {
         let exit = match tokio::time::timeout_at(deadline, self.exited(sigchld)).await {
             Ok(exit) => exit,
             Err(_) => {
-                tracing::warn!(pid = self.pid.as_raw(), "daemon still running after the {} grace period; killing its process group", humantime::format_duration(grace));
+                tracing::warn!(
+                    pid = self.pid.as_raw(),
+                    "daemon still running after the {} grace period; killing its process group",
+                    humantime::format_duration(grace)
+                );
                 self.signal_group(Signal::SIGKILL);
                 self.exited(sigchld).await
             }
@@ -181,7 +190,11 @@ impl Daemon {
                 return;
             }
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(pgid = self.pid.as_raw(), count = members.len(), "killing processes left in the daemon's process group");
+                tracing::warn!(
+                    pgid = self.pid.as_raw(),
+                    count = members.len(),
+                    "killing processes left in the daemon's process group"
+                );
                 self.signal_group(Signal::SIGKILL);
                 // SIGKILL cannot be ignored; give the kernel a moment to tear them down
                 let until = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -227,11 +240,16 @@ fn reset_child_signals(parent: Pid) -> std::io::Result<()> {
 /// exact process still runs. Returns whether one was found.
 pub async fn stop_leftover(pid: u32, start_ticks: u64, grace: Duration) -> bool {
     let pid = Pid::from_raw(pid as i32);
-    let same = |p: Pid| procfs::stat(p.as_raw()).is_some_and(|s| s.start_ticks == start_ticks && s.state != 'Z');
+    let same = |p: Pid| {
+        procfs::stat(p.as_raw()).is_some_and(|s| s.start_ticks == start_ticks && s.state != 'Z')
+    };
     if !same(pid) {
         return false;
     }
-    tracing::warn!(pid = pid.as_raw(), "a daemon started by an earlier nymvisor is still running; stopping it");
+    tracing::warn!(
+        pid = pid.as_raw(),
+        "a daemon started by an earlier nymvisor is still running; stopping it"
+    );
     // Not our child: we cannot hold it as a zombie, so re-check its identity right before every
     // signal (start time + pid cannot repeat).
     let _ = nix::sys::signal::kill(pid, Signal::SIGINT);

@@ -85,7 +85,9 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
     let plan = match inst.plan() {
         Ok(plan) => plan,
         Err(e) => {
-            tracing::error!("{e}; running the current binary and ignoring the plan until it is fixed");
+            tracing::error!(
+                "{e}; running the current binary and ignoring the plan until it is fixed"
+            );
             fallback_plan(&inst)?
         }
     };
@@ -99,7 +101,10 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
     let previous_state = RunState::load(&instance_data).ok().flatten();
     let mut sup = Supervisor {
         backup_strategy: backup::strategy_for(inst.config.daemon.backup_strategy),
-        failpoint: opts.env.get_non_empty("NYMVISOR_FAILPOINT").map(str::to_owned),
+        failpoint: opts
+            .env
+            .get_non_empty("NYMVISOR_FAILPOINT")
+            .map(str::to_owned),
         inst,
         spec,
         plan,
@@ -173,7 +178,13 @@ impl Supervisor {
                 },
             };
             let confirm_at = self.confirming.as_ref().map(|_| {
-                Instant::now() + self.inst.config.daemon.startup_period_duration.saturating_sub(running.uptime())
+                Instant::now()
+                    + self
+                        .inst
+                        .config
+                        .daemon
+                        .startup_period_duration
+                        .saturating_sub(running.uptime())
             });
             let wake = self.next_wake();
             let event = tokio::select! {
@@ -186,7 +197,13 @@ impl Supervisor {
             match event {
                 Event::Signal(sig) if is_stop(sig) => {
                     tracing::info!("{sig} received: stopping the daemon");
-                    let exit = running.stop(sig, self.inst.config.daemon.shutdown_grace_period, &mut self.sigchld).await;
+                    let exit = running
+                        .stop(
+                            sig,
+                            self.inst.config.daemon.shutdown_grace_period,
+                            &mut self.sigchld,
+                        )
+                        .await;
                     tracing::info!("daemon stopped ({exit}); nymvisor exits");
                     return Ok(RunOutcome::Stopped(sig));
                 }
@@ -213,7 +230,12 @@ impl Supervisor {
                 },
                 Event::Exited => {
                     let uptime = running.uptime();
-                    let exit = running.finish(self.inst.config.daemon.shutdown_grace_period, &mut self.sigchld).await;
+                    let exit = running
+                        .finish(
+                            self.inst.config.daemon.shutdown_grace_period,
+                            &mut self.sigchld,
+                        )
+                        .await;
                     self.daemon_stopped();
                     if exit.success() {
                         tracing::info!("the daemon exited cleanly; nymvisor exits too");
@@ -241,7 +263,10 @@ impl Supervisor {
         self.refused.remove(&info.name);
         let name = info.name.clone();
         match self.apply(info.clone(), daemon).await? {
-            Applied::Done { daemon, restart_wanted } => {
+            Applied::Done {
+                daemon,
+                restart_wanted,
+            } => {
                 self.startup_failures = 0;
                 if restart_wanted {
                     Ok(Step::Continue(daemon))
@@ -252,7 +277,13 @@ impl Supervisor {
             Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
             Applied::Aborted { daemon, reason } => {
                 tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {reason}");
-                self.refuse(&info, PrepareError { reason, permanent: false });
+                self.refuse(
+                    &info,
+                    PrepareError {
+                        reason,
+                        permanent: false,
+                    },
+                );
                 Ok(Step::Continue(daemon))
             }
         }
@@ -260,9 +291,16 @@ impl Supervisor {
 
     /// The daemon failed (or could not be started). Returns an outcome when nymvisor must stop;
     /// otherwise waits out the restart delay (or rolls back) and returns `None`.
-    async fn on_failure(&mut self, exit: Option<DaemonExit>, uptime: Duration) -> Result<Option<RunOutcome>> {
+    async fn on_failure(
+        &mut self,
+        exit: Option<DaemonExit>,
+        uptime: Duration,
+    ) -> Result<Option<RunOutcome>> {
         let cfg = self.inst.config.daemon.clone();
-        let what = exit.map_or_else(|| "could not be started".to_owned(), |e| format!("failed ({e})"));
+        let what = exit.map_or_else(
+            || "could not be started".to_owned(),
+            |e| format!("failed ({e})"),
+        );
         let during_startup = uptime < cfg.startup_period_duration;
         if during_startup {
             self.startup_failures += 1;
@@ -273,7 +311,11 @@ impl Supervisor {
         tracing::warn!(
             "the daemon {what} after {}{}",
             humantime::format_duration(Duration::from_secs(uptime.as_secs())),
-            if during_startup { format!(" (startup failure {} of {limit})", self.startup_failures) } else { String::new() }
+            if during_startup {
+                format!(" (startup failure {} of {limit})", self.startup_failures)
+            } else {
+                String::new()
+            }
         );
         self.record_error(format!("daemon {what}"));
         self.state.startup_failures = self.startup_failures;
@@ -283,13 +325,18 @@ impl Supervisor {
             && (self.startup_failures >= limit || !cfg.restart_on_failure)
             && let Some(journal) = self.confirming.take()
         {
-            let reason = format!("{} {} {what} {} time(s) within its startup period", cfg.name, journal.upgrade.version, self.startup_failures);
+            let reason = format!(
+                "{} {} {what} {} time(s) within its startup period",
+                cfg.name, journal.upgrade.version, self.startup_failures
+            );
             self.rollback(journal, &reason).await?;
             self.startup_failures = 0;
             return Ok(None);
         }
         if !cfg.restart_on_failure {
-            return Err(Error::DaemonFailed(format!("the daemon {what} and restart_on_failure is off")));
+            return Err(Error::DaemonFailed(format!(
+                "the daemon {what} and restart_on_failure is off"
+            )));
         }
         if self.startup_failures >= limit {
             return Err(Error::DaemonFailed(format!(
@@ -298,7 +345,10 @@ impl Supervisor {
                 humantime::format_duration(cfg.startup_period_duration)
             )));
         }
-        tracing::info!("restarting the daemon in {}", humantime::format_duration(cfg.failure_restart_delay));
+        tracing::info!(
+            "restarting the daemon in {}",
+            humantime::format_duration(cfg.failure_restart_delay)
+        );
         let until = Instant::now() + cfg.failure_restart_delay;
         loop {
             tokio::select! {
@@ -343,7 +393,8 @@ impl Supervisor {
 
     fn save_state(&mut self) {
         self.state.refused = self.refused.values().map(|(_, r, _)| r.clone()).collect();
-        self.state.save(&self.inst.home.instance_data_dir(self.inst.config.id()));
+        self.state
+            .save(&self.inst.home.instance_data_dir(self.inst.config.id()));
     }
 
     fn reload_plan(&mut self) {
@@ -356,19 +407,28 @@ impl Supervisor {
         }
         if let Some(plan) = reloaded {
             if plan != self.plan {
-                tracing::info!("upgrade plan changed: {} upgrade(s) queued", plan.queued_up.len());
+                tracing::info!(
+                    "upgrade plan changed: {} upgrade(s) queued",
+                    plan.queued_up.len()
+                );
             }
             // forget refusals of entries that changed or left the queue
-            self.refused.retain(|name, (info, _, _)| plan.queued(name) == Some(&*info));
+            self.refused
+                .retain(|name, (info, _, _)| plan.queued(name) == Some(&*info));
             self.plan = plan;
         }
     }
 
     fn refuse(&mut self, info: &UpgradeInfo, e: PrepareError) {
         let attempts = self.refused.get(&info.name).map_or(0, |(_, _, n)| *n) + 1;
-        let same = self.refused.get(&info.name).is_some_and(|(_, r, _)| r.reason == e.reason);
+        let same = self
+            .refused
+            .get(&info.name)
+            .is_some_and(|(_, r, _)| r.reason == e.reason);
         let retry_at = (!e.permanent).then(|| {
-            let backoff = FIRST_BACKOFF.saturating_mul(1 << attempts.min(16).saturating_sub(1)).min(MAX_BACKOFF);
+            let backoff = FIRST_BACKOFF
+                .saturating_mul(1 << attempts.min(16).saturating_sub(1))
+                .min(MAX_BACKOFF);
             model::now() + backoff
         });
         if !same {
@@ -377,8 +437,14 @@ impl Supervisor {
         } else {
             tracing::debug!(upgrade = %info.name, "still cannot apply upgrade: {}", e.reason);
         }
-        let refusal = Refusal { name: info.name.clone(), reason: e.reason.clone(), permanent: e.permanent, retry_at };
-        self.refused.insert(info.name.clone(), (info.clone(), refusal, attempts));
+        let refusal = Refusal {
+            name: info.name.clone(),
+            reason: e.reason.clone(),
+            permanent: e.permanent,
+            retry_at,
+        };
+        self.refused
+            .insert(info.name.clone(), (info.clone(), refusal, attempts));
         self.record_error(format!("upgrade `{}`: {}", info.name, e.reason));
     }
 
@@ -408,14 +474,22 @@ impl Supervisor {
             .iter()
             .filter_map(|q| match self.refused.get(&q.name) {
                 Some((info, r, _)) if info == q => {
-                    if r.permanent { None } else { Some(r.retry_at.map_or(q.upgrade_time, |t| t.max(q.upgrade_time))) }
+                    if r.permanent {
+                        None
+                    } else {
+                        Some(r.retry_at.map_or(q.upgrade_time, |t| t.max(q.upgrade_time)))
+                    }
                 }
                 _ => Some(q.upgrade_time),
             })
             .min();
         let delay = soonest.map_or(MAX_SLEEP, |t| {
             let d = t - now;
-            if d.is_negative() { Duration::ZERO } else { Duration::try_from(d).unwrap_or(MAX_SLEEP) }
+            if d.is_negative() {
+                Duration::ZERO
+            } else {
+                Duration::try_from(d).unwrap_or(MAX_SLEEP)
+            }
         });
         Instant::now() + delay.min(MAX_SLEEP)
     }

@@ -17,7 +17,9 @@ use crate::daemon::Daemon;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::fsutil::{self, FileLock};
-use crate::model::{self, CurrentVersionInfo, HistoryEntry, Outcome, UpgradeHistory, UpgradeInfo, UpgradePlan};
+use crate::model::{
+    self, CurrentVersionInfo, HistoryEntry, Outcome, UpgradeHistory, UpgradeInfo, UpgradePlan,
+};
 use crate::rules::{compare_versions, validate_upgrade_name};
 
 /// Why an upgrade could not be prepared.
@@ -30,10 +32,16 @@ pub struct PrepareError {
 
 impl PrepareError {
     fn permanent(reason: impl Into<String>) -> Self {
-        PrepareError { reason: reason.into(), permanent: true }
+        PrepareError {
+            reason: reason.into(),
+            permanent: true,
+        }
     }
     fn transient(reason: impl Into<String>) -> Self {
-        PrepareError { reason: reason.into(), permanent: false }
+        PrepareError {
+            reason: reason.into(),
+            permanent: false,
+        }
     }
 }
 
@@ -41,12 +49,18 @@ impl PrepareError {
 #[derive(Debug)]
 pub enum Applied {
     /// The upgrade is in place; the new daemon runs (or `None` if a restart is not wanted).
-    Done { daemon: Option<Daemon>, restart_wanted: bool },
+    Done {
+        daemon: Option<Daemon>,
+        restart_wanted: bool,
+    },
     /// A stop signal arrived mid-way: nothing was swapped; nymvisor must exit.
     Interrupted(Signal),
     /// It failed before the swap; the old binary is still `current` and the old daemon must be
     /// started again (if it had been stopped).
-    Aborted { daemon: Option<Daemon>, reason: String },
+    Aborted {
+        daemon: Option<Daemon>,
+        reason: String,
+    },
 }
 
 impl Supervisor {
@@ -94,7 +108,8 @@ impl Supervisor {
             )));
         }
         if self.backup_enabled() {
-            backup::check_free_space(&self.backup_plan()).map_err(|e| PrepareError::transient(e.to_string()))?;
+            backup::check_free_space(&self.backup_plan())
+                .map_err(|e| PrepareError::transient(e.to_string()))?;
         }
         Ok(())
     }
@@ -121,7 +136,11 @@ impl Supervisor {
     }
 
     /// Applies a prepared upgrade. `daemon` is the running old daemon, if any.
-    pub(super) async fn apply(&mut self, info: UpgradeInfo, daemon: Option<Daemon>) -> Result<Applied> {
+    pub(super) async fn apply(
+        &mut self,
+        info: UpgradeInfo,
+        daemon: Option<Daemon>,
+    ) -> Result<Applied> {
         let data_root = self.inst.data.root().to_owned();
         let current_link = self.inst.data.current_link();
         let previous_link = std::fs::read_link(&current_link)
@@ -144,7 +163,13 @@ impl Supervisor {
         let downtime = Instant::now();
         if let Some(d) = daemon {
             let t = Instant::now();
-            let exit = d.stop(Signal::SIGINT, self.inst.config.daemon.shutdown_grace_period, &mut self.sigchld).await;
+            let exit = d
+                .stop(
+                    Signal::SIGINT,
+                    self.inst.config.daemon.shutdown_grace_period,
+                    &mut self.sigchld,
+                )
+                .await;
             tracing::info!(upgrade = %name, stage = "stop", elapsed_ms = ms(t), "stopped the old daemon ({exit})");
         }
         self.daemon_stopped();
@@ -165,7 +190,10 @@ impl Supervisor {
                 }
                 Err(e) => {
                     Journal::clear(&data_root)?;
-                    return Ok(Applied::Aborted { daemon: None, reason: format!("backup failed: {e}") });
+                    return Ok(Applied::Aborted {
+                        daemon: None,
+                        reason: format!("backup failed: {e}"),
+                    });
                 }
             }
             self.failpoint("after-backup");
@@ -209,7 +237,10 @@ impl Supervisor {
             }
         }
         tracing::info!(upgrade = %name, elapsed_ms = ms(total), "upgrade applied");
-        Ok(Applied::Done { daemon, restart_wanted })
+        Ok(Applied::Done {
+            daemon,
+            restart_wanted,
+        })
     }
 
     async fn run_backup(&mut self, name: &str) -> Result<BackupResult> {
@@ -294,9 +325,19 @@ impl Supervisor {
         fsutil::swap_symlink(&self.inst.data.current_link(), &journal.previous_link)?;
         self.failpoint("rollback-after-swap");
         if let (Some(backup), Some(strategy)) = (&journal.backup, self.backup_strategy.clone()) {
-            let (backup, target, skip) = (backup.clone(), self.inst.config.daemon.home.clone(), self.backup_plan().skip);
+            let (backup, target, skip) = (
+                backup.clone(),
+                self.inst.config.daemon.home.clone(),
+                self.backup_plan().skip,
+            );
             tokio::task::spawn_blocking(move || {
-                backup::restore_backup(strategy.as_ref(), &backup, &target, &skip, &Cancel::default())
+                backup::restore_backup(
+                    strategy.as_ref(),
+                    &backup,
+                    &target,
+                    &skip,
+                    &Cancel::default(),
+                )
             })
             .await
             .map_err(|e| Error::Inconsistent(format!("the restore task failed: {e}")))??;
@@ -337,7 +378,11 @@ impl Supervisor {
         match journal.stage {
             Stage::RollingBack => {
                 tracing::warn!(upgrade = %name, "an interrupted rollback was found; finishing it");
-                self.rollback(journal, "rollback interrupted by a crash, finished on restart").await?;
+                self.rollback(
+                    journal,
+                    "rollback interrupted by a crash, finished on restart",
+                )
+                .await?;
             }
             Stage::Confirming => {
                 tracing::warn!(upgrade = %name, "nymvisor restarted while upgrade `{name}` awaited confirmation; watching its start again");

@@ -46,7 +46,10 @@ impl PlanWatch {
         let watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::warn!("cannot watch {} for changes ({e}); checking it every second instead", data_root.display());
+                tracing::warn!(
+                    "cannot watch {} for changes ({e}); checking it every second instead",
+                    data_root.display()
+                );
                 None
             }
         };

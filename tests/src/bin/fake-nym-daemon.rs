@@ -12,7 +12,8 @@
 //!   - stamped `mode=crash`  exits 3 right after start (a broken release);
 //!   - stamped `nobanner=reject`  refuses `--no-banner` (an old binary, to test the fallback);
 //!   - stamped `buildinfo=hang`  never answers `build-info` (to test the probe timeout).
-//!   - `FAKE_DAEMON_WRITE_HOME=DIR`  writes `DIR/data/version.txt` with its version at start.
+//!   - `FAKE_DAEMON_WRITE_HOME=DIR`  writes `DIR/data/version.txt` with its version, and an empty
+//!     `DIR/data/touched-<version>`, at start.
 
 use std::io::Write;
 use std::time::Duration;
@@ -160,6 +161,7 @@ fn daemon(args: &[String]) {
         let dir = std::path::Path::new(&home).join("data");
         let _ = std::fs::create_dir_all(&dir);
         let _ = std::fs::write(dir.join("version.txt"), version());
+        let _ = std::fs::write(dir.join(format!("touched-{}", version())), "");
     }
     if meta("mode").as_deref() == Some("crash") {
         log(&format!("exit pid={pid} code=3 reason=crash-mode"));
