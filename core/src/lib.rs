@@ -17,6 +17,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fsutil;
 pub mod instance;
+pub mod memory;
 pub mod model;
 pub mod paths;
 pub mod rules;

@@ -374,6 +374,7 @@ impl Supervisor {
         self.state.daemon_started_at = Some(model::now());
         self.save_state();
         tracing::info!("started {} (pid {})", self.spec.binary.display(), d.pid());
+        crate::memory::release_startup_pages();
         Ok(d)
     }
 

@@ -237,6 +237,7 @@ impl Supervisor {
             }
         }
         tracing::info!(upgrade = %name, elapsed_ms = ms(total), "upgrade applied");
+        crate::memory::release_startup_pages();
         Ok(Applied::Done {
             daemon,
             restart_wanted,
@@ -385,7 +386,7 @@ impl Supervisor {
                 .await?;
             }
             Stage::Confirming => {
-                tracing::warn!(upgrade = %name, "nymvisor restarted while upgrade `{name}` awaited confirmation; watching its start again");
+                tracing::warn!(upgrade = %name, "upgrade `{name}` was not confirmed before nymvisor last stopped; watching its start again");
                 self.confirming = Some(journal);
             }
             _ if swapped => {

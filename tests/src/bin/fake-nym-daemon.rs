@@ -12,6 +12,8 @@
 //!   - stamped `mode=crash`  exits 3 right after start (a broken release);
 //!   - stamped `nobanner=reject`  refuses `--no-banner` (an old binary, to test the fallback);
 //!   - stamped `buildinfo=hang`  never answers `build-info` (to test the probe timeout).
+//!   - `FAKE_DAEMON_TIMELOG=FILE`  the same lines, prefixed with nanoseconds since the epoch
+//!     (for the benchmark);
 //!   - `FAKE_DAEMON_WRITE_HOME=DIR`  writes `DIR/data/version.txt` with its version, and an empty
 //!     `DIR/data/touched-<version>`, at start.
 
@@ -59,9 +61,19 @@ fn version() -> String {
 }
 
 fn log(line: &str) {
-    let Ok(path) = std::env::var("FAKE_DAEMON_LOG") else {
-        return;
-    };
+    if let Ok(path) = std::env::var("FAKE_DAEMON_TIMELOG") {
+        let ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        append(&path, &format!("{ns} {line}"));
+    }
+    if let Ok(path) = std::env::var("FAKE_DAEMON_LOG") {
+        append(&path, line);
+    }
+}
+
+fn append(path: &str, line: &str) {
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
