@@ -160,9 +160,13 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
 async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
+    let source = nymvisor_sources::from_config(&instance.config, &env)?;
+    let verifiers = nymvisor_verifiers::from_config(&instance.config);
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
         env,
+        source,
+        verifiers,
     };
     match run::run(instance, opts).await {
         Ok(outcome) => {

@@ -22,5 +22,7 @@ pub mod model;
 pub mod paths;
 pub mod rules;
 pub mod run;
+pub mod source;
+pub mod verify;
 
 pub use error::{Error, Result};

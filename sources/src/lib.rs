@@ -1,1 +1,98 @@
-//! nymvisor-sources: implemented by a later issue (see the README's status section).
+//! # nymvisor-sources
+//!
+//! Implementations of [`nymvisor_core::source::UpgradeSource`]:
+//! - [`http::HttpSource`]: `GET <base>/<daemon>/upgrade-info.json` (or an absolute URL), with
+//!   conditional requests, timeouts, size caps and a strict redirect policy;
+//! - [`local::LocalSource`]: a directory laid out like the feed, for air-gapped hosts.
+//!
+//! [`from_config`] picks one from the configuration.
+
+pub mod http;
+pub mod local;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nymvisor_core::config::{Config, UpstreamSource};
+use nymvisor_core::env::Env;
+use nymvisor_core::source::{Caps, SourceError, UpgradeSource};
+
+/// Network limits (SPEC §12). Defaults suit a node on an ordinary link; each can be changed with
+/// an environment variable for slow links or tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `NYMVISOR_HTTP_CONNECT_TIMEOUT` (10s)
+    pub connect: Duration,
+    /// `NYMVISOR_HTTP_IDLE_TIMEOUT`: longest wait for the next bytes (30s)
+    pub idle: Duration,
+    /// `NYMVISOR_HTTP_DOCUMENT_TIMEOUT`: a whole feed document or signature (60s)
+    pub document: Duration,
+    /// `NYMVISOR_HTTP_DOWNLOAD_TIMEOUT`: a whole binary (30m)
+    pub download: Duration,
+    pub caps: Caps,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            connect: Duration::from_secs(10),
+            idle: Duration::from_secs(30),
+            document: Duration::from_secs(60),
+            download: Duration::from_secs(30 * 60),
+            caps: Caps::default(),
+        }
+    }
+}
+
+impl Limits {
+    /// Defaults overridden by the environment; a malformed value is an error naming the variable.
+    pub fn from_env(env: &Env) -> Result<Limits, SourceError> {
+        let mut l = Limits::default();
+        let dur = |var: &str, into: &mut Duration| -> Result<(), SourceError> {
+            if let Some(v) = env.get_non_empty(var) {
+                *into = humantime::parse_duration(v)
+                    .map_err(|e| SourceError(format!("environment variable {var}={v:?} is malformed: {e}")))?;
+            }
+            Ok(())
+        };
+        dur("NYMVISOR_HTTP_CONNECT_TIMEOUT", &mut l.connect)?;
+        dur("NYMVISOR_HTTP_IDLE_TIMEOUT", &mut l.idle)?;
+        dur("NYMVISOR_HTTP_DOCUMENT_TIMEOUT", &mut l.document)?;
+        dur("NYMVISOR_HTTP_DOWNLOAD_TIMEOUT", &mut l.download)?;
+        if let Some(v) = env.get_non_empty("NYMVISOR_MAX_BINARY_SIZE") {
+            l.caps.binary = v.parse().map_err(|_| {
+                SourceError(format!("environment variable NYMVISOR_MAX_BINARY_SIZE={v:?} is malformed: expected a number of bytes"))
+            })?;
+        }
+        Ok(l)
+    }
+}
+
+/// The configured source, or `None` for `none`.
+pub fn from_config(config: &Config, env: &Env) -> Result<Option<Arc<dyn UpgradeSource>>, SourceError> {
+    let limits = Limits::from_env(env)?;
+    let daemon = &config.daemon.name;
+    match &config.nymvisor.upstream_source {
+        UpstreamSource::None => Ok(None),
+        UpstreamSource::Http => {
+            let url = match &config.daemon.absolute_upstream_upgrade_url {
+                Some(url) => url.clone(),
+                None => {
+                    let base = &config.nymvisor.upstream_base_upgrade_url;
+                    let sep = if base.ends_with('/') { "" } else { "/" };
+                    format!("{base}{sep}{daemon}/upgrade-info.json")
+                }
+            };
+            Ok(Some(Arc::new(http::HttpSource::new(&url, limits)?)))
+        }
+        UpstreamSource::Local => {
+            let dir = config.nymvisor.local_mirror_directory.clone().ok_or_else(|| {
+                SourceError("the local source needs a mirror directory: set NYMVISOR_LOCAL_MIRROR_DIRECTORY".into())
+            })?;
+            Ok(Some(Arc::new(local::LocalSource::new(&dir, daemon, limits.caps))))
+        }
+        other => Err(SourceError(format!(
+            "the upstream source `{other}` is not available in this build yet; use `http`, `local` or `none`"
+        ))),
+    }
+}

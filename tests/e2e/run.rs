@@ -64,6 +64,8 @@ fn upgrade_now_while_running() {
     let new = nv.wait_start(2);
     assert_eq!(new.version, "1.2.0");
     assert_eq!(new.args, old.args, "restarted with the same arguments");
+    // the records are written right after the new daemon started (it is not kept waiting)
+    nv.wait_stderr("upgrade applied");
     let events = nv.events();
     let stop = events
         .iter()

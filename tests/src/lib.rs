@@ -127,6 +127,8 @@ impl TestHome {
             .env("NYM_HOME_DIR", self.nym_home())
             .env("HOME", self.path())
             .env("RUST_LOG", "warn")
+            // tests never reach the internet: sources are enabled explicitly where tested
+            .env("NYMVISOR_UPSTREAM_SOURCE", "none")
             .current_dir(self.path());
         cmd
     }

@@ -132,7 +132,7 @@ pub const KEYS: &[KeyDef] = &[
         ["NYMVISOR_UPSTREAM_SOURCE"],
         "upstream-source",
         Value,
-        Kind::Choice("http|github|local|plugin:<name>"),
+        Kind::Choice("http|github|local|plugin:<name>|none"),
         "Where upgrades come from"
     ),
     key!(

@@ -140,6 +140,8 @@ pub enum UpstreamSource {
     Local,
     /// A source provided by the named plugin.
     Plugin(String),
+    /// No upstream source: only upgrades queued with `add-upgrade` (or by editing the plan).
+    None,
 }
 
 impl fmt::Display for UpstreamSource {
@@ -149,6 +151,7 @@ impl fmt::Display for UpstreamSource {
             UpstreamSource::Github => f.write_str("github"),
             UpstreamSource::Local => f.write_str("local"),
             UpstreamSource::Plugin(name) => write!(f, "plugin:{name}"),
+            UpstreamSource::None => f.write_str("none"),
         }
     }
 }
@@ -160,9 +163,10 @@ impl FromStr for UpstreamSource {
             "http" => Ok(UpstreamSource::Http),
             "github" => Ok(UpstreamSource::Github),
             "local" => Ok(UpstreamSource::Local),
+            "none" => Ok(UpstreamSource::None),
             _ => match s.strip_prefix("plugin:") {
                 Some(name) if !name.is_empty() => Ok(UpstreamSource::Plugin(name.to_owned())),
-                _ => Err("expected one of `http`, `github`, `local`, `plugin:<name>`".to_owned()),
+                _ => Err("expected one of `http`, `github`, `local`, `plugin:<name>`, `none`".to_owned()),
             },
         }
     }

@@ -4,13 +4,16 @@
 //! and waits on all of them at once, so a signal is honoured promptly whatever else is going on
 //! (a restart delay, a backup, a wait for an upgrade time).
 
+mod discover;
 mod journal;
+mod prepare;
 mod signals;
 mod state;
 mod upgrade;
 mod watch;
 
 pub use journal::{Journal, Stage};
+pub use prepare::{PrepareError, Preparer, pick_platform};
 pub use state::{Refusal, RunState};
 
 use std::collections::BTreeMap;
@@ -23,7 +26,7 @@ use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
 use tokio::time::Instant;
 
 use self::signals::{Signals, is_stop};
-use self::upgrade::{Applied, PrepareError};
+use self::upgrade::Applied;
 use self::watch::PlanWatch;
 use crate::backup::{self, BackupStrategy};
 use crate::daemon::{self, Daemon, DaemonExit, DaemonSpec};
@@ -32,6 +35,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, FileLock};
 use crate::instance::Instance;
 use crate::model::{self, UpgradeInfo, UpgradePlan};
+use crate::source::{Caps, SourceError, SourcedUpgrade, UpgradeSource};
+use crate::verify::Verifier;
 
 /// What `run` was given besides the instance.
 #[derive(Debug, Clone)]
@@ -40,6 +45,10 @@ pub struct RunOptions {
     pub daemon_args: Vec<OsString>,
     /// The environment the daemon gets (and where `NYMVISOR_FAILPOINT` is read in test builds).
     pub env: Env,
+    /// Where new releases are discovered and downloaded from (`None`: only the plan file).
+    pub source: Option<Arc<dyn UpgradeSource>>,
+    /// Checks every candidate binary goes through, in order.
+    pub verifiers: Vec<Arc<dyn Verifier>>,
 }
 
 /// Why `run` ended without an error (exit status 0).
@@ -69,6 +78,15 @@ pub(crate) struct Supervisor {
     backup_strategy: Option<Arc<dyn BackupStrategy>>,
     confirming: Option<Journal>,
     refused: BTreeMap<String, (UpgradeInfo, Refusal, u32)>,
+    preparer: Preparer,
+    /// Upgrades whose binary is in place and verified.
+    ready: BTreeMap<String, UpgradeInfo>,
+    /// The prepare task in flight, if any.
+    preparing: Option<(UpgradeInfo, tokio::task::JoinHandle<Result<(), PrepareError>>)>,
+    /// The poll of the upstream source in flight, if any, and when the next one is due.
+    polling: Option<tokio::task::JoinHandle<Result<Option<SourcedUpgrade>, SourceError>>>,
+    next_poll: Instant,
+    last_poll_note: Option<String>,
     startup_failures: u32,
     state: RunState,
     failpoint: Option<String>,
@@ -99,7 +117,23 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
     };
     let instance_data = inst.home.instance_data_dir(inst.config.id());
     let previous_state = RunState::load(&instance_data).ok().flatten();
+    let preparer = Preparer {
+        data: inst.data.clone(),
+        daemon: inst.config.daemon.clone(),
+        source: opts.source.clone(),
+        verifiers: Arc::new(opts.verifiers.clone()),
+        caps: Caps::default(),
+    };
+    if let Some(source) = &opts.source {
+        tracing::info!("watching {} every {} for new releases", source.describe(), humantime::format_duration(inst.config.nymvisor.upstream_polling_rate));
+    }
     let mut sup = Supervisor {
+        preparer,
+        ready: BTreeMap::new(),
+        preparing: None,
+        polling: None,
+        next_poll: Instant::now(),
+        last_poll_note: None,
         backup_strategy: backup::strategy_for(inst.config.daemon.backup_strategy),
         failpoint: opts
             .env
@@ -141,6 +175,9 @@ fn fallback_plan(inst: &Instance) -> Result<UpgradePlan> {
 }
 
 enum Event {
+    Prepared(Result<(), PrepareError>),
+    PollDue,
+    Polled(Result<Option<SourcedUpgrade>, SourceError>),
     Exited,
     Signal(Signal),
     PlanTick,
@@ -186,8 +223,17 @@ impl Supervisor {
                         .startup_period_duration
                         .saturating_sub(running.uptime())
             });
+            self.ensure_preparing();
             let wake = self.next_wake();
+            let poll_at = self.poll_at();
             let event = tokio::select! {
+                res = join_opt(self.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
+                    res.unwrap_or_else(|e| Err(PrepareError::transient(format!("the prepare task failed: {e}"))))
+                ),
+                res = join_opt(self.polling.as_mut()) => Event::Polled(
+                    res.unwrap_or_else(|e| Err(SourceError(format!("the poll task failed: {e}"))))
+                ),
+                () = sleep_until_opt(poll_at) => Event::PollDue,
                 _ = running.exited(&mut self.sigchld) => Event::Exited,
                 sig = self.signals.recv() => Event::Signal(sig),
                 () = self.watch.tick() => Event::PlanTick,
@@ -195,6 +241,18 @@ impl Supervisor {
                 () = sleep_until_opt(confirm_at) => Event::Confirmed,
             };
             match event {
+                Event::Prepared(res) => {
+                    self.on_prepared(res);
+                    daemon = Some(running);
+                }
+                Event::PollDue => {
+                    self.start_poll();
+                    daemon = Some(running);
+                }
+                Event::Polled(res) => {
+                    self.on_polled(res).await;
+                    daemon = Some(running);
+                }
                 Event::Signal(sig) if is_stop(sig) => {
                     tracing::info!("{sig} received: stopping the daemon");
                     let exit = running
@@ -249,24 +307,41 @@ impl Supervisor {
         }
     }
 
-    /// Applies the first due upgrade, if any can be prepared. `daemon` is the running one.
+    /// Applies the first due upgrade if it is prepared. `daemon` is the running one. With no
+    /// daemon running, a binary that is already present is prepared on the spot, so a due
+    /// upgrade does not start the old version first.
     async fn try_due_upgrade(&mut self, daemon: Option<Daemon>) -> Result<Step> {
         let Some(info) = self.due_upgrade() else {
             return Ok(Step::Continue(daemon));
         };
-        let t = std::time::Instant::now();
-        if let Err(e) = self.prepare(&info).await {
-            self.refuse(&info, e);
+        if self.ready.get(&info.name) != Some(&info) {
+            if daemon.is_some() || !self.preparer.binary_present(&info) {
+                self.ensure_preparing();
+                return Ok(Step::Continue(daemon));
+            }
+            let t = std::time::Instant::now();
+            let current = self.plan.current.version.clone();
+            let prepared = tokio::select! {
+                r = self.preparer.prepare(&info, &current) => r,
+                sig = self.signals.recv_stop() => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
+            };
+            if let Err(e) = prepared {
+                self.refuse(&info, e);
+                return Ok(Step::Continue(daemon));
+            }
+            tracing::info!(upgrade = %info.name, stage = "prepare", elapsed_ms = t.elapsed().as_millis() as u64, "verified the new binary ({} {})", self.inst.config.daemon.name, info.version);
+        }
+        if self.backup_enabled()
+            && let Err(e) = backup::check_free_space(&self.backup_plan())
+        {
+            self.refuse(&info, PrepareError::transient(e.to_string()));
             return Ok(Step::Continue(daemon));
         }
-        tracing::info!(upgrade = %info.name, stage = "prepare", elapsed_ms = t.elapsed().as_millis() as u64, "verified the new binary ({} {})", self.inst.config.daemon.name, info.version);
         self.refused.remove(&info.name);
+        self.ready.remove(&info.name);
         let name = info.name.clone();
         match self.apply(info.clone(), daemon).await? {
-            Applied::Done {
-                daemon,
-                restart_wanted,
-            } => {
+            Applied::Done { daemon, restart_wanted } => {
                 self.startup_failures = 0;
                 if restart_wanted {
                     Ok(Step::Continue(daemon))
@@ -277,15 +352,47 @@ impl Supervisor {
             Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
             Applied::Aborted { daemon, reason } => {
                 tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {reason}");
-                self.refuse(
-                    &info,
-                    PrepareError {
-                        reason,
-                        permanent: false,
-                    },
-                );
+                self.refuse(&info, PrepareError { reason, permanent: false });
                 Ok(Step::Continue(daemon))
             }
+        }
+    }
+
+    /// Starts preparing the first queued upgrade that is neither ready nor waiting for a retry
+    /// (downloads happen ahead of the upgrade time, while the daemon runs).
+    fn ensure_preparing(&mut self) {
+        if self.preparing.is_some() {
+            return;
+        }
+        let now = model::now();
+        let Some(info) = self
+            .plan
+            .queued_up
+            .iter()
+            .find(|q| self.ready.get(&q.name) != Some(*q) && self.retry_allowed(q, now))
+            .cloned()
+        else {
+            return;
+        };
+        let preparer = self.preparer.clone();
+        let current = self.plan.current.version.clone();
+        let task_info = info.clone();
+        tracing::debug!(upgrade = %info.name, "preparing");
+        let handle = tokio::spawn(async move { preparer.prepare(&task_info, &current).await });
+        self.preparing = Some((info, handle));
+    }
+
+    fn on_prepared(&mut self, res: Result<(), PrepareError>) {
+        let Some((info, _)) = self.preparing.take() else {
+            return;
+        };
+        match res {
+            Ok(()) => {
+                tracing::info!(upgrade = %info.name, stage = "prepare", "upgrade `{}` ({} {}) is downloaded and verified; it will be applied at {}", info.name, self.inst.config.daemon.name, info.version, model::rfc3339(info.upgrade_time));
+                self.refused.remove(&info.name);
+                self.ready.insert(info.name.clone(), info);
+            }
+            Err(e) => self.refuse(&info, e),
         }
     }
 
@@ -455,11 +562,11 @@ impl Supervisor {
         self.plan
             .queued_up
             .iter()
-            .find(|q| q.upgrade_time <= now && self.ready(q, now))
+            .find(|q| q.upgrade_time <= now && self.retry_allowed(q, now))
             .cloned()
     }
 
-    fn ready(&self, q: &UpgradeInfo, now: time::OffsetDateTime) -> bool {
+    fn retry_allowed(&self, q: &UpgradeInfo, now: time::OffsetDateTime) -> bool {
         match self.refused.get(&q.name) {
             Some((info, r, _)) if info == q => !r.permanent && r.retry_at.is_none_or(|t| t <= now),
             _ => true,
@@ -493,6 +600,14 @@ impl Supervisor {
             }
         });
         Instant::now() + delay.min(MAX_SLEEP)
+    }
+}
+
+/// Awaits a task if there is one; never resolves otherwise. Cancel-safe.
+async fn join_opt<T>(handle: Option<&mut tokio::task::JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+    match handle {
+        Some(h) => h.await,
+        None => std::future::pending().await,
     }
 }
 

@@ -12,7 +12,6 @@ use nix::sys::signal::Signal;
 use super::Supervisor;
 use super::journal::{Journal, Stage};
 use crate::backup::{self, BackupPlan, Cancel};
-use crate::build_info;
 use crate::daemon::Daemon;
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -20,30 +19,6 @@ use crate::fsutil::{self, FileLock};
 use crate::model::{
     self, CurrentVersionInfo, HistoryEntry, Outcome, UpgradeHistory, UpgradeInfo, UpgradePlan,
 };
-use crate::rules::{compare_versions, validate_upgrade_name};
-
-/// Why an upgrade could not be prepared.
-#[derive(Debug)]
-pub struct PrepareError {
-    pub reason: String,
-    /// Retrying cannot help until the plan entry changes.
-    pub permanent: bool,
-}
-
-impl PrepareError {
-    fn permanent(reason: impl Into<String>) -> Self {
-        PrepareError {
-            reason: reason.into(),
-            permanent: true,
-        }
-    }
-    fn transient(reason: impl Into<String>) -> Self {
-        PrepareError {
-            reason: reason.into(),
-            permanent: false,
-        }
-    }
-}
 
 /// What the loop should do after an apply attempt.
 #[derive(Debug)]
@@ -64,56 +39,6 @@ pub enum Applied {
 }
 
 impl Supervisor {
-    /// Everything that can be checked while the old daemon keeps running.
-    pub(super) async fn prepare(&self, info: &UpgradeInfo) -> Result<(), PrepareError> {
-        validate_upgrade_name(&info.name).map_err(|e| PrepareError::permanent(e.to_string()))?;
-        let cfg = &self.inst.config.daemon;
-        if !cfg.allow_downgrade {
-            match compare_versions(&info.version, &self.plan.current.version) {
-                Ok(o) if o.is_le() => {
-                    return Err(PrepareError::permanent(format!(
-                        "version {} is not newer than the running {}; refusing a downgrade (set DAEMON_ALLOW_DOWNGRADE=true to allow it)",
-                        info.version, self.plan.current.version
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(PrepareError::permanent(e.to_string())),
-            }
-        }
-        let bin = self.inst.data.upgrade_bin(&info.name);
-        if !bin.is_file() {
-            return Err(PrepareError::transient(format!(
-                "its binary {} is not present (downloading releases is not available in this build; add it with `nymvisor add-upgrade <BINARY> --upgrade-name {} --add-binary`)",
-                bin.display(),
-                info.name
-            )));
-        }
-        let build = build_info::probe_daemon(&bin, &self.inst.config.daemon.name)
-            .await
-            .map_err(|e| PrepareError::permanent(e.to_string()))?;
-        if build.build_version != info.version {
-            return Err(PrepareError::permanent(format!(
-                "{} reports version {} but the upgrade is for {}",
-                bin.display(),
-                build.build_version,
-                info.version
-            )));
-        }
-        if let Some(expected) = &info.binary_details
-            && expected != &build
-        {
-            return Err(PrepareError::permanent(format!(
-                "the build information of {} differs from the upgrade's binaryDetails",
-                bin.display()
-            )));
-        }
-        if self.backup_enabled() {
-            backup::check_free_space(&self.backup_plan())
-                .map_err(|e| PrepareError::transient(e.to_string()))?;
-        }
-        Ok(())
-    }
-
     pub(super) fn backup_enabled(&self) -> bool {
         !self.inst.config.daemon.unsafe_skip_backup && self.backup_strategy.is_some()
     }

@@ -1,0 +1,251 @@
+//! The prepare stage (SPEC §8.2): everything that happens while the old daemon keeps running —
+//! the version rules, fetching the binary if it is not present (streamed into a temporary file
+//! in `upgrades/<name>/bin/`, hashed as the bytes arrive, size-capped), verification, and the
+//! rename into place. A failure removes the temporary file and touches nothing else.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::AsyncReadExt;
+
+use crate::build_info;
+use crate::config::DaemonConfig;
+use crate::model::{PlatformDetails, UpgradeInfo};
+use crate::paths::UpgradeDataDir;
+use crate::rules::{compare_versions, platform_keys, validate_upgrade_name};
+use crate::source::{Caps, ChunkSink, UpgradeSource};
+use crate::verify::{Candidate, Digest, Verifier};
+
+/// Why an upgrade could not be prepared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareError {
+    pub reason: String,
+    /// Retrying cannot help until the plan entry changes.
+    pub permanent: bool,
+}
+
+impl PrepareError {
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        PrepareError { reason: reason.into(), permanent: true }
+    }
+    pub fn transient(reason: impl Into<String>) -> Self {
+        PrepareError { reason: reason.into(), permanent: false }
+    }
+}
+
+/// What the prepare stage needs; cheap to clone into a background task.
+#[derive(Debug, Clone)]
+pub struct Preparer {
+    pub data: UpgradeDataDir,
+    pub daemon: DaemonConfig,
+    pub source: Option<Arc<dyn UpgradeSource>>,
+    pub verifiers: Arc<Vec<Arc<dyn Verifier>>>,
+    pub caps: Caps,
+}
+
+impl Preparer {
+    /// Whether the upgrade's binary is already in place (no download needed).
+    pub fn binary_present(&self, info: &UpgradeInfo) -> bool {
+        validate_upgrade_name(&info.name).is_ok() && self.data.upgrade_bin(&info.name).is_file()
+    }
+
+    /// Makes `info` ready to be applied: its binary in place and verified.
+    pub async fn prepare(&self, info: &UpgradeInfo, current_version: &str) -> Result<(), PrepareError> {
+        validate_upgrade_name(&info.name).map_err(|e| PrepareError::permanent(e.to_string()))?;
+        if !self.daemon.allow_downgrade {
+            match compare_versions(&info.version, current_version) {
+                Ok(o) if o.is_le() => {
+                    return Err(PrepareError::permanent(format!(
+                        "version {} is not newer than the running {current_version}; refusing a downgrade (set DAEMON_ALLOW_DOWNGRADE=true to allow it)",
+                        info.version
+                    )));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(PrepareError::permanent(e.to_string())),
+            }
+        }
+        let bin = self.data.upgrade_bin(&info.name);
+        if bin.is_file() {
+            self.verify_present(info, &bin).await?;
+        } else {
+            self.fetch(info, &bin).await?;
+        }
+        Ok(())
+    }
+
+    /// A binary the operator placed (or a previous download): re-checked, never trusted.
+    async fn verify_present(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), PrepareError> {
+        let platform = pick_platform(info).map(|(_, p)| p);
+        let mut digests = self.digesters(info, platform);
+        if !digests.is_empty() {
+            let mut file = tokio::fs::File::open(bin)
+                .await
+                .map_err(|e| PrepareError::transient(format!("cannot read {}: {e}", bin.display())))?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| PrepareError::transient(format!("cannot read {}: {e}", bin.display())))?;
+                if n == 0 {
+                    break;
+                }
+                for (_, d) in digests.iter_mut() {
+                    d.update(&buf[..n]);
+                }
+            }
+        }
+        let digests = finish(digests);
+        let candidate = Candidate {
+            daemon: &self.daemon.name,
+            info,
+            platform,
+            path: bin,
+            digests: &digests,
+            downloaded: false,
+        };
+        self.run_verifiers(&candidate).await?;
+        self.check_build_info(info, bin).await
+    }
+
+    /// Downloads, verifies and installs the binary.
+    async fn fetch(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), PrepareError> {
+        if !self.daemon.allow_binaries_download {
+            return Err(PrepareError::permanent(format!(
+                "its binary {} is not present and downloads are disabled (DAEMON_ALLOW_BINARIES_DOWNLOAD=false); add it with `nymvisor add-upgrade <BINARY> --upgrade-name {} --add-binary`",
+                bin.display(),
+                info.name
+            )));
+        }
+        let Some((key, platform)) = pick_platform(info) else {
+            let offered: Vec<_> = info.platforms.keys().cloned().collect();
+            return Err(PrepareError::permanent(format!(
+                "no download for platform {} (offered: {})",
+                platform_keys()[0],
+                if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+            )));
+        };
+        if self.daemon.enforce_download_checksum && platform.checksum.trim().is_empty() {
+            return Err(PrepareError::permanent(format!(
+                "the {key} download has no checksum and DAEMON_ENFORCE_DOWNLOAD_CHECKSUM is on"
+            )));
+        }
+        let Some(source) = self.source.clone() else {
+            return Err(PrepareError::permanent(format!(
+                "its binary {} is not present and no upstream source is configured to download it from",
+                bin.display()
+            )));
+        };
+        let dir = self.data.upgrade_bin_dir(&info.name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| PrepareError::transient(format!("cannot create {}: {e}", dir.display())))?;
+        // dropped (and deleted) on every early return below
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", self.daemon.name))
+            .suffix(".download")
+            .tempfile_in(&dir)
+            .map_err(|e| PrepareError::transient(format!("cannot create a temporary file in {}: {e}", dir.display())))?;
+        let mut sink = FileSink {
+            file: tmp.as_file().try_clone().map_err(|e| PrepareError::transient(e.to_string()))?,
+            digests: self.digesters(info, Some(platform)),
+        };
+        let t = std::time::Instant::now();
+        let size = source
+            .download(&platform.url, self.caps.binary, &mut sink)
+            .await
+            .map_err(|e| PrepareError::transient(format!("download failed: {e}")))?;
+        sink.file
+            .sync_all()
+            .map_err(|e| PrepareError::transient(format!("cannot write {}: {e}", tmp.path().display())))?;
+        tracing::info!(upgrade = %info.name, stage = "download", elapsed_ms = t.elapsed().as_millis() as u64, bytes = size, "downloaded {}", platform.url);
+        let digests = finish(sink.digests);
+        let candidate = Candidate {
+            daemon: &self.daemon.name,
+            info,
+            platform: Some(platform),
+            path: tmp.path(),
+            digests: &digests,
+            downloaded: true,
+        };
+        self.run_verifiers(&candidate).await?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(crate::fsutil::BINARY_MODE))
+            .map_err(|e| PrepareError::transient(format!("cannot make {} executable: {e}", tmp.path().display())))?;
+        self.check_build_info(info, tmp.path()).await?;
+        tmp.persist_noclobber(bin)
+            .map_err(|e| PrepareError::transient(format!("cannot install {}: {}", bin.display(), e.error)))?;
+        crate::fsutil::sync_dir(&dir).map_err(|e| PrepareError::transient(e.to_string()))?;
+        Ok(())
+    }
+
+    fn digesters(&self, info: &UpgradeInfo, platform: Option<&PlatformDetails>) -> Vec<(String, Box<dyn Digest>)> {
+        let mut all: Vec<(String, Box<dyn Digest>)> = Vec::new();
+        for v in self.verifiers.iter() {
+            for (name, d) in v.digests(info, platform) {
+                if !all.iter().any(|(n, _)| n == &name) {
+                    all.push((name, d));
+                }
+            }
+        }
+        all
+    }
+
+    async fn run_verifiers(&self, candidate: &Candidate<'_>) -> Result<(), PrepareError> {
+        for v in self.verifiers.iter() {
+            let t = std::time::Instant::now();
+            v.verify(candidate, self.source.as_deref())
+                .await
+                .map_err(|reason| PrepareError::permanent(format!("{} verification failed: {reason}", v.name())))?;
+            tracing::debug!(upgrade = %candidate.info.name, verifier = v.name(), elapsed_ms = t.elapsed().as_millis() as u64, "accepted");
+        }
+        Ok(())
+    }
+
+    /// The last check (SPEC §10): the binary's own build information matches the upgrade.
+    async fn check_build_info(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), PrepareError> {
+        let build = build_info::probe_daemon(bin, &self.daemon.name)
+            .await
+            .map_err(|e| PrepareError::permanent(e.to_string()))?;
+        if build.build_version != info.version {
+            return Err(PrepareError::permanent(format!(
+                "the binary reports version {} but the upgrade is for {}",
+                build.build_version, info.version
+            )));
+        }
+        if let Some(expected) = &info.binary_details
+            && expected != &build
+        {
+            return Err(PrepareError::permanent(
+                "the binary's build information differs from the upgrade's binaryDetails".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// This machine's platform entry, else `any`.
+pub fn pick_platform(info: &UpgradeInfo) -> Option<(String, &PlatformDetails)> {
+    platform_keys()
+        .into_iter()
+        .find_map(|k| info.platforms.get(&k).map(|p| (k, p)))
+}
+
+fn finish(digests: Vec<(String, Box<dyn Digest>)>) -> BTreeMap<String, String> {
+    digests.into_iter().map(|(n, d)| (n, d.finish_hex())).collect()
+}
+
+struct FileSink {
+    file: std::fs::File,
+    digests: Vec<(String, Box<dyn Digest>)>,
+}
+
+impl ChunkSink for FileSink {
+    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        for (_, d) in self.digests.iter_mut() {
+            d.update(chunk);
+        }
+        self.file.write_all(chunk)
+    }
+}

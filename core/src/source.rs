@@ -1,0 +1,75 @@
+//! Where upgrades come from: the [`UpgradeSource`] trait (implementations live in the
+//! `nymvisor-sources` crate, so that this crate never pulls in an HTTP stack).
+
+use std::fmt::Debug;
+
+use crate::model::UpgradeInfo;
+
+/// Receives the bytes of a download as they arrive.
+pub trait ChunkSink: Send {
+    /// Takes the next chunk. An error aborts the download.
+    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()>;
+}
+
+/// A failure of a source, with the URL or path involved in the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// What a poll found.
+#[derive(Debug, Clone)]
+pub struct SourcedUpgrade {
+    pub info: UpgradeInfo,
+    /// The raw document, for signature checks of the feed.
+    pub document: Vec<u8>,
+    /// Where it came from (also the base of `<url>.minisig`).
+    pub document_url: String,
+}
+
+/// A source of upgrade information and binaries.
+///
+/// Methods may block on the network for as long as their timeouts allow; they are cancel-safe
+/// (dropping the future abandons the request).
+#[async_trait::async_trait]
+pub trait UpgradeSource: Debug + Send + Sync {
+    /// One line saying what this source is (`http feed https://…`), for logs.
+    fn describe(&self) -> String;
+
+    /// The latest release, or `None` when there is nothing (new) to see (e.g. `304 Not Modified`).
+    async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError>;
+
+    /// Streams the file at `url` into `sink`, refusing more than `max_bytes`. Returns the size.
+    async fn download(&self, url: &str, max_bytes: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError>;
+
+    /// Fetches a small document (a signature), refusing more than `max_bytes`.
+    async fn fetch_small(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, SourceError> {
+        struct Collect(Vec<u8>);
+        impl ChunkSink for Collect {
+            fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+                self.0.extend_from_slice(chunk);
+                Ok(())
+            }
+        }
+        let mut sink = Collect(Vec::new());
+        self.download(url, max_bytes, &mut sink).await?;
+        Ok(sink.0)
+    }
+}
+
+/// Size caps (SPEC §12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub document: u64,
+    pub signature: u64,
+    pub binary: u64,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            document: 1024 * 1024,
+            signature: 64 * 1024,
+            binary: 512 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Verification of candidate binaries: the [`Verifier`] trait (checksum and signature
+//! implementations live in `nymvisor-verifiers`), composed in order; the first refusal stops the
+//! upgrade.
+//!
+//! Digests are computed while the bytes stream in (each verifier says which it needs), so a
+//! download is read exactly once and never held in memory.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::path::Path;
+
+use crate::model::{PlatformDetails, UpgradeInfo};
+use crate::source::UpgradeSource;
+
+/// A hash being computed over a stream.
+pub trait Digest: Send {
+    fn update(&mut self, data: &[u8]);
+    /// Lower-case hex of the final digest.
+    fn finish_hex(self: Box<Self>) -> String;
+}
+
+/// Everything a verifier may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate<'a> {
+    pub daemon: &'a str,
+    pub info: &'a UpgradeInfo,
+    /// The platform entry the binary came from (`None` for a binary added locally).
+    pub platform: Option<&'a PlatformDetails>,
+    /// The binary, complete, not yet executable or in place.
+    pub path: &'a Path,
+    /// Digests computed while streaming, by algorithm name (`sha256`, `sha3-512`, …).
+    pub digests: &'a BTreeMap<String, String>,
+    /// Whether the binary was downloaded (as opposed to placed by the operator).
+    pub downloaded: bool,
+}
+
+/// One check of a candidate binary.
+#[async_trait::async_trait]
+pub trait Verifier: Debug + Send + Sync {
+    /// Short name for logs (`checksum`, `minisign`, …).
+    fn name(&self) -> &str;
+
+    /// Streaming digests this verifier needs for `candidate` (algorithm name and a fresh hasher).
+    fn digests(&self, _info: &UpgradeInfo, _platform: Option<&PlatformDetails>) -> Vec<(String, Box<dyn Digest>)> {
+        Vec::new()
+    }
+
+    /// Accepts or refuses; the error is the reason, shown to the operator. May use `source` to
+    /// fetch a detached signature.
+    async fn verify(&self, candidate: &Candidate<'_>, source: Option<&dyn UpgradeSource>) -> Result<(), String>;
+}

@@ -1,0 +1,184 @@
+//! The HTTP feed: `GET <base>/<daemon>/upgrade-info.json` (or the absolute URL).
+//!
+//! Guarantees: a non-2xx answer is an error and is never parsed; documents over 1 MiB and
+//! binaries over the cap are refused as soon as that is known (Content-Length) or reached
+//! (streaming); at most 5 redirects, never from https to http; connect, idle and overall
+//! timeouts; conditional requests (ETag / Last-Modified) so an unchanged feed costs one `304`.
+
+use std::sync::Mutex;
+
+use nymvisor_core::model::UpgradeInfo;
+use nymvisor_core::source::{ChunkSink, SourceError, SourcedUpgrade, UpgradeSource};
+use reqwest::header::{ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
+use reqwest::{StatusCode, redirect};
+
+use crate::Limits;
+
+/// Longest redirect chain followed.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct HttpSource {
+    client: reqwest::Client,
+    url: url::Url,
+    limits: Limits,
+    validators: Mutex<(Option<String>, Option<String>)>,
+}
+
+fn redirect_policy() -> redirect::Policy {
+    redirect::Policy::custom(|attempt| {
+        let from_https = attempt.previous().last().is_some_and(|u| u.scheme() == "https");
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if from_https && attempt.url().scheme() != "https" {
+            attempt.error("refusing a redirect from https to http")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// The error text of a failed request, with its URL and the whole cause chain.
+fn describe(url: &str, e: &reqwest::Error) -> SourceError {
+    let mut msg = format!("GET {url}: ");
+    if e.is_timeout() {
+        msg.push_str("timed out");
+    } else if e.is_redirect() {
+        msg.push_str("redirect refused");
+    } else if e.is_connect() {
+        msg.push_str("could not connect");
+    } else {
+        msg.push_str("request failed");
+    }
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        msg.push_str(": ");
+        msg.push_str(&c.to_string());
+        cause = c.source();
+    }
+    SourceError(msg)
+}
+
+impl HttpSource {
+    pub fn new(url: &str, limits: Limits) -> Result<HttpSource, SourceError> {
+        let url = url::Url::parse(url).map_err(|e| SourceError(format!("invalid feed URL {url:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SourceError(format!("the feed URL {url} is not http(s)")));
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("nymvisor/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(limits.connect)
+            .read_timeout(limits.idle)
+            .redirect(redirect_policy())
+            .build()
+            .map_err(|e| SourceError(format!("cannot set up the HTTP client: {e}")))?;
+        Ok(HttpSource {
+            client,
+            url,
+            limits,
+            validators: Mutex::new((None, None)),
+        })
+    }
+
+    /// Resolves a URL from the feed against the feed's own URL (relative URLs are allowed).
+    fn resolve(&self, url: &str) -> Result<url::Url, SourceError> {
+        let resolved = self.url.join(url).map_err(|e| SourceError(format!("invalid URL {url:?} in the feed: {e}")))?;
+        if !matches!(resolved.scheme(), "http" | "https") {
+            return Err(SourceError(format!("refusing to fetch {resolved}: only http(s) URLs are allowed")));
+        }
+        if self.url.scheme() == "https" && resolved.scheme() == "http" {
+            return Err(SourceError(format!("refusing {resolved}: the feed is https but the URL is plain http")));
+        }
+        Ok(resolved)
+    }
+
+    /// Streams a successful response into `sink`, enforcing `max` bytes.
+    async fn stream(url: &str, mut resp: reqwest::Response, max: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError> {
+        if let Some(len) = resp.content_length()
+            && len > max
+        {
+            return Err(SourceError(format!("GET {url}: {len} bytes announced, more than the {max}-byte cap")));
+        }
+        let mut total: u64 = 0;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(url, &e))? {
+            total += chunk.len() as u64;
+            if total > max {
+                return Err(SourceError(format!("GET {url}: more than the {max}-byte cap was sent; aborted")));
+            }
+            sink.accept(&chunk)
+                .map_err(|e| SourceError(format!("GET {url}: cannot store the data: {e}")))?;
+        }
+        Ok(total)
+    }
+
+    fn check_status(url: &str, resp: &reqwest::Response) -> Result<(), SourceError> {
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(SourceError(format!("GET {url}: HTTP {status}; the response is ignored")))
+        }
+    }
+}
+
+struct Collect(Vec<u8>);
+
+impl ChunkSink for Collect {
+    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl UpgradeSource for HttpSource {
+    fn describe(&self) -> String {
+        format!("the feed {}", self.url)
+    }
+
+    async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
+        let url = self.url.as_str();
+        let mut req = self.client.get(self.url.clone()).timeout(self.limits.document);
+        let (etag, modified) = self.validators.lock().map(|v| v.clone()).unwrap_or_default();
+        if let Some(etag) = &etag {
+            req = req.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(modified) = &modified {
+            req = req.header(IF_MODIFIED_SINCE, modified);
+        }
+        let resp = req.send().await.map_err(|e| describe(url, &e))?;
+        if resp.status() == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        Self::check_status(url, &resp)?;
+        let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let validators = (header(ETAG), header(LAST_MODIFIED));
+        let mut doc = Collect(Vec::new());
+        Self::stream(url, resp, self.limits.caps.document, &mut doc).await?;
+        let info: UpgradeInfo = serde_json::from_slice(&doc.0)
+            .map_err(|e| SourceError(format!("GET {url}: not a valid upgrade-info document: {e}")))?;
+        if let Ok(mut v) = self.validators.lock() {
+            *v = validators;
+        }
+        Ok(Some(SourcedUpgrade {
+            info,
+            document: doc.0,
+            document_url: url.to_owned(),
+        }))
+    }
+
+    async fn download(&self, url: &str, max_bytes: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError> {
+        let resolved = self.resolve(url)?;
+        let timeout = if max_bytes <= self.limits.caps.signature { self.limits.document } else { self.limits.download };
+        let resp = self
+            .client
+            .get(resolved.clone())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| describe(resolved.as_str(), &e))?;
+        Self::check_status(resolved.as_str(), &resp)?;
+        Self::stream(resolved.as_str(), resp, max_bytes, sink).await
+    }
+}
