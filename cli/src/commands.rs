@@ -53,7 +53,7 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
                         instance.config.id(),
                         instance.config_path.display()
                     );
-                    print!("{}", instance.config.to_toml());
+                    print!("{}", instance.config.to_toml()?);
                 }
             }
         }
@@ -98,7 +98,7 @@ async fn init(args: InitArgs, env: &Env) -> Result<()> {
             println!("  config:       {}", inst.config_path.display());
             println!("  binaries:     {}", inst.data.root().display());
             println!("  daemon home:  {}", inst.config.daemon.home.display());
-            println!("\n{}", inst.config.to_toml());
+            println!("\n{}", inst.config.to_toml()?);
         }
     }
     Ok(())

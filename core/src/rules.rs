@@ -51,7 +51,8 @@ pub fn parse_version(version: &str, context: &str) -> Result<semver::Version> {
 
 /// Semver order of two version strings.
 pub fn compare_versions(a: &str, b: &str) -> Result<Ordering> {
-    Ok(parse_version(a, "version")?.cmp(&parse_version(b, "version")?))
+    // precedence ignores build metadata: `1.2.0+b` is not newer than `1.2.0+a`
+    Ok(parse_version(a, "version")?.cmp_precedence(&parse_version(b, "version")?))
 }
 
 /// The platform key of this machine (`linux-x86_64`, `darwin-aarch64`, …).
@@ -116,6 +117,10 @@ mod tests {
             Some(Ordering::Less)
         );
         assert!(compare_versions("1.2", "1.2.0").is_err());
+        assert_eq!(
+            compare_versions("1.2.0+b", "1.2.0+a").ok(),
+            Some(Ordering::Equal)
+        );
     }
 
     #[test]

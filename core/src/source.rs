@@ -39,7 +39,12 @@ pub trait UpgradeSource: Debug + Send + Sync {
     async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError>;
 
     /// Streams the file at `url` into `sink`, refusing more than `max_bytes`. Returns the size.
-    async fn download(&self, url: &str, max_bytes: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError>;
+    async fn download(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64, SourceError>;
 
     /// Fetches a small document (a signature), refusing more than `max_bytes`.
     async fn fetch_small(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, SourceError> {
@@ -71,5 +76,20 @@ impl Default for Caps {
             signature: 64 * 1024,
             binary: 512 * 1024 * 1024,
         }
+    }
+}
+
+impl Caps {
+    /// The defaults, with the binary cap from `NYMVISOR_MAX_BINARY_SIZE` (bytes) when set.
+    pub fn from_env(env: &crate::env::Env) -> Result<Caps, SourceError> {
+        let mut caps = Caps::default();
+        if let Some(v) = env.get_non_empty("NYMVISOR_MAX_BINARY_SIZE") {
+            caps.binary = v.trim().parse().map_err(|_| {
+                SourceError(format!(
+                    "environment variable NYMVISOR_MAX_BINARY_SIZE={v:?} is malformed: expected a number of bytes"
+                ))
+            })?;
+        }
+        Ok(caps)
     }
 }

@@ -41,11 +41,19 @@ pub trait Verifier: Debug + Send + Sync {
     fn name(&self) -> &str;
 
     /// Streaming digests this verifier needs for `candidate` (algorithm name and a fresh hasher).
-    fn digests(&self, _info: &UpgradeInfo, _platform: Option<&PlatformDetails>) -> Vec<(String, Box<dyn Digest>)> {
+    fn digests(
+        &self,
+        _info: &UpgradeInfo,
+        _platform: Option<&PlatformDetails>,
+    ) -> Vec<(String, Box<dyn Digest>)> {
         Vec::new()
     }
 
     /// Accepts or refuses; the error is the reason, shown to the operator. May use `source` to
     /// fetch a detached signature.
-    async fn verify(&self, candidate: &Candidate<'_>, source: Option<&dyn UpgradeSource>) -> Result<(), String>;
+    async fn verify(
+        &self,
+        candidate: &Candidate<'_>,
+        source: Option<&dyn UpgradeSource>,
+    ) -> Result<(), String>;
 }

@@ -28,7 +28,10 @@ pub struct HttpSource {
 
 fn redirect_policy() -> redirect::Policy {
     redirect::Policy::custom(|attempt| {
-        let from_https = attempt.previous().last().is_some_and(|u| u.scheme() == "https");
+        let from_https = attempt
+            .previous()
+            .last()
+            .is_some_and(|u| u.scheme() == "https");
         if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
         } else if from_https && attempt.url().scheme() != "https" {
@@ -62,7 +65,8 @@ fn describe(url: &str, e: &reqwest::Error) -> SourceError {
 
 impl HttpSource {
     pub fn new(url: &str, limits: Limits) -> Result<HttpSource, SourceError> {
-        let url = url::Url::parse(url).map_err(|e| SourceError(format!("invalid feed URL {url:?}: {e}")))?;
+        let url = url::Url::parse(url)
+            .map_err(|e| SourceError(format!("invalid feed URL {url:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(SourceError(format!("the feed URL {url} is not http(s)")));
         }
@@ -83,28 +87,44 @@ impl HttpSource {
 
     /// Resolves a URL from the feed against the feed's own URL (relative URLs are allowed).
     fn resolve(&self, url: &str) -> Result<url::Url, SourceError> {
-        let resolved = self.url.join(url).map_err(|e| SourceError(format!("invalid URL {url:?} in the feed: {e}")))?;
+        let resolved = self
+            .url
+            .join(url)
+            .map_err(|e| SourceError(format!("invalid URL {url:?} in the feed: {e}")))?;
         if !matches!(resolved.scheme(), "http" | "https") {
-            return Err(SourceError(format!("refusing to fetch {resolved}: only http(s) URLs are allowed")));
+            return Err(SourceError(format!(
+                "refusing to fetch {resolved}: only http(s) URLs are allowed"
+            )));
         }
         if self.url.scheme() == "https" && resolved.scheme() == "http" {
-            return Err(SourceError(format!("refusing {resolved}: the feed is https but the URL is plain http")));
+            return Err(SourceError(format!(
+                "refusing {resolved}: the feed is https but the URL is plain http"
+            )));
         }
         Ok(resolved)
     }
 
     /// Streams a successful response into `sink`, enforcing `max` bytes.
-    async fn stream(url: &str, mut resp: reqwest::Response, max: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError> {
+    async fn stream(
+        url: &str,
+        mut resp: reqwest::Response,
+        max: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64, SourceError> {
         if let Some(len) = resp.content_length()
             && len > max
         {
-            return Err(SourceError(format!("GET {url}: {len} bytes announced, more than the {max}-byte cap")));
+            return Err(SourceError(format!(
+                "GET {url}: {len} bytes announced, more than the {max}-byte cap"
+            )));
         }
         let mut total: u64 = 0;
         while let Some(chunk) = resp.chunk().await.map_err(|e| describe(url, &e))? {
             total += chunk.len() as u64;
             if total > max {
-                return Err(SourceError(format!("GET {url}: more than the {max}-byte cap was sent; aborted")));
+                return Err(SourceError(format!(
+                    "GET {url}: more than the {max}-byte cap was sent; aborted"
+                )));
             }
             sink.accept(&chunk)
                 .map_err(|e| SourceError(format!("GET {url}: cannot store the data: {e}")))?;
@@ -117,7 +137,9 @@ impl HttpSource {
         if status.is_success() {
             Ok(())
         } else {
-            Err(SourceError(format!("GET {url}: HTTP {status}; the response is ignored")))
+            Err(SourceError(format!(
+                "GET {url}: HTTP {status}; the response is ignored"
+            )))
         }
     }
 }
@@ -139,8 +161,15 @@ impl UpgradeSource for HttpSource {
 
     async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
         let url = self.url.as_str();
-        let mut req = self.client.get(self.url.clone()).timeout(self.limits.document);
-        let (etag, modified) = self.validators.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut req = self
+            .client
+            .get(self.url.clone())
+            .timeout(self.limits.document);
+        let (etag, modified) = self
+            .validators
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
         if let Some(etag) = &etag {
             req = req.header(IF_NONE_MATCH, etag);
         }
@@ -152,12 +181,18 @@ impl UpgradeSource for HttpSource {
             return Ok(None);
         }
         Self::check_status(url, &resp)?;
-        let header = |name| resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let validators = (header(ETAG), header(LAST_MODIFIED));
         let mut doc = Collect(Vec::new());
         Self::stream(url, resp, self.limits.caps.document, &mut doc).await?;
-        let info: UpgradeInfo = serde_json::from_slice(&doc.0)
-            .map_err(|e| SourceError(format!("GET {url}: not a valid upgrade-info document: {e}")))?;
+        let info: UpgradeInfo = serde_json::from_slice(&doc.0).map_err(|e| {
+            SourceError(format!("GET {url}: not a valid upgrade-info document: {e}"))
+        })?;
         if let Ok(mut v) = self.validators.lock() {
             *v = validators;
         }
@@ -168,9 +203,18 @@ impl UpgradeSource for HttpSource {
         }))
     }
 
-    async fn download(&self, url: &str, max_bytes: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError> {
+    async fn download(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64, SourceError> {
         let resolved = self.resolve(url)?;
-        let timeout = if max_bytes <= self.limits.caps.signature { self.limits.document } else { self.limits.download };
+        let timeout = if max_bytes <= self.limits.caps.signature {
+            self.limits.document
+        } else {
+            self.limits.download
+        };
         let resp = self
             .client
             .get(resolved.clone())

@@ -50,8 +50,11 @@ impl Limits {
         let mut l = Limits::default();
         let dur = |var: &str, into: &mut Duration| -> Result<(), SourceError> {
             if let Some(v) = env.get_non_empty(var) {
-                *into = humantime::parse_duration(v)
-                    .map_err(|e| SourceError(format!("environment variable {var}={v:?} is malformed: {e}")))?;
+                *into = humantime::parse_duration(v).map_err(|e| {
+                    SourceError(format!(
+                        "environment variable {var}={v:?} is malformed: {e}"
+                    ))
+                })?;
             }
             Ok(())
         };
@@ -59,17 +62,16 @@ impl Limits {
         dur("NYMVISOR_HTTP_IDLE_TIMEOUT", &mut l.idle)?;
         dur("NYMVISOR_HTTP_DOCUMENT_TIMEOUT", &mut l.document)?;
         dur("NYMVISOR_HTTP_DOWNLOAD_TIMEOUT", &mut l.download)?;
-        if let Some(v) = env.get_non_empty("NYMVISOR_MAX_BINARY_SIZE") {
-            l.caps.binary = v.parse().map_err(|_| {
-                SourceError(format!("environment variable NYMVISOR_MAX_BINARY_SIZE={v:?} is malformed: expected a number of bytes"))
-            })?;
-        }
+        l.caps = Caps::from_env(env)?;
         Ok(l)
     }
 }
 
 /// The configured source, or `None` for `none`.
-pub fn from_config(config: &Config, env: &Env) -> Result<Option<Arc<dyn UpgradeSource>>, SourceError> {
+pub fn from_config(
+    config: &Config,
+    env: &Env,
+) -> Result<Option<Arc<dyn UpgradeSource>>, SourceError> {
     let limits = Limits::from_env(env)?;
     let daemon = &config.daemon.name;
     match &config.nymvisor.upstream_source {
@@ -89,7 +91,11 @@ pub fn from_config(config: &Config, env: &Env) -> Result<Option<Arc<dyn UpgradeS
             let dir = config.nymvisor.local_mirror_directory.clone().ok_or_else(|| {
                 SourceError("the local source needs a mirror directory: set NYMVISOR_LOCAL_MIRROR_DIRECTORY".into())
             })?;
-            Ok(Some(Arc::new(local::LocalSource::new(&dir, daemon, limits.caps))))
+            Ok(Some(Arc::new(local::LocalSource::new(
+                &dir,
+                daemon,
+                limits.caps,
+            ))))
         }
         other => Err(SourceError(format!(
             "the upstream source `{other}` is not available in this build yet; use `http`, `local` or `none`"

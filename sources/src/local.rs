@@ -36,27 +36,46 @@ impl LocalSource {
             return Ok(PathBuf::from(rest));
         }
         if url.contains("://") {
-            return Err(SourceError(format!("{url}: the local source only reads files (relative paths or file:// URLs)")));
+            return Err(SourceError(format!(
+                "{url}: the local source only reads files (relative paths or file:// URLs)"
+            )));
         }
         let rel = Path::new(url);
         if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(SourceError(format!("{url}: relative URLs must stay inside the mirror {}", self.root.display())));
+            return Err(SourceError(format!(
+                "{url}: relative URLs must stay inside the mirror {}",
+                self.root.display()
+            )));
         }
         Ok(self.info_dir.join(rel))
     }
 
-    async fn read_capped(path: &Path, max: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError> {
+    async fn read_capped(
+        path: &Path,
+        max: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64, SourceError> {
         let meta = tokio::fs::symlink_metadata(path)
             .await
             .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
         if meta.file_type().is_symlink() {
-            return Err(SourceError(format!("{} is a symlink; the local source does not follow symlinks", path.display())));
+            return Err(SourceError(format!(
+                "{} is a symlink; the local source does not follow symlinks",
+                path.display()
+            )));
         }
         if !meta.is_file() {
-            return Err(SourceError(format!("{} is not a regular file", path.display())));
+            return Err(SourceError(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
         }
         if meta.len() > max {
-            return Err(SourceError(format!("{} is {} bytes, more than the {max}-byte cap", path.display(), meta.len())));
+            return Err(SourceError(format!(
+                "{} is {} bytes, more than the {max}-byte cap",
+                path.display(),
+                meta.len()
+            )));
         }
         let mut file = tokio::fs::File::open(path)
             .await
@@ -64,15 +83,22 @@ impl LocalSource {
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {
-            let n = file.read(&mut buf).await.map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
+            let n = file
+                .read(&mut buf)
+                .await
+                .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
             if n == 0 {
                 return Ok(total);
             }
             total += n as u64;
             if total > max {
-                return Err(SourceError(format!("{} grew past the {max}-byte cap while being read", path.display())));
+                return Err(SourceError(format!(
+                    "{} grew past the {max}-byte cap while being read",
+                    path.display()
+                )));
             }
-            sink.accept(&buf[..n]).map_err(|e| SourceError(format!("cannot store {}: {e}", path.display())))?;
+            sink.accept(&buf[..n])
+                .map_err(|e| SourceError(format!("cannot store {}: {e}", path.display())))?;
         }
     }
 }
@@ -99,8 +125,12 @@ impl UpgradeSource for LocalSource {
         }
         let mut doc = Collect(Vec::new());
         Self::read_capped(&path, self.caps.document, &mut doc).await?;
-        let info: UpgradeInfo = serde_json::from_slice(&doc.0)
-            .map_err(|e| SourceError(format!("{} is not a valid upgrade-info document: {e}", path.display())))?;
+        let info: UpgradeInfo = serde_json::from_slice(&doc.0).map_err(|e| {
+            SourceError(format!(
+                "{} is not a valid upgrade-info document: {e}",
+                path.display()
+            ))
+        })?;
         Ok(Some(SourcedUpgrade {
             info,
             document: doc.0,
@@ -108,7 +138,12 @@ impl UpgradeSource for LocalSource {
         }))
     }
 
-    async fn download(&self, url: &str, max_bytes: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError> {
+    async fn download(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64, SourceError> {
         let path = self.resolve(url)?;
         Self::read_capped(&path, max_bytes, sink).await
     }

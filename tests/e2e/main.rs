@@ -8,3 +8,4 @@ mod crash;
 mod init;
 mod migration;
 mod run;
+mod sources;

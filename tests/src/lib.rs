@@ -2,6 +2,8 @@
 //! binary, stamped copies of the fake daemon, and wait-for-condition helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod feed;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -78,7 +78,11 @@ impl Verifier for ChecksumVerifier {
         "checksum"
     }
 
-    fn digests(&self, _info: &UpgradeInfo, platform: Option<&PlatformDetails>) -> Vec<(String, Box<dyn Digest>)> {
+    fn digests(
+        &self,
+        _info: &UpgradeInfo,
+        platform: Option<&PlatformDetails>,
+    ) -> Vec<(String, Box<dyn Digest>)> {
         platform
             .filter(|p| !p.checksum.trim().is_empty())
             .and_then(|p| Algorithm::parse(&p.checksum_algorithm))
@@ -86,7 +90,11 @@ impl Verifier for ChecksumVerifier {
             .unwrap_or_default()
     }
 
-    async fn verify(&self, c: &Candidate<'_>, _source: Option<&dyn UpgradeSource>) -> Result<(), String> {
+    async fn verify(
+        &self,
+        c: &Candidate<'_>,
+        _source: Option<&dyn UpgradeSource>,
+    ) -> Result<(), String> {
         let Some(platform) = c.platform else {
             // a binary the operator placed with `add-upgrade`: there is nothing to compare with
             return Ok(());
@@ -94,7 +102,10 @@ impl Verifier for ChecksumVerifier {
         let expected = platform.checksum.trim();
         if expected.is_empty() {
             return if self.enforce && c.downloaded {
-                Err("the download has no checksum and DAEMON_ENFORCE_DOWNLOAD_CHECKSUM is on".into())
+                Err(
+                    "the download has no checksum and DAEMON_ENFORCE_DOWNLOAD_CHECKSUM is on"
+                        .into(),
+                )
             } else {
                 Ok(())
             };
@@ -106,7 +117,11 @@ impl Verifier for ChecksumVerifier {
             ));
         };
         if expected.len() != algo.hex_len() || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("the {} checksum {expected:?} is not {} hex digits", algo.name(), algo.hex_len()));
+            return Err(format!(
+                "the {} checksum {expected:?} is not {} hex digits",
+                algo.name(),
+                algo.hex_len()
+            ));
         }
         let Some(actual) = c.digests.get(algo.name()) else {
             return Err(format!("no {} digest was computed", algo.name()));
@@ -136,9 +151,15 @@ mod tests {
     #[test]
     fn known_digests() {
         // digests of "abc" from FIPS 180-4 / FIPS 202 test vectors
-        assert_eq!(digest(Algorithm::Sha256, b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            digest(Algorithm::Sha256, b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert!(digest(Algorithm::Sha512, b"abc").starts_with("ddaf35a193617aba"));
-        assert_eq!(digest(Algorithm::Sha3_256, b"abc"), "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532");
+        assert_eq!(
+            digest(Algorithm::Sha3_256, b"abc"),
+            "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
+        );
         assert!(digest(Algorithm::Sha3_512, b"abc").starts_with("b751850b1a57168a"));
     }
 
@@ -160,11 +181,26 @@ mod tests {
         let v = ChecksumVerifier { enforce: true };
         let mut digests = std::collections::BTreeMap::new();
         digests.insert("sha256".to_owned(), digest(Algorithm::Sha256, b"abc"));
-        let c = Candidate { daemon: "nym-node", info: &info, platform, path: std::path::Path::new("/x"), digests: &digests, downloaded: true };
+        let c = Candidate {
+            daemon: "nym-node",
+            info: &info,
+            platform,
+            path: std::path::Path::new("/x"),
+            digests: &digests,
+            downloaded: true,
+        };
         assert!(v.verify(&c, None).await.is_ok());
         let mut wrong = digests.clone();
         wrong.insert("sha256".to_owned(), digest(Algorithm::Sha256, b"abd"));
-        let c = Candidate { digests: &wrong, ..c };
-        assert!(v.verify(&c, None).await.unwrap_err().contains("but the upgrade says"));
+        let c = Candidate {
+            digests: &wrong,
+            ..c
+        };
+        assert!(
+            v.verify(&c, None)
+                .await
+                .unwrap_err()
+                .contains("but the upgrade says")
+        );
     }
 }

@@ -2,12 +2,12 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 
-use super::{BackupStrategy, Cancel};
+use super::{BackupStrategy, Cancel, SkipSet};
 use crate::error::{Error, Result};
 
 /// Recursive copy; see the module docs.
@@ -19,17 +19,17 @@ impl BackupStrategy for CopyBackup {
         "copy"
     }
 
-    fn backup(&self, source: &Path, dest: &Path, skip: &[PathBuf], cancel: &Cancel) -> Result<()> {
+    fn backup(&self, source: &Path, dest: &Path, skip: &SkipSet, cancel: &Cancel) -> Result<()> {
         copy_tree(source, dest, skip, cancel)
     }
 
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()> {
-        copy_tree(backup, target, &[], cancel)
+        copy_tree(backup, target, &SkipSet::default(), cancel)
     }
 }
 
 /// Copies `src` to `dst` (created). Directory times are set after their content.
-pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf], cancel: &Cancel) -> Result<()> {
+pub fn copy_tree(src: &Path, dst: &Path, skip: &SkipSet, cancel: &Cancel) -> Result<()> {
     let meta = fs::symlink_metadata(src).map_err(|e| Error::io("failed to read", src, e))?;
     fs::create_dir(dst).map_err(|e| Error::io("failed to create", dst, e))?;
     let entries = fs::read_dir(src).map_err(|e| Error::io("failed to list", src, e))?;
@@ -37,7 +37,9 @@ pub fn copy_tree(src: &Path, dst: &Path, skip: &[PathBuf], cancel: &Cancel) -> R
         cancel.check()?;
         let entry = entry.map_err(|e| Error::io("failed to list", src, e))?;
         let from = entry.path();
-        if skip.iter().any(|s| s == &from) {
+        let entry_meta =
+            fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
+        if skip.contains(&entry_meta) {
             continue;
         }
         let to = dst.join(entry.file_name());

@@ -8,7 +8,9 @@ mod copy;
 
 pub use copy::CopyBackup;
 
+use std::collections::HashSet;
 use std::fmt::Debug;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +49,7 @@ pub trait BackupStrategy: Debug + Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Copies `source` into `dest` (which does not exist), leaving out every path in `skip`.
-    fn backup(&self, source: &Path, dest: &Path, skip: &[PathBuf], cancel: &Cancel) -> Result<()>;
+    fn backup(&self, source: &Path, dest: &Path, skip: &SkipSet, cancel: &Cancel) -> Result<()>;
 
     /// Copies a backup made by [`BackupStrategy::backup`] into `target` (which does not exist).
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()>;
@@ -84,20 +86,6 @@ pub struct BackupPlan {
     pub min_free_after: u64,
 }
 
-/// An existing complete backup of `upgrade`, if any (one backup per upgrade, not per retry).
-pub fn existing_backup(root: &Path, upgrade: &str) -> Option<PathBuf> {
-    let dir = root.join(upgrade);
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    found.sort();
-    found.pop()
-}
-
 /// Checks there is room for a copy of `source` in `root`; returns the bytes needed.
 pub fn check_free_space(plan: &BackupPlan) -> Result<u64> {
     let needed = tree_size(&plan.source, &plan.skip);
@@ -120,9 +108,10 @@ pub fn check_free_space(plan: &BackupPlan) -> Result<u64> {
     Ok(needed)
 }
 
-/// Makes the backup for `upgrade`: into `<root>/<upgrade>/.<timestamp>.partial`, renamed to
-/// `<root>/<upgrade>/<timestamp>` when complete, then prunes old backups. A failed or cancelled
-/// backup leaves nothing behind.
+/// Makes the backup for `upgrade`: into `<root>/<upgrade>/.<timestamp>.partial`, flushed to disk
+/// and renamed to `<root>/<upgrade>/<timestamp>` when complete; then earlier backups of the same
+/// upgrade (a retry) and the oldest backups beyond `keep` are removed. A failed or cancelled
+/// backup leaves nothing behind, nor do earlier interrupted ones.
 pub fn take_backup(
     strategy: &dyn BackupStrategy,
     plan: &BackupPlan,
@@ -132,21 +121,99 @@ pub fn take_backup(
 ) -> Result<PathBuf> {
     let dir = plan.backup_root.join(upgrade);
     fsutil::create_dir_all(&dir)?;
+    remove_partials(&dir);
     let partial = dir.join(format!(".{timestamp}.partial"));
     let done = dir.join(timestamp);
-    let _ = std::fs::remove_dir_all(&partial);
-    if let Err(e) = strategy.backup(&plan.source, &partial, &plan.skip, cancel) {
+    let skip = SkipSet::new(&plan.skip);
+    let made = strategy
+        .backup(&plan.source, &partial, &skip, cancel)
+        .and_then(|()| sync_filesystem(&partial));
+    if let Err(e) = made {
         let _ = std::fs::remove_dir_all(&partial);
         return Err(e);
     }
     std::fs::rename(&partial, &done).map_err(|e| Error::io("failed to finish backup", &done, e))?;
     fsutil::sync_dir(&dir)?;
+    // one backup per upgrade: a retry replaces the earlier one
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if entry.path() != done {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
     prune(&plan.backup_root, plan.keep);
     Ok(done)
 }
 
-/// Replaces the content of `target` (except `skip`) with the backup, crash-safely enough to be
-/// repeated: the backup is first copied next to the target, then entries are swapped in.
+/// Removes `.<timestamp>.partial` directories left by an interrupted backup.
+fn remove_partials(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".partial") {
+            tracing::info!(path = %entry.path().display(), "removing an interrupted backup");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Flushes the file system holding `path` (one `syncfs`, instead of an fsync per file).
+fn sync_filesystem(path: &Path) -> Result<()> {
+    let dir = std::fs::File::open(path).map_err(|e| Error::io("failed to open", path, e))?;
+    nix::unistd::syncfs(&dir).map_err(|e| {
+        Error::io(
+            "failed to flush the backup to disk",
+            path,
+            std::io::Error::from_raw_os_error(e as i32),
+        )
+    })
+}
+
+/// Paths left out of backups and restores, recognised by device and inode so that another
+/// spelling of the same directory (a symlink, `..`) cannot slip through.
+#[derive(Debug, Clone, Default)]
+pub struct SkipSet {
+    ids: HashSet<(u64, u64)>,
+}
+
+impl SkipSet {
+    pub fn new(paths: &[PathBuf]) -> SkipSet {
+        SkipSet {
+            ids: paths
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| (m.dev(), m.ino()))
+                .collect(),
+        }
+    }
+
+    /// Whether the entry with this metadata (not followed through symlinks) is skipped.
+    pub fn contains(&self, meta: &std::fs::Metadata) -> bool {
+        self.ids.contains(&(meta.dev(), meta.ino()))
+    }
+
+    /// Directories strictly between `root` and each skipped path: a restore descends into them
+    /// instead of replacing them whole.
+    pub fn ancestors_below(&self, root: &Path, paths: &[PathBuf]) -> HashSet<(u64, u64)> {
+        let mut out = HashSet::new();
+        let Ok(root) = root.canonicalize() else {
+            return out;
+        };
+        for p in paths {
+            let Ok(mut cur) = p.canonicalize() else {
+                continue;
+            };
+            while cur.pop() && cur.starts_with(&root) && cur != root {
+                if let Ok(m) = std::fs::metadata(&cur) {
+                    out.insert((m.dev(), m.ino()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Replaces the content of `target` with the backup, leaving `skip` (and the way to it) alone.
+/// The backup is first copied next to the target, so a failure in that copy changes nothing, and
+/// the whole operation can be repeated after a crash.
 pub fn restore_backup(
     strategy: &dyn BackupStrategy,
     backup: &Path,
@@ -157,31 +224,55 @@ pub fn restore_backup(
     let staging = target.join(".nymvisor-restore.partial");
     let _ = std::fs::remove_dir_all(&staging);
     strategy.restore(backup, &staging, cancel)?;
+    let mut all_skip = skip.to_vec();
+    all_skip.push(staging.clone());
+    let set = SkipSet::new(&all_skip);
+    let ancestors = set.ancestors_below(target, &all_skip);
+    replace_contents(target, Some(&staging), &set, &ancestors)?;
+    std::fs::remove_dir_all(&staging).map_err(|e| Error::io("failed to remove", &staging, e))?;
+    fsutil::sync_dir(target)
+}
+
+fn replace_contents(
+    target: &Path,
+    staged: Option<&Path>,
+    skip: &SkipSet,
+    ancestors: &HashSet<(u64, u64)>,
+) -> Result<()> {
     let entries = std::fs::read_dir(target).map_err(|e| Error::io("failed to list", target, e))?;
     for entry in entries.flatten() {
         let path = entry.path();
-        if path == staging || skip.iter().any(|s| s == &path) {
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|e| Error::io("failed to read", &path, e))?;
+        if skip.contains(&meta) {
             continue;
         }
-        let removed = if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+        if meta.is_dir() && ancestors.contains(&(meta.dev(), meta.ino())) {
+            let sub = staged
+                .map(|s| s.join(entry.file_name()))
+                .filter(|s| s.is_dir());
+            replace_contents(&path, sub.as_deref(), skip, ancestors)?;
+            continue;
+        }
+        let removed = if meta.is_dir() {
             std::fs::remove_dir_all(&path)
         } else {
             std::fs::remove_file(&path)
         };
         removed.map_err(|e| Error::io("failed to remove before restoring", &path, e))?;
     }
-    let staged =
-        std::fs::read_dir(&staging).map_err(|e| Error::io("failed to list", &staging, e))?;
-    for entry in staged.flatten() {
+    let Some(staged) = staged else { return Ok(()) };
+    let staged_entries =
+        std::fs::read_dir(staged).map_err(|e| Error::io("failed to list", staged, e))?;
+    for entry in staged_entries.flatten() {
         let dest = target.join(entry.file_name());
-        if skip.iter().any(|s| s == &dest) {
-            continue;
+        if std::fs::symlink_metadata(&dest).is_ok() {
+            continue; // a directory on the way to a skipped path, restored inside above
         }
         std::fs::rename(entry.path(), &dest)
             .map_err(|e| Error::io("failed to restore", &dest, e))?;
     }
-    std::fs::remove_dir_all(&staging).map_err(|e| Error::io("failed to remove", &staging, e))?;
-    fsutil::sync_dir(target)
+    Ok(())
 }
 
 /// Keeps the newest `keep` backups under `root/<upgrade>/<timestamp>` (by timestamp name).
@@ -224,15 +315,14 @@ fn nearest_existing(path: &Path) -> PathBuf {
 
 /// Bytes of regular files under `dir`, symlinks not followed, `skip` left out.
 pub fn tree_size(dir: &Path, skip: &[PathBuf]) -> u64 {
+    let skip = SkipSet::new(skip);
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let path = entry.path();
-            if skip.iter().any(|s| s == &path) {
-                continue;
-            }
             match entry.metadata() {
+                Ok(m) if skip.contains(&m) => {}
                 Ok(m) if m.is_dir() => stack.push(path),
                 Ok(m) if m.is_file() => total += m.len(),
                 _ => {}

@@ -134,7 +134,7 @@ impl Config {
     }
 
     /// The configuration as TOML text, in 0.1.41's style (`''` for unset values).
-    pub fn to_toml(&self) -> String {
+    pub fn to_toml(&self) -> Result<String> {
         let mut value = self.to_value();
         if let Value::Object(sections) = &mut value {
             for section in sections.values_mut() {
@@ -147,12 +147,15 @@ impl Config {
                 }
             }
         }
-        toml::to_string(&value).unwrap_or_default()
+        toml::to_string(&value).map_err(|e| Error::ConfigValue {
+            key: "(whole file)".to_owned(),
+            message: format!("cannot be written as TOML: {e}"),
+        })
     }
 
     /// Writes the configuration atomically with mode 0600.
     pub fn save(&self, path: &Path) -> Result<()> {
-        fsutil::atomic_write(path, self.to_toml().as_bytes(), CONFIG_FILE_MODE)
+        fsutil::atomic_write(path, self.to_toml()?.as_bytes(), CONFIG_FILE_MODE)
     }
 
     /// The instance id (after [`Config::validated`], never empty).

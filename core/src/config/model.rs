@@ -166,7 +166,9 @@ impl FromStr for UpstreamSource {
             "none" => Ok(UpstreamSource::None),
             _ => match s.strip_prefix("plugin:") {
                 Some(name) if !name.is_empty() => Ok(UpstreamSource::Plugin(name.to_owned())),
-                _ => Err("expected one of `http`, `github`, `local`, `plugin:<name>`, `none`".to_owned()),
+                _ => Err(
+                    "expected one of `http`, `github`, `local`, `plugin:<name>`, `none`".to_owned(),
+                ),
             },
         }
     }

@@ -79,6 +79,15 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
         )));
     }
 
+    if let Some(journal) = crate::run::Journal::load(data.root())?
+        && (journal.upgrade.name == req.name || journal.previous.name == req.name)
+    {
+        return Err(Error::UpgradeRefused(format!(
+            "upgrade `{}` is being applied or awaits confirmation by the running nymvisor; try again once it is confirmed",
+            req.name
+        )));
+    }
+
     if req.add_binary {
         return add_binary_only(req, &build, &info_path, &bin_path);
     }
@@ -97,7 +106,15 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
     let upgrade_time = match req.when {
         UpgradeWhen::Now => now,
         UpgradeWhen::At(t) => t,
-        UpgradeWhen::After(d) => now + d,
+        UpgradeWhen::After(d) => time::Duration::try_from(d)
+            .ok()
+            .and_then(|d| now.checked_add(d))
+            .ok_or_else(|| {
+                Error::UpgradeRefused(format!(
+                    "--upgrade-delay {} is too far in the future",
+                    humantime::format_duration(d)
+                ))
+            })?,
     };
     let info = UpgradeInfo {
         manual: false,

@@ -26,8 +26,8 @@ impl Supervisor {
         self.polling = Some(tokio::spawn(async move { source.latest().await }));
         // polling rate with ±10 % jitter, so that many nodes do not poll in lockstep
         let rate = self.inst.config.nymvisor.upstream_polling_rate;
-        let jitter = rate.mul_f64(0.2 * fastrand::f64() - 0.1);
-        self.next_poll = Instant::now() + rate.saturating_add(jitter).max(Duration::from_millis(100));
+        let jittered = rate.mul_f64(0.9 + 0.2 * fastrand::f64());
+        self.next_poll = Instant::now() + jittered.max(Duration::from_millis(100));
     }
 
     pub(super) async fn on_polled(&mut self, res: Result<Option<SourcedUpgrade>, SourceError>) {
@@ -43,7 +43,9 @@ impl Supervisor {
             Err(e) => {
                 let note = format!("polling the upstream source failed: {e}");
                 if self.last_poll_note.as_deref() != Some(&note) {
-                    tracing::error!("{note}; the daemon keeps running and the next poll will try again");
+                    tracing::error!(
+                        "{note}; the daemon keeps running and the next poll will try again"
+                    );
                     self.last_poll_note = Some(note.clone());
                 }
                 self.record_error(note);
@@ -62,7 +64,9 @@ impl Supervisor {
     /// Applies the discovery rules to an offered upgrade and queues it if they allow.
     pub(super) fn discover(&mut self, info: UpgradeInfo) -> Result<()> {
         if let Err(e) = validate_upgrade_name(&info.name) {
-            self.note(format!("upstream offers an upgrade with an unsafe name; ignored: {e}"));
+            self.note(format!(
+                "upstream offers an upgrade with an unsafe name; ignored: {e}"
+            ));
             return Ok(());
         }
         let name = info.name.clone();
@@ -81,11 +85,20 @@ impl Supervisor {
                 return Ok(());
             }
         }
-        if let Some(other) = self.plan.queued_up.iter().find(|q| q.name != name && q.version == info.version) {
-            self.note(format!("upstream offers {} as `{name}`, already queued as `{}`; ignored", info.version, other.name));
+        if let Some(other) = self
+            .plan
+            .queued_up
+            .iter()
+            .find(|q| q.name != name && q.version == info.version)
+        {
+            self.note(format!(
+                "upstream offers {} as `{name}`, already queued as `{}`; ignored",
+                info.version, other.name
+            ));
             return Ok(());
         }
-        if self.plan.current.version == info.version && checksums(&self.plan.current) != checksums(&info)
+        if self.plan.current.version == info.version
+            && checksums(&self.plan.current) != checksums(&info)
             && !checksums(&self.plan.current).is_empty()
         {
             self.note(format!(
@@ -96,20 +109,31 @@ impl Supervisor {
         }
         let history = self.inst.history()?;
         if history.history.iter().any(|h| {
-            h.info.name == name && h.info.version == info.version && h.outcome == Some(Outcome::RolledBack)
+            h.info.name == name
+                && h.info.version == info.version
+                && h.outcome == Some(Outcome::RolledBack)
         }) {
-            self.note(format!("upstream offers `{name}` ({}), which was rolled back before; not retried", info.version));
+            self.note(format!(
+                "upstream offers `{name}` ({}), which was rolled back before; not retried",
+                info.version
+            ));
             return Ok(());
         }
         if !self.inst.config.daemon.allow_downgrade {
             match compare_versions(&info.version, &self.plan.current.version) {
                 Ok(o) if o.is_le() => {
-                    tracing::debug!("upstream offers {} which is not newer than the running {}", info.version, self.plan.current.version);
+                    tracing::debug!(
+                        "upstream offers {} which is not newer than the running {}",
+                        info.version,
+                        self.plan.current.version
+                    );
                     return Ok(());
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    self.note(format!("upstream offers `{name}` with an unusable version: {e}"));
+                    self.note(format!(
+                        "upstream offers `{name}` with an unusable version: {e}"
+                    ));
                     return Ok(());
                 }
             }

@@ -82,7 +82,10 @@ pub(crate) struct Supervisor {
     /// Upgrades whose binary is in place and verified.
     ready: BTreeMap<String, UpgradeInfo>,
     /// The prepare task in flight, if any.
-    preparing: Option<(UpgradeInfo, tokio::task::JoinHandle<Result<(), PrepareError>>)>,
+    preparing: Option<(
+        UpgradeInfo,
+        tokio::task::JoinHandle<Result<(), PrepareError>>,
+    )>,
     /// The poll of the upstream source in flight, if any, and when the next one is due.
     polling: Option<tokio::task::JoinHandle<Result<Option<SourcedUpgrade>, SourceError>>>,
     next_poll: Instant,
@@ -100,16 +103,18 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
     let sigchld = signal(SignalKind::child())
         .map_err(|e| Error::Inconsistent(format!("cannot watch child processes: {e}")))?;
     let signals = Signals::new()?;
+    // watch first, so that a change made while the plan is being read is not missed
+    let mut watch = PlanWatch::new(inst.data.root(), &inst.data.plan());
     let plan = match inst.plan() {
         Ok(plan) => plan,
         Err(e) => {
             tracing::error!(
                 "{e}; running the current binary and ignoring the plan until it is fixed"
             );
+            watch.set_error(e.to_string());
             fallback_plan(&inst)?
         }
     };
-    let watch = PlanWatch::new(inst.data.root(), &inst.data.plan());
     let spec = DaemonSpec {
         binary: inst.data.current_bin(),
         args: opts.daemon_args.clone(),
@@ -122,10 +127,14 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         daemon: inst.config.daemon.clone(),
         source: opts.source.clone(),
         verifiers: Arc::new(opts.verifiers.clone()),
-        caps: Caps::default(),
+        caps: Caps::from_env(&opts.env).map_err(|e| Error::Inconsistent(e.to_string()))?,
     };
     if let Some(source) = &opts.source {
-        tracing::info!("watching {} every {} for new releases", source.describe(), humantime::format_duration(inst.config.nymvisor.upstream_polling_rate));
+        tracing::info!(
+            "watching {} every {} for new releases",
+            source.describe(),
+            humantime::format_duration(inst.config.nymvisor.upstream_polling_rate)
+        );
     }
     let mut sup = Supervisor {
         preparer,
@@ -177,7 +186,7 @@ fn fallback_plan(inst: &Instance) -> Result<UpgradePlan> {
 enum Event {
     Prepared(Result<(), PrepareError>),
     PollDue,
-    Polled(Result<Option<SourcedUpgrade>, SourceError>),
+    Polled(Box<Result<Option<SourcedUpgrade>, SourceError>>),
     Exited,
     Signal(Signal),
     PlanTick,
@@ -230,9 +239,9 @@ impl Supervisor {
                 res = join_opt(self.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
                     res.unwrap_or_else(|e| Err(PrepareError::transient(format!("the prepare task failed: {e}"))))
                 ),
-                res = join_opt(self.polling.as_mut()) => Event::Polled(
+                res = join_opt(self.polling.as_mut()) => Event::Polled(Box::new(
                     res.unwrap_or_else(|e| Err(SourceError(format!("the poll task failed: {e}"))))
-                ),
+                )),
                 () = sleep_until_opt(poll_at) => Event::PollDue,
                 _ = running.exited(&mut self.sigchld) => Event::Exited,
                 sig = self.signals.recv() => Event::Signal(sig),
@@ -250,7 +259,7 @@ impl Supervisor {
                     daemon = Some(running);
                 }
                 Event::Polled(res) => {
-                    self.on_polled(res).await;
+                    self.on_polled(*res).await;
                     daemon = Some(running);
                 }
                 Event::Signal(sig) if is_stop(sig) => {
@@ -341,7 +350,10 @@ impl Supervisor {
         self.ready.remove(&info.name);
         let name = info.name.clone();
         match self.apply(info.clone(), daemon).await? {
-            Applied::Done { daemon, restart_wanted } => {
+            Applied::Done {
+                daemon,
+                restart_wanted,
+            } => {
                 self.startup_failures = 0;
                 if restart_wanted {
                     Ok(Step::Continue(daemon))
@@ -352,7 +364,13 @@ impl Supervisor {
             Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
             Applied::Aborted { daemon, reason } => {
                 tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {reason}");
-                self.refuse(&info, PrepareError { reason, permanent: false });
+                self.refuse(
+                    &info,
+                    PrepareError {
+                        reason,
+                        permanent: false,
+                    },
+                );
                 Ok(Step::Continue(daemon))
             }
         }
@@ -556,8 +574,17 @@ impl Supervisor {
         self.record_error(format!("upgrade `{}`: {}", info.name, e.reason));
     }
 
+    /// Upgrades wait while the previous one awaits confirmation (its rollback must stay
+    /// possible) and while the plan file is broken (it could not be updated).
+    fn can_apply(&self) -> bool {
+        self.confirming.is_none() && self.watch.error().is_none()
+    }
+
     /// The first queued upgrade whose time has come and that is not waiting for a retry.
     fn due_upgrade(&self) -> Option<UpgradeInfo> {
+        if !self.can_apply() {
+            return None;
+        }
         let now = model::now();
         self.plan
             .queued_up
@@ -575,6 +602,9 @@ impl Supervisor {
 
     /// When the next upgrade (or retry) is due, capped at [`MAX_SLEEP`].
     fn next_wake(&self) -> Instant {
+        if !self.can_apply() {
+            return Instant::now() + MAX_SLEEP;
+        }
         let now = model::now();
         let soonest = self
             .plan
@@ -604,7 +634,9 @@ impl Supervisor {
 }
 
 /// Awaits a task if there is one; never resolves otherwise. Cancel-safe.
-async fn join_opt<T>(handle: Option<&mut tokio::task::JoinHandle<T>>) -> Result<T, tokio::task::JoinError> {
+async fn join_opt<T>(
+    handle: Option<&mut tokio::task::JoinHandle<T>>,
+) -> Result<T, tokio::task::JoinError> {
     match handle {
         Some(h) => h.await,
         None => std::future::pending().await,

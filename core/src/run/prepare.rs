@@ -29,10 +29,16 @@ pub struct PrepareError {
 
 impl PrepareError {
     pub fn permanent(reason: impl Into<String>) -> Self {
-        PrepareError { reason: reason.into(), permanent: true }
+        PrepareError {
+            reason: reason.into(),
+            permanent: true,
+        }
     }
     pub fn transient(reason: impl Into<String>) -> Self {
-        PrepareError { reason: reason.into(), permanent: false }
+        PrepareError {
+            reason: reason.into(),
+            permanent: false,
+        }
     }
 }
 
@@ -53,7 +59,11 @@ impl Preparer {
     }
 
     /// Makes `info` ready to be applied: its binary in place and verified.
-    pub async fn prepare(&self, info: &UpgradeInfo, current_version: &str) -> Result<(), PrepareError> {
+    pub async fn prepare(
+        &self,
+        info: &UpgradeInfo,
+        current_version: &str,
+    ) -> Result<(), PrepareError> {
         validate_upgrade_name(&info.name).map_err(|e| PrepareError::permanent(e.to_string()))?;
         if !self.daemon.allow_downgrade {
             match compare_versions(&info.version, current_version) {
@@ -81,15 +91,14 @@ impl Preparer {
         let platform = pick_platform(info).map(|(_, p)| p);
         let mut digests = self.digesters(info, platform);
         if !digests.is_empty() {
-            let mut file = tokio::fs::File::open(bin)
-                .await
-                .map_err(|e| PrepareError::transient(format!("cannot read {}: {e}", bin.display())))?;
+            let mut file = tokio::fs::File::open(bin).await.map_err(|e| {
+                PrepareError::transient(format!("cannot read {}: {e}", bin.display()))
+            })?;
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = file
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| PrepareError::transient(format!("cannot read {}: {e}", bin.display())))?;
+                let n = file.read(&mut buf).await.map_err(|e| {
+                    PrepareError::transient(format!("cannot read {}: {e}", bin.display()))
+                })?;
                 if n == 0 {
                     break;
                 }
@@ -125,7 +134,11 @@ impl Preparer {
             return Err(PrepareError::permanent(format!(
                 "no download for platform {} (offered: {})",
                 platform_keys()[0],
-                if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+                if offered.is_empty() {
+                    "none".to_owned()
+                } else {
+                    offered.join(", ")
+                }
             )));
         };
         if self.daemon.enforce_download_checksum && platform.checksum.trim().is_empty() {
@@ -140,16 +153,25 @@ impl Preparer {
             )));
         };
         let dir = self.data.upgrade_bin_dir(&info.name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| PrepareError::transient(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            PrepareError::transient(format!("cannot create {}: {e}", dir.display()))
+        })?;
         // dropped (and deleted) on every early return below
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{}.", self.daemon.name))
             .suffix(".download")
             .tempfile_in(&dir)
-            .map_err(|e| PrepareError::transient(format!("cannot create a temporary file in {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                PrepareError::transient(format!(
+                    "cannot create a temporary file in {}: {e}",
+                    dir.display()
+                ))
+            })?;
         let mut sink = FileSink {
-            file: tmp.as_file().try_clone().map_err(|e| PrepareError::transient(e.to_string()))?,
+            file: tmp
+                .as_file()
+                .try_clone()
+                .map_err(|e| PrepareError::transient(e.to_string()))?,
             digests: self.digesters(info, Some(platform)),
         };
         let t = std::time::Instant::now();
@@ -157,30 +179,44 @@ impl Preparer {
             .download(&platform.url, self.caps.binary, &mut sink)
             .await
             .map_err(|e| PrepareError::transient(format!("download failed: {e}")))?;
-        sink.file
-            .sync_all()
-            .map_err(|e| PrepareError::transient(format!("cannot write {}: {e}", tmp.path().display())))?;
+        sink.file.sync_all().map_err(|e| {
+            PrepareError::transient(format!("cannot write {}: {e}", tmp.path().display()))
+        })?;
         tracing::info!(upgrade = %info.name, stage = "download", elapsed_ms = t.elapsed().as_millis() as u64, bytes = size, "downloaded {}", platform.url);
-        let digests = finish(sink.digests);
+        let FileSink { file, digests } = sink;
+        drop(file);
+        // close every handle: a file open for writing cannot be executed (ETXTBSY)
+        let tmp = tmp.into_temp_path();
+        let digests = finish(digests);
         let candidate = Candidate {
             daemon: &self.daemon.name,
             info,
             platform: Some(platform),
-            path: tmp.path(),
+            path: &tmp,
             digests: &digests,
             downloaded: true,
         };
         self.run_verifiers(&candidate).await?;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(crate::fsutil::BINARY_MODE))
-            .map_err(|e| PrepareError::transient(format!("cannot make {} executable: {e}", tmp.path().display())))?;
-        self.check_build_info(info, tmp.path()).await?;
-        tmp.persist_noclobber(bin)
-            .map_err(|e| PrepareError::transient(format!("cannot install {}: {}", bin.display(), e.error)))?;
+        std::fs::set_permissions(
+            &tmp,
+            std::fs::Permissions::from_mode(crate::fsutil::BINARY_MODE),
+        )
+        .map_err(|e| {
+            PrepareError::transient(format!("cannot make {} executable: {e}", tmp.display()))
+        })?;
+        self.check_build_info(info, &tmp).await?;
+        tmp.persist_noclobber(bin).map_err(|e| {
+            PrepareError::transient(format!("cannot install {}: {}", bin.display(), e.error))
+        })?;
         crate::fsutil::sync_dir(&dir).map_err(|e| PrepareError::transient(e.to_string()))?;
         Ok(())
     }
 
-    fn digesters(&self, info: &UpgradeInfo, platform: Option<&PlatformDetails>) -> Vec<(String, Box<dyn Digest>)> {
+    fn digesters(
+        &self,
+        info: &UpgradeInfo,
+        platform: Option<&PlatformDetails>,
+    ) -> Vec<(String, Box<dyn Digest>)> {
         let mut all: Vec<(String, Box<dyn Digest>)> = Vec::new();
         for v in self.verifiers.iter() {
             for (name, d) in v.digests(info, platform) {
@@ -197,7 +233,9 @@ impl Preparer {
             let t = std::time::Instant::now();
             v.verify(candidate, self.source.as_deref())
                 .await
-                .map_err(|reason| PrepareError::permanent(format!("{} verification failed: {reason}", v.name())))?;
+                .map_err(|reason| {
+                    PrepareError::permanent(format!("{} verification failed: {reason}", v.name()))
+                })?;
             tracing::debug!(upgrade = %candidate.info.name, verifier = v.name(), elapsed_ms = t.elapsed().as_millis() as u64, "accepted");
         }
         Ok(())
@@ -218,7 +256,8 @@ impl Preparer {
             && expected != &build
         {
             return Err(PrepareError::permanent(
-                "the binary's build information differs from the upgrade's binaryDetails".to_owned(),
+                "the binary's build information differs from the upgrade's binaryDetails"
+                    .to_owned(),
             ));
         }
         Ok(())
@@ -233,7 +272,10 @@ pub fn pick_platform(info: &UpgradeInfo) -> Option<(String, &PlatformDetails)> {
 }
 
 fn finish(digests: Vec<(String, Box<dyn Digest>)>) -> BTreeMap<String, String> {
-    digests.into_iter().map(|(n, d)| (n, d.finish_hex())).collect()
+    digests
+        .into_iter()
+        .map(|(n, d)| (n, d.finish_hex()))
+        .collect()
 }
 
 struct FileSink {

@@ -68,8 +68,13 @@ impl Supervisor {
     ) -> Result<Applied> {
         let data_root = self.inst.data.root().to_owned();
         let current_link = self.inst.data.current_link();
-        let previous_link = std::fs::read_link(&current_link)
-            .map_err(|e| Error::io("failed to read the symlink", &current_link, e))?;
+        let previous_link = match std::fs::read_link(&current_link) {
+            Ok(link) => link,
+            Err(e) => {
+                let reason = Error::io("failed to read the symlink", &current_link, e).to_string();
+                return Ok(Applied::Aborted { daemon, reason });
+            }
+        };
         let mut journal = Journal {
             stage: Stage::Stopping,
             upgrade: info.clone(),
@@ -81,7 +86,13 @@ impl Supervisor {
         let name = info.name.clone();
         tracing::info!(upgrade = %name, "upgrading {} {} → {}", self.inst.config.daemon.name, self.plan.current.version, info.version);
         let total = Instant::now();
-        journal.save_at(&data_root, Stage::Stopping)?;
+        // nothing irreversible has happened: the daemon keeps running if the intent cannot be recorded
+        if let Err(e) = journal.save_at(&data_root, Stage::Stopping) {
+            return Ok(Applied::Aborted {
+                daemon,
+                reason: format!("cannot record the upgrade's intent: {e}"),
+            });
+        }
         self.failpoint("before-stop");
 
         // stop
@@ -99,27 +110,31 @@ impl Supervisor {
         }
         self.daemon_stopped();
         self.failpoint("after-stop");
+        // From here to the swap, a failure abandons the upgrade and the old daemon is started again.
+        let abort = |reason: String| {
+            let _ = Journal::clear(&data_root);
+            Ok(Applied::Aborted {
+                daemon: None,
+                reason,
+            })
+        };
 
         // backup
         if self.backup_enabled() {
-            journal.save_at(&data_root, Stage::BackingUp)?;
+            if let Err(e) = journal.save_at(&data_root, Stage::BackingUp) {
+                return abort(format!("cannot record the upgrade's progress: {e}"));
+            }
             let t = Instant::now();
             match self.run_backup(&name).await {
-                Ok(BackupResult::Made(path, reused)) => {
-                    tracing::info!(upgrade = %name, stage = "backup", elapsed_ms = ms(t), "{} {}", if reused { "reusing the backup at" } else { "backed up the daemon's data to" }, path.display());
+                Ok(BackupResult::Made(path)) => {
+                    tracing::info!(upgrade = %name, stage = "backup", elapsed_ms = ms(t), "backed up the daemon's data to {}", path.display());
                     journal.backup = Some(path);
                 }
                 Ok(BackupResult::Interrupted(sig)) => {
-                    Journal::clear(&data_root)?;
+                    let _ = Journal::clear(&data_root);
                     return Ok(Applied::Interrupted(sig));
                 }
-                Err(e) => {
-                    Journal::clear(&data_root)?;
-                    return Ok(Applied::Aborted {
-                        daemon: None,
-                        reason: format!("backup failed: {e}"),
-                    });
-                }
+                Err(e) => return abort(format!("backup failed: {e}")),
             }
             self.failpoint("after-backup");
         } else {
@@ -127,39 +142,62 @@ impl Supervisor {
         }
 
         // swap: the commit point
-        journal.save_at(&data_root, Stage::Swapping)?;
+        if let Err(e) = journal.save_at(&data_root, Stage::Swapping) {
+            return abort(format!("cannot record the upgrade's progress: {e}"));
+        }
         self.failpoint("before-swap");
         let t = Instant::now();
-        fsutil::swap_symlink(&current_link, &self.inst.data.link_target(&name))?;
+        if let Err(e) = fsutil::swap_symlink(&current_link, &self.inst.data.link_target(&name)) {
+            return abort(e.to_string());
+        }
         tracing::info!(upgrade = %name, stage = "swap", elapsed_ms = ms(t), "current -> {}", self.inst.data.link_target(&name).display());
         self.failpoint("after-swap");
 
-        // restart
+        // restart; a start failure counts as a startup failure of the new binary (and may roll back)
         let restart_wanted = !info.manual && self.inst.config.daemon.restart_after_upgrade;
         let daemon = if restart_wanted {
             let t = Instant::now();
-            let d = self.start_daemon()?;
-            tracing::info!(upgrade = %name, stage = "restart", elapsed_ms = ms(t), downtime_ms = ms(downtime), "started {} {} (pid {})", self.inst.config.daemon.name, info.version, d.pid());
-            Some(d)
+            match self.start_daemon() {
+                Ok(d) => {
+                    tracing::info!(upgrade = %name, stage = "restart", elapsed_ms = ms(t), downtime_ms = ms(downtime), "started {} {} (pid {})", self.inst.config.daemon.name, info.version, d.pid());
+                    Some(d)
+                }
+                Err(e) => {
+                    tracing::error!(upgrade = %name, stage = "restart", "{e}");
+                    self.record_error(e.to_string());
+                    None
+                }
+            }
         } else {
             None
         };
 
-        // records
+        // records: the upgrade is in place whatever happens here, so failures are reported, not fatal
         let t = Instant::now();
-        self.record_upgrade(&journal)?;
-        tracing::info!(upgrade = %name, stage = "record", elapsed_ms = ms(t), "recorded the upgrade in the plan, history and current-version-info.json");
+        match self.record_upgrade(&journal) {
+            Ok(()) => {
+                tracing::info!(upgrade = %name, stage = "record", elapsed_ms = ms(t), "recorded the upgrade in the plan, history and current-version-info.json")
+            }
+            Err(e) => {
+                tracing::error!(upgrade = %name, stage = "record", "the upgrade is in place but could not be fully recorded: {e}");
+                self.record_error(format!("upgrade `{name}` could not be fully recorded: {e}"));
+            }
+        }
         self.failpoint("after-record");
-        if restart_wanted {
-            journal.save_at(&data_root, Stage::Confirming)?;
+        let journal_result = if restart_wanted {
+            let r = journal.save_at(&data_root, Stage::Confirming);
             self.confirming = Some(journal);
+            r
         } else {
-            Journal::clear(&data_root)?;
             if info.manual {
                 tracing::info!(upgrade = %name, "manual upgrade: the binary is swapped; start the daemon yourself (e.g. restart nymvisor)");
             } else {
                 tracing::info!(upgrade = %name, "restart_after_upgrade is off: nymvisor stops here");
             }
+            Journal::clear(&data_root)
+        };
+        if let Err(e) = journal_result {
+            tracing::warn!(upgrade = %name, "could not update the upgrade journal: {e}");
         }
         tracing::info!(upgrade = %name, elapsed_ms = ms(total), "upgrade applied");
         crate::memory::release_startup_pages();
@@ -171,9 +209,6 @@ impl Supervisor {
 
     async fn run_backup(&mut self, name: &str) -> Result<BackupResult> {
         let plan = self.backup_plan();
-        if let Some(existing) = backup::existing_backup(&plan.backup_root, name) {
-            return Ok(BackupResult::Made(existing, true));
-        }
         let Some(strategy) = self.backup_strategy.clone() else {
             return Err(Error::Inconsistent("no backup strategy".into()));
         };
@@ -193,7 +228,7 @@ impl Supervisor {
             }
         };
         match result {
-            Ok(Ok(path)) => Ok(BackupResult::Made(path, false)),
+            Ok(Ok(path)) => Ok(BackupResult::Made(path)),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(Error::Inconsistent(format!("the backup task failed: {e}"))),
         }
@@ -232,8 +267,15 @@ impl Supervisor {
     pub(super) fn update_plan(&mut self, change: impl FnOnce(&mut UpgradePlan)) -> Result<()> {
         let _lock = FileLock::acquire_blocking(&self.inst.data.plan_lock())?;
         let path = self.inst.data.plan();
-        // the file may have gained entries since we last read it
-        let mut plan = UpgradePlan::load(&path).unwrap_or_else(|_| self.plan.clone());
+        // the file may have gained entries since we last read it; a file that does not parse is
+        // the operator's to fix and is not overwritten (the change is kept in memory)
+        let mut plan = match UpgradePlan::load(&path) {
+            Ok(plan) => plan,
+            Err(e) => {
+                change(&mut self.plan);
+                return Err(e);
+            }
+        };
         change(&mut plan);
         plan.save(&path)?;
         self.watch.mark_written()?;
@@ -250,13 +292,14 @@ impl Supervisor {
         let t = Instant::now();
         fsutil::swap_symlink(&self.inst.data.current_link(), &journal.previous_link)?;
         self.failpoint("rollback-after-swap");
+        let mut restore_error: Option<String> = None;
         if let (Some(backup), Some(strategy)) = (&journal.backup, self.backup_strategy.clone()) {
             let (backup, target, skip) = (
                 backup.clone(),
                 self.inst.config.daemon.home.clone(),
                 self.backup_plan().skip,
             );
-            tokio::task::spawn_blocking(move || {
+            let restored = tokio::task::spawn_blocking(move || {
                 backup::restore_backup(
                     strategy.as_ref(),
                     &backup,
@@ -266,8 +309,21 @@ impl Supervisor {
                 )
             })
             .await
-            .map_err(|e| Error::Inconsistent(format!("the restore task failed: {e}")))??;
-            tracing::info!(upgrade = %name, "restored the daemon's data from {}", journal.backup.as_ref().map(|b| b.display().to_string()).unwrap_or_default());
+            .map_err(|e| Error::Inconsistent(format!("the restore task failed: {e}")))
+            .and_then(|r| r);
+            let from = journal
+                .backup
+                .as_ref()
+                .map(|b| b.display().to_string())
+                .unwrap_or_default();
+            match restored {
+                Ok(()) => tracing::info!(upgrade = %name, "restored the daemon's data from {from}"),
+                // the previous binary is back in place; running it beats leaving the node down
+                Err(e) => {
+                    tracing::error!(upgrade = %name, "could not restore the daemon's data from {from}: {e}; starting the previous version on the current data");
+                    restore_error = Some(e.to_string());
+                }
+            }
         }
         CurrentVersionInfo::from_upgrade(&journal.previous).save(&self.inst.daemon_home)?;
         let previous = journal.previous.clone();
@@ -283,7 +339,10 @@ impl Supervisor {
             previous_version: Some(journal.previous.version.clone()),
             outcome: Some(Outcome::RolledBack),
             backup_path: journal.backup.clone(),
-            error: Some(reason.to_owned()),
+            error: Some(match &restore_error {
+                Some(e) => format!("{reason}; restoring the backup failed: {e}"),
+                None => reason.to_owned(),
+            }),
         });
         history.save(&path)?;
         Journal::clear(&data_root)?;
@@ -335,7 +394,7 @@ impl Supervisor {
 }
 
 enum BackupResult {
-    Made(PathBuf, bool),
+    Made(PathBuf),
     Interrupted(Signal),
 }
 

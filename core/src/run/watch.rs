@@ -116,6 +116,11 @@ impl PlanWatch {
         Ok(())
     }
 
+    /// Records that the plan file is broken (found outside [`PlanWatch::reload`]).
+    pub fn set_error(&mut self, message: String) {
+        self.last_error = Some(message);
+    }
+
     /// The current problem with the plan file, if any.
     pub fn error(&self) -> Option<&str> {
         self.last_error.as_deref()

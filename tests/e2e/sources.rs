@@ -1,0 +1,384 @@
+//! Upgrades found by polling a source: the HTTP feed (served by a misbehaving local server) and
+//! a local directory mirror; and everything a hostile feed can do, which must leave the daemon
+//! running and nothing unverified in place.
+
+use nix::sys::signal::Signal;
+use nymvisor_tests::feed::{FeedServer, Reply, sha256_file, upgrade_info};
+use nymvisor_tests::*;
+
+fn http_env(server: &FeedServer) -> Vec<(String, String)> {
+    vec![
+        ("NYMVISOR_UPSTREAM_SOURCE".into(), "http".into()),
+        (
+            "NYMVISOR_UPSTREAM_BASE_UPGRADE_URL".into(),
+            format!("{}/", server.base()),
+        ),
+        ("NYMVISOR_UPSTREAM_POLLING_RATE".into(), "200ms".into()),
+        ("DAEMON_STARTUP_PERIOD_DURATION".into(), "1s".into()),
+        ("DAEMON_FAILURE_RESTART_DELAY".into(), "100ms".into()),
+        ("NYMVISOR_HTTP_IDLE_TIMEOUT".into(), "1s".into()),
+        ("NYMVISOR_HTTP_DOCUMENT_TIMEOUT".into(), "3s".into()),
+        ("NYMVISOR_HTTP_DOWNLOAD_TIMEOUT".into(), "5s".into()),
+    ]
+}
+
+fn spawn(home: &TestHome, env: &[(String, String)]) -> RunHandle {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    home.spawn_run(&pairs, &["run"])
+}
+
+/// Asserts no binary and no temporary file was left for `name`.
+fn nothing_installed(home: &TestHome, name: &str) {
+    let bin_dir = home
+        .data_dir("nym-node")
+        .join("upgrades")
+        .join(name)
+        .join("bin");
+    let leftovers: Vec<_> = std::fs::read_dir(&bin_dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "left in {}: {leftovers:?}",
+        bin_dir.display()
+    );
+}
+
+fn current(home: &TestHome) -> String {
+    std::fs::read_link(home.data_dir("nym-node").join("current"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[test]
+fn upgrades_from_the_http_feed() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    let new = home.daemon_bin("release", "nym-node", "1.2.0", &[]);
+    server.route(
+        "/bin/nym-node-1.2.0",
+        Reply::Body(std::fs::read(&new).unwrap()),
+    );
+    let info = upgrade_info(
+        "v1.2.0",
+        "1.2.0",
+        &format!("{}/bin/nym-node-1.2.0", server.base()),
+        &sha256_file(&new).to_uppercase(),
+        "sha256",
+    );
+    server.route(
+        "/nym-node/upgrade-info.json",
+        Reply::Body(serde_json::to_vec(&info).unwrap()),
+    );
+    let mut nv = spawn(&home, &http_env(&server));
+    nv.wait_start(1);
+    let started = nv.wait_start(2);
+    assert_eq!(started.version, "1.2.0", "{}", nv.stderr());
+    assert_eq!(current(&home), "upgrades/v1.2.0");
+    let installed = home
+        .data_dir("nym-node")
+        .join("upgrades/v1.2.0/bin/nym-node");
+    assert_eq!(
+        std::fs::read(installed).unwrap(),
+        std::fs::read(&new).unwrap()
+    );
+    // downloaded and verified while the old daemon ran: the stop came after the download line
+    let log = nv.stderr();
+    let (dl, stop) = (log.find("stage=\"download\""), log.find("stage=\"stop\""));
+    assert!(dl.is_some() && stop.is_some() && dl < stop, "{log}");
+    // polled again afterwards without queueing the same release twice
+    nv.wait_events("more polls", |_| {
+        server
+            .hits()
+            .iter()
+            .filter(|h| h.ends_with("upgrade-info.json"))
+            .count()
+            >= 4
+    });
+    let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
+    assert_eq!(plan["queuedUp"], serde_json::json!([]));
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+#[test]
+fn upgrades_from_a_local_mirror() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mirror = home.path().join("mirror");
+    std::fs::create_dir_all(mirror.join("nym-node/bin")).unwrap();
+    let new = stamp_fake_daemon(
+        &mirror.join("nym-node/bin/nym-node-1.2.0"),
+        "nym-node",
+        "1.2.0",
+        &[],
+    );
+    let info = upgrade_info(
+        "v1.2.0",
+        "1.2.0",
+        "bin/nym-node-1.2.0",
+        &sha256_file(&new),
+        "sha256",
+    );
+    let env = vec![
+        ("NYMVISOR_UPSTREAM_SOURCE".to_owned(), "local".to_owned()),
+        (
+            "NYMVISOR_LOCAL_MIRROR_DIRECTORY".to_owned(),
+            mirror.display().to_string(),
+        ),
+        (
+            "NYMVISOR_UPSTREAM_POLLING_RATE".to_owned(),
+            "200ms".to_owned(),
+        ),
+    ];
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    // publish: written under a temporary name, then renamed, like a mirror sync would
+    std::fs::write(
+        mirror.join("nym-node/.tmp"),
+        serde_json::to_vec(&info).unwrap(),
+    )
+    .unwrap();
+    std::fs::rename(
+        mirror.join("nym-node/.tmp"),
+        mirror.join("nym-node/upgrade-info.json"),
+    )
+    .unwrap();
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    assert_eq!(current(&home), "upgrades/v1.2.0");
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+/// Runs nymvisor against a feed offering `info` (binary served as `reply`), waits for `needle`
+/// in its log, and checks the daemon kept running and nothing was installed.
+fn refused(info: serde_json::Value, reply: Reply, needle: &str, extra_env: &[(&str, &str)]) {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    server.route("/bin/nym-node-1.2.0", reply);
+    server.route(
+        "/nym-node/upgrade-info.json",
+        Reply::Body(serde_json::to_vec(&info).unwrap()),
+    );
+    let mut env = http_env(&server);
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let mut nv = spawn(&home, &env);
+    let start = nv.wait_start(1);
+    nv.wait_stderr(needle);
+    assert!(
+        nv.running() && alive(start.pid),
+        "the daemon must keep running"
+    );
+    assert_eq!(
+        nv.starts().len(),
+        1,
+        "the daemon was restarted:\n{}",
+        nv.stderr()
+    );
+    assert_eq!(current(&home), "genesis");
+    if let Some(name) = info["name"].as_str().filter(|n| !n.contains('/')) {
+        nothing_installed(&home, name);
+    }
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+fn release(home_bin: &std::path::Path) -> (Vec<u8>, String) {
+    (std::fs::read(home_bin).unwrap(), sha256_file(home_bin))
+}
+
+fn sample_release() -> (tempfile::TempDir, Vec<u8>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = stamp_fake_daemon(&dir.path().join("nym-node"), "nym-node", "1.2.0", &[]);
+    let (bytes, sum) = release(&bin);
+    (dir, bytes, sum)
+}
+
+const URL: &str = "/bin/nym-node-1.2.0";
+
+fn info_for(base_url: &str, checksum: &str) -> serde_json::Value {
+    upgrade_info("v1.2.0", "1.2.0", base_url, checksum, "sha256")
+}
+
+#[test]
+fn wrong_checksum_is_refused() {
+    let (_d, bytes, _) = sample_release();
+    refused(
+        info_for(URL, &"ab".repeat(32)),
+        Reply::Body(bytes),
+        "checksum verification failed",
+        &[],
+    );
+}
+
+#[test]
+fn missing_checksum_is_refused_when_enforced() {
+    let (_d, bytes, _) = sample_release();
+    refused(
+        info_for(URL, ""),
+        Reply::Body(bytes),
+        "has no checksum",
+        &[],
+    );
+}
+
+#[test]
+fn feed_errors_are_not_parsed() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    server.route("/nym-node/upgrade-info.json", Reply::Status(500));
+    let mut nv = spawn(&home, &http_env(&server));
+    let start = nv.wait_start(1);
+    nv.wait_stderr("HTTP 500");
+    server.route(
+        "/nym-node/upgrade-info.json",
+        Reply::Body(b"{not json".to_vec()),
+    );
+    nv.wait_stderr("not a valid upgrade-info document");
+    assert!(nv.running() && alive(start.pid));
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+#[test]
+fn binary_404_is_retried_not_applied() {
+    refused(
+        info_for(URL, &"ab".repeat(32)),
+        Reply::Status(404),
+        "HTTP 404",
+        &[],
+    );
+}
+
+#[test]
+fn endless_body_hits_the_size_cap() {
+    refused(
+        info_for(URL, &"ab".repeat(32)),
+        Reply::Endless,
+        "cap",
+        &[("NYMVISOR_MAX_BINARY_SIZE", "3000000")],
+    );
+}
+
+#[test]
+fn stalled_download_times_out() {
+    refused(
+        info_for(URL, &"ab".repeat(32)),
+        Reply::Stall(30),
+        "timed out",
+        &[],
+    );
+}
+
+#[test]
+fn body_longer_than_content_length_is_cut_and_fails_verification() {
+    let (_d, bytes, sum) = sample_release();
+    let mut body = bytes.clone();
+    body.extend_from_slice(b"trailing garbage");
+    refused(
+        info_for(URL, &sum),
+        Reply::Overlong {
+            body,
+            declared: bytes.len() - 10,
+        },
+        "checksum verification failed",
+        &[],
+    );
+}
+
+#[test]
+fn redirect_loop_is_refused() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    for i in 0..10 {
+        server.route(
+            &format!("/loop{i}"),
+            Reply::Redirect(format!("{}/loop{}", server.base(), i + 1)),
+        );
+    }
+    server.route(
+        "/nym-node/upgrade-info.json",
+        Reply::Redirect(format!("{}/loop0", server.base())),
+    );
+    let mut nv = spawn(&home, &http_env(&server));
+    nv.wait_start(1);
+    nv.wait_stderr("redirect");
+    assert!(
+        server
+            .hits()
+            .iter()
+            .filter(|h| h.starts_with("/loop"))
+            .count()
+            <= 6,
+        "{:?}",
+        server.hits()
+    );
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+#[test]
+fn hostile_names_and_downgrades_are_not_queued() {
+    for (name, version, needle) in [("../../etc", "1.2.0", "unsafe name"), ("old", "1.0.0", "")] {
+        let home = TestHome::new();
+        home.init_default("1.1.0");
+        let server = FeedServer::start();
+        let info = upgrade_info(name, version, URL, &"ab".repeat(32), "sha256");
+        server.route(
+            "/nym-node/upgrade-info.json",
+            Reply::Body(serde_json::to_vec(&info).unwrap()),
+        );
+        let mut nv = spawn(&home, &http_env(&server));
+        nv.wait_start(1);
+        if needle.is_empty() {
+            nv.wait_events("two polls", |_| server.hits().len() >= 2);
+        } else {
+            nv.wait_stderr(needle);
+        }
+        let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
+        assert_eq!(plan["queuedUp"], serde_json::json!([]), "{name}");
+        assert!(!home.nymvisors().join("data/etc").exists());
+        assert!(
+            !server.hits().iter().any(|h| h.starts_with("/bin")),
+            "nothing is downloaded"
+        );
+        nv.signal(Signal::SIGTERM);
+        assert!(nv.wait_exit().success());
+    }
+}
+
+#[test]
+fn trickling_download_completes() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    // a tiny "binary" that trickles in under the idle timeout: it fails build-info, not the download
+    let body = b"#!/bin/sh\nexit 1\n".to_vec();
+    let sum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&body));
+    server.route(URL, Reply::Trickle(body, 20));
+    server.route(
+        "/nym-node/upgrade-info.json",
+        Reply::Body(serde_json::to_vec(&info_for(URL, &sum)).unwrap()),
+    );
+    let mut nv = spawn(&home, &http_env(&server));
+    let start = nv.wait_start(1);
+    nv.wait_stderr("could not read the build information");
+    assert!(
+        nv.stderr().contains("stage=\"download\""),
+        "{}",
+        nv.stderr()
+    );
+    assert!(alive(start.pid));
+    nothing_installed(&home, "v1.2.0");
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
