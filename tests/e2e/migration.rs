@@ -4,7 +4,7 @@ use nymvisor_tests::*;
 
 /// Lays the 0.1.41 fixtures out as that version would have: config, plan, history, the old
 /// `current-version.json` name, and binaries for `current`.
-fn legacy_install(home: &TestHome) {
+pub fn legacy_install(home: &TestHome) {
     let fx = fixtures_dir();
     let config = home.config_path("nym-node-default");
     std::fs::create_dir_all(config.parent().unwrap()).unwrap();

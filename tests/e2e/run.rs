@@ -564,3 +564,109 @@ fn refused_upgrade_keeps_the_daemon_running() {
     nv.signal(Signal::SIGTERM);
     assert!(nv.wait_exit().success());
 }
+
+#[test]
+fn daemon_left_behind_by_a_killed_nymvisor_is_stopped_on_the_next_start() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    // the daemon ignores SIGTERM, so the parent-death signal does not end it
+    let mut first = home.spawn_run(&env_with(&[("FAKE_DAEMON_IGNORE", "TERM")]), &[]);
+    let orphan = first.wait_start(1);
+    first.signal(Signal::SIGKILL);
+    first.wait_exit();
+    first.wait_events("the parent-death signal", |ev| {
+        ev.contains(&format!("signal pid={} SIGTERM ignored", orphan.pid))
+    });
+    assert!(
+        alive(orphan.pid),
+        "the orphan should still run before the next start"
+    );
+    let mut second = home.spawn_run(FAST, &[]);
+    let start = second.wait_start(1);
+    assert!(!alive(orphan.pid), "the leftover daemon was not stopped");
+    assert!(
+        first
+            .events()
+            .contains(&format!("signal pid={} SIGINT", orphan.pid))
+    );
+    assert_ne!(start.pid, orphan.pid);
+    second.signal(Signal::SIGTERM);
+    assert!(second.wait_exit().success());
+}
+
+#[test]
+fn stop_signal_during_the_restart_delay_is_honoured_at_once() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut nv = home.spawn_run(
+        &env_with(&[
+            ("FAKE_DAEMON_EXIT_AFTER_MS", "20"),
+            ("FAKE_DAEMON_EXIT_CODE", "2"),
+            ("DAEMON_FAILURE_RESTART_DELAY", "1h"),
+        ]),
+        &[],
+    );
+    nv.wait_stderr("restarting the daemon in 1h");
+    let t = std::time::Instant::now();
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(nv.starts().len(), 1);
+}
+
+#[test]
+fn dotenv_values_reach_the_daemon() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let env_file = home.path().join("node.env");
+    std::fs::write(&env_file, "NYM_TEST_MARKER=from-dotenv\n").unwrap();
+    let mut nv = home.spawn_run_with_args(FAST, &["-c", env_file.to_str().unwrap()], &[]);
+    let start = nv.wait_start(1);
+    let environ = std::fs::read(format!("/proc/{}/environ", start.pid)).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|kv| kv == b"NYM_TEST_MARKER=from-dotenv"),
+        "the daemon did not get the dotenv value"
+    );
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+#[test]
+fn legacy_plan_entries_are_refused_and_the_daemon_runs() {
+    let home = TestHome::new();
+    crate::migration::legacy_install(&home);
+    let dh = home.daemon_home();
+    let dh = dh.to_str().unwrap();
+    let mut nv = home.spawn_run(&env_with(&[("DAEMON_HOME", dh)]), &[]);
+    // `current` is v1.2.0-rollback
+    assert_eq!(nv.wait_start(1).version, "1.2.0");
+    // "older" (1.1.0) is a downgrade; "v1.3.1-bad" has no binary and no source to fetch it from
+    nv.wait_stderr("cannot apply upgrade `older`");
+    nv.wait_stderr("cannot apply upgrade `v1.3.1-bad`");
+    assert!(
+        nv.stderr().contains("not newer than the running 1.2.0"),
+        "{}",
+        nv.stderr()
+    );
+    assert!(
+        !nv.stderr().contains("upgrading nym-node"),
+        "{}",
+        nv.stderr()
+    );
+    assert_eq!(nv.starts().len(), 1);
+    assert_eq!(current_target(&home), "upgrades/v1.2.0-rollback");
+    let plan = read_json(&data(&home).join("upgrade-plan.json"));
+    assert_eq!(
+        plan["queuedUp"].as_array().unwrap().len(),
+        3,
+        "the operator's plan is left as it is"
+    );
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}

@@ -267,6 +267,16 @@ impl TestHome {
     /// Starts `nymvisor run <args>` with extra environment; the fake daemon logs to
     /// `daemon-<n>.log` and nymvisor's stderr goes to `nymvisor-<n>.log`.
     pub fn spawn_run(&self, envs: &[(&str, &str)], args: &[&str]) -> RunHandle {
+        self.spawn_run_with_args(envs, &[], args)
+    }
+
+    /// Like [`TestHome::spawn_run`], with `global` arguments before `run`.
+    pub fn spawn_run_with_args(
+        &self,
+        envs: &[(&str, &str)],
+        global: &[&str],
+        args: &[&str],
+    ) -> RunHandle {
         let n = std::fs::read_dir(self.path()).unwrap().count();
         let daemon_log = self.path().join(format!("daemon-{n}.log"));
         let stderr_path = self.path().join(format!("nymvisor-{n}.log"));
@@ -275,6 +285,7 @@ impl TestHome {
         cmd.env("RUST_LOG", "info")
             .env("FAKE_DAEMON_LOG", &daemon_log)
             .env("FAKE_DAEMON_WRITE_HOME", self.daemon_home())
+            .args(global)
             .arg("run")
             .args(args)
             .stdin(std::process::Stdio::null())

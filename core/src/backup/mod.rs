@@ -331,3 +331,134 @@ pub fn tree_size(dir: &Path, skip: &[PathBuf]) -> u64 {
     }
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn write(p: &Path, text: &str) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn backup_and_restore_round_trip_without_touching_skipped_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home.join("data/db.sqlite"), "v1");
+        write(&home.join("keys/id.key"), "secret");
+        std::fs::set_permissions(
+            home.join("keys/id.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        symlink("../keys/id.key", home.join("data/link")).unwrap();
+        // backups nested two levels deep inside the home, reached through a symlinked spelling
+        let backups = home.join("data/nymvisor-backups");
+        std::fs::create_dir_all(&backups).unwrap();
+        symlink(&backups, dir.path().join("alias")).unwrap();
+        let plan = BackupPlan {
+            source: home.clone(),
+            backup_root: dir.path().join("alias"),
+            skip: vec![dir.path().join("alias")],
+            keep: 2,
+            min_free_after: 0,
+        };
+        let made = take_backup(
+            &CopyBackup,
+            &plan,
+            "v2",
+            "20260101T000000.000Z",
+            &Cancel::default(),
+        )
+        .unwrap();
+        assert!(
+            !made.join("data/nymvisor-backups").exists(),
+            "the backup must not contain itself"
+        );
+        assert_eq!(
+            std::fs::read_link(made.join("data/link")).unwrap(),
+            Path::new("../keys/id.key")
+        );
+        let mode = std::fs::metadata(made.join("keys/id.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+
+        // the new version changes things
+        write(&home.join("data/db.sqlite"), "v2 migrated");
+        write(&home.join("data/new-file"), "x");
+        std::fs::remove_dir_all(home.join("keys")).unwrap();
+
+        restore_backup(&CopyBackup, &made, &home, &plan.skip, &Cancel::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(home.join("data/db.sqlite")).unwrap(),
+            "v1"
+        );
+        assert!(!home.join("data/new-file").exists());
+        assert_eq!(
+            std::fs::read_to_string(home.join("keys/id.key")).unwrap(),
+            "secret"
+        );
+        assert!(
+            made.is_dir(),
+            "restoring must not delete the backups kept inside the home"
+        );
+        assert!(!home.join(".nymvisor-restore.partial").exists());
+    }
+
+    #[test]
+    fn a_retry_replaces_the_earlier_backup_and_partials_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home.join("f"), "1");
+        let plan = BackupPlan {
+            source: home.clone(),
+            backup_root: dir.path().join("b"),
+            skip: vec![],
+            keep: 3,
+            min_free_after: 0,
+        };
+        std::fs::create_dir_all(plan.backup_root.join("up/.old.partial")).unwrap();
+        take_backup(&CopyBackup, &plan, "up", "1", &Cancel::default()).unwrap();
+        take_backup(&CopyBackup, &plan, "up", "2", &Cancel::default()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(plan.backup_root.join("up"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("2")]);
+        // retention across upgrades
+        for (i, up) in ["a", "b", "c", "d"].iter().enumerate() {
+            take_backup(&CopyBackup, &plan, up, &format!("3{i}"), &Cancel::default()).unwrap();
+        }
+        assert!(!plan.backup_root.join("up").exists() && !plan.backup_root.join("a").exists());
+        assert!(plan.backup_root.join("d/33").is_dir());
+    }
+
+    #[test]
+    fn cancelled_backup_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home.join("f"), "1");
+        let plan = BackupPlan {
+            source: home,
+            backup_root: dir.path().join("b"),
+            skip: vec![],
+            keep: 3,
+            min_free_after: 0,
+        };
+        let cancel = Cancel::default();
+        cancel.cancel();
+        assert!(take_backup(&CopyBackup, &plan, "up", "1", &cancel).is_err());
+        assert_eq!(
+            std::fs::read_dir(plan.backup_root.join("up"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+}
