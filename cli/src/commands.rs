@@ -161,7 +161,8 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
     let source = nymvisor_sources::from_config(&instance.config, &env)?;
-    let verifiers = nymvisor_verifiers::from_config(&instance.config);
+    let verifiers =
+        nymvisor_verifiers::from_config(&instance.config).map_err(anyhow::Error::msg)?;
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
         env,

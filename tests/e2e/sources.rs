@@ -382,3 +382,105 @@ fn trickling_download_completes() {
     nv.signal(Signal::SIGTERM);
     assert!(nv.wait_exit().success());
 }
+
+/// A key pair, its public key in base64, and a signer with a chosen trusted comment.
+fn signer() -> (minisign::KeyPair, String) {
+    let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let pk = kp.pk.to_base64();
+    (kp, pk)
+}
+
+fn sign(kp: &minisign::KeyPair, data: &[u8], trusted: &str) -> Vec<u8> {
+    minisign::sign(
+        Some(&kp.pk),
+        &kp.sk,
+        std::io::Cursor::new(data),
+        Some(trusted),
+        None,
+    )
+    .unwrap()
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn signed_release_is_accepted_and_bad_signatures_refused() {
+    let (kp, pk) = signer();
+    let (other, _) = signer();
+    let (_d, bytes, sum) = sample_release();
+    let sig_url = format!("{URL}.minisig");
+    // 1. a valid signature: upgraded
+    {
+        let home = TestHome::new();
+        home.init_default("1.1.0");
+        let server = FeedServer::start();
+        server.route(URL, Reply::Body(bytes.clone()));
+        server.route(
+            &sig_url,
+            Reply::Body(sign(
+                &kp,
+                &bytes,
+                "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
+            )),
+        );
+        server.route(
+            "/nym-node/upgrade-info.json",
+            Reply::Body(serde_json::to_vec(&info_for(URL, &sum)).unwrap()),
+        );
+        let mut env = http_env(&server);
+        env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
+        let mut nv = spawn(&home, &env);
+        assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+        assert!(server.hits().contains(&sig_url));
+        nv.signal(Signal::SIGTERM);
+        assert!(nv.wait_exit().success());
+    }
+    let keys = [("DAEMON_MINISIGN_PUBLIC_KEYS", pk.as_str())];
+    // 2. no signature while keys are configured
+    refused(
+        info_for(URL, &sum),
+        Reply::Body(bytes.clone()),
+        "no signature at",
+        &keys,
+    );
+    // 3. signed by a key that is not trusted, 4. a signature of other bytes, 5. a replayed
+    //    signature of another version: each refused (served through a custom signature URL)
+    for (sig, needle) in [
+        (
+            sign(&other, &bytes, "timestamp:1"),
+            "no configured public key matches",
+        ),
+        (
+            sign(&kp, b"other bytes", "timestamp:1"),
+            "does not match the binary",
+        ),
+        (sign(&kp, &bytes, "timestamp:1\tversion:1.1.9"), "not 1.2.0"),
+    ] {
+        let mut info = info_for(URL, &sum);
+        let platform = info["platforms"]
+            .as_object_mut()
+            .unwrap()
+            .values_mut()
+            .next()
+            .unwrap();
+        platform["signatureUrl"] = "/sig/custom.minisig".into();
+        let home = TestHome::new();
+        home.init_default("1.1.0");
+        let server = FeedServer::start();
+        server.route(URL, Reply::Body(bytes.clone()));
+        server.route("/sig/custom.minisig", Reply::Body(sig));
+        server.route(
+            "/nym-node/upgrade-info.json",
+            Reply::Body(serde_json::to_vec(&info).unwrap()),
+        );
+        let mut env = http_env(&server);
+        env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
+        let mut nv = spawn(&home, &env);
+        let start = nv.wait_start(1);
+        nv.wait_stderr(needle);
+        assert!(alive(start.pid) && nv.starts().len() == 1);
+        nothing_installed(&home, "v1.2.0");
+        nv.signal(Signal::SIGTERM);
+        assert!(nv.wait_exit().success());
+    }
+}
