@@ -17,15 +17,6 @@ use crate::Limits;
 /// Longest redirect chain followed.
 pub const MAX_REDIRECTS: usize = 5;
 
-/// See the module docs.
-#[derive(Debug)]
-pub struct HttpSource {
-    client: reqwest::Client,
-    url: url::Url,
-    limits: Limits,
-    validators: Mutex<(Option<String>, Option<String>)>,
-}
-
 fn redirect_policy() -> redirect::Policy {
     redirect::Policy::custom(|attempt| {
         let from_https = attempt
@@ -63,13 +54,64 @@ fn describe(url: &str, e: &reqwest::Error) -> SourceError {
     SourceError(msg)
 }
 
-impl HttpSource {
-    pub fn new(url: &str, limits: Limits) -> Result<HttpSource, SourceError> {
-        let url = url::Url::parse(url)
-            .map_err(|e| SourceError(format!("invalid feed URL {url:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(SourceError(format!("the feed URL {url} is not http(s)")));
+fn check_status(url: &str, resp: &reqwest::Response) -> Result<(), SourceError> {
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(SourceError(format!(
+            "GET {url}: HTTP {status}; the response is ignored"
+        )))
+    }
+}
+
+/// Streams a successful response into `sink`, enforcing `max` bytes.
+async fn stream(
+    url: &str,
+    mut resp: reqwest::Response,
+    max: u64,
+    sink: &mut dyn ChunkSink,
+) -> Result<u64, SourceError> {
+    if let Some(len) = resp.content_length()
+        && len > max
+    {
+        return Err(SourceError(format!(
+            "GET {url}: {len} bytes announced, more than the {max}-byte cap"
+        )));
+    }
+    let mut total: u64 = 0;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe(url, &e))? {
+        total += chunk.len() as u64;
+        if total > max {
+            return Err(SourceError(format!(
+                "GET {url}: more than the {max}-byte cap was sent; aborted"
+            )));
         }
+        sink.accept(&chunk)
+            .map_err(|e| SourceError(format!("GET {url}: cannot store the data: {e}")))?;
+    }
+    Ok(total)
+}
+
+/// Collects a small document in memory.
+pub(crate) struct Collect(pub Vec<u8>);
+
+impl ChunkSink for Collect {
+    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.0.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+/// An HTTP client with nymvisor's limits, shared by the feed and the GitHub source.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    limits: Limits,
+}
+
+impl Fetcher {
+    pub fn new(limits: Limits) -> Result<Fetcher, SourceError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("nymvisor/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(limits.connect)
@@ -77,79 +119,80 @@ impl HttpSource {
             .redirect(redirect_policy())
             .build()
             .map_err(|e| SourceError(format!("cannot set up the HTTP client: {e}")))?;
-        Ok(HttpSource {
-            client,
-            url,
-            limits,
-            validators: Mutex::new((None, None)),
-        })
+        Ok(Fetcher { client, limits })
     }
 
-    /// Resolves a URL from the feed against the feed's own URL (relative URLs are allowed).
-    fn resolve(&self, url: &str) -> Result<url::Url, SourceError> {
-        let resolved = self
-            .url
-            .join(url)
-            .map_err(|e| SourceError(format!("invalid URL {url:?} in the feed: {e}")))?;
-        if !matches!(resolved.scheme(), "http" | "https") {
-            return Err(SourceError(format!(
-                "refusing to fetch {resolved}: only http(s) URLs are allowed"
-            )));
-        }
-        if self.url.scheme() == "https" && resolved.scheme() == "http" {
-            return Err(SourceError(format!(
-                "refusing {resolved}: the feed is https but the URL is plain http"
-            )));
-        }
-        Ok(resolved)
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
-    /// Streams a successful response into `sink`, enforcing `max` bytes.
-    async fn stream(
-        url: &str,
-        mut resp: reqwest::Response,
+    /// GETs `url` into `sink`: non-2xx is an error, at most `max` bytes.
+    pub async fn get(
+        &self,
+        url: &url::Url,
         max: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64, SourceError> {
-        if let Some(len) = resp.content_length()
-            && len > max
-        {
-            return Err(SourceError(format!(
-                "GET {url}: {len} bytes announced, more than the {max}-byte cap"
-            )));
-        }
-        let mut total: u64 = 0;
-        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(url, &e))? {
-            total += chunk.len() as u64;
-            if total > max {
-                return Err(SourceError(format!(
-                    "GET {url}: more than the {max}-byte cap was sent; aborted"
-                )));
-            }
-            sink.accept(&chunk)
-                .map_err(|e| SourceError(format!("GET {url}: cannot store the data: {e}")))?;
-        }
-        Ok(total)
+        let timeout = if max <= self.limits.caps.document {
+            self.limits.document
+        } else {
+            self.limits.download
+        };
+        let resp = self
+            .client
+            .get(url.clone())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| describe(url.as_str(), &e))?;
+        check_status(url.as_str(), &resp)?;
+        stream(url.as_str(), resp, max, sink).await
     }
 
-    fn check_status(url: &str, resp: &reqwest::Response) -> Result<(), SourceError> {
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(SourceError(format!(
-                "GET {url}: HTTP {status}; the response is ignored"
-            )))
-        }
+    /// GETs a small document into memory.
+    pub async fn get_small(&self, url: &url::Url, max: u64) -> Result<Vec<u8>, SourceError> {
+        let mut doc = Collect(Vec::new());
+        self.get(url, max, &mut doc).await?;
+        Ok(doc.0)
     }
 }
 
-struct Collect(Vec<u8>);
+/// Parses a URL that must be http(s); `base`'s https may not be downgraded.
+pub(crate) fn web_url(url: &str, base: Option<&url::Url>) -> Result<url::Url, SourceError> {
+    let resolved = match base {
+        Some(b) => b.join(url),
+        None => url::Url::parse(url),
+    }
+    .map_err(|e| SourceError(format!("invalid URL {url:?}: {e}")))?;
+    if !matches!(resolved.scheme(), "http" | "https") {
+        return Err(SourceError(format!(
+            "refusing to fetch {resolved}: only http(s) URLs are allowed"
+        )));
+    }
+    if base.is_some_and(|b| b.scheme() == "https") && resolved.scheme() == "http" {
+        return Err(SourceError(format!(
+            "refusing {resolved}: the feed is https but the URL is plain http"
+        )));
+    }
+    Ok(resolved)
+}
 
-impl ChunkSink for Collect {
-    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.0.extend_from_slice(chunk);
-        Ok(())
+/// See the module docs.
+#[derive(Debug)]
+pub struct HttpSource {
+    fetcher: Fetcher,
+    url: url::Url,
+    validators: Mutex<(Option<String>, Option<String>)>,
+}
+
+impl HttpSource {
+    pub fn new(url: &str, limits: Limits) -> Result<HttpSource, SourceError> {
+        let url = web_url(url, None).map_err(|e| SourceError(format!("the feed URL: {e}")))?;
+        Ok(HttpSource {
+            fetcher: Fetcher::new(limits)?,
+            url,
+            validators: Mutex::new((None, None)),
+        })
     }
 }
 
@@ -161,10 +204,12 @@ impl UpgradeSource for HttpSource {
 
     async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
         let url = self.url.as_str();
+        let limits = self.fetcher.limits();
         let mut req = self
+            .fetcher
             .client
             .get(self.url.clone())
-            .timeout(self.limits.document);
+            .timeout(limits.document);
         let (etag, modified) = self
             .validators
             .lock()
@@ -180,7 +225,7 @@ impl UpgradeSource for HttpSource {
         if resp.status() == StatusCode::NOT_MODIFIED {
             return Ok(None);
         }
-        Self::check_status(url, &resp)?;
+        check_status(url, &resp)?;
         let header = |name| {
             resp.headers()
                 .get(name)
@@ -189,7 +234,7 @@ impl UpgradeSource for HttpSource {
         };
         let validators = (header(ETAG), header(LAST_MODIFIED));
         let mut doc = Collect(Vec::new());
-        Self::stream(url, resp, self.limits.caps.document, &mut doc).await?;
+        stream(url, resp, limits.caps.document, &mut doc).await?;
         let info: UpgradeInfo = serde_json::from_slice(&doc.0).map_err(|e| {
             SourceError(format!("GET {url}: not a valid upgrade-info document: {e}"))
         })?;
@@ -209,20 +254,24 @@ impl UpgradeSource for HttpSource {
         max_bytes: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64, SourceError> {
-        let resolved = self.resolve(url)?;
-        let timeout = if max_bytes <= self.limits.caps.signature {
-            self.limits.document
-        } else {
-            self.limits.download
-        };
-        let resp = self
-            .client
-            .get(resolved.clone())
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| describe(resolved.as_str(), &e))?;
-        Self::check_status(resolved.as_str(), &resp)?;
-        Self::stream(resolved.as_str(), resp, max_bytes, sink).await
+        let resolved = web_url(url, Some(&self.url))?;
+        self.fetcher.get(&resolved, max_bytes, sink).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_from_an_https_feed_stay_https() {
+        let base = url::Url::parse("https://mirror.example/nym-node/upgrade-info.json").unwrap();
+        assert_eq!(
+            web_url("bin/x", Some(&base)).unwrap().as_str(),
+            "https://mirror.example/nym-node/bin/x"
+        );
+        assert!(web_url("http://mirror.example/x", Some(&base)).is_err());
+        assert!(web_url("file:///etc/passwd", Some(&base)).is_err());
+        assert!(web_url("ftp://x/y", None).is_err());
     }
 }

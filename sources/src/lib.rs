@@ -3,10 +3,12 @@
 //! Implementations of [`nymvisor_core::source::UpgradeSource`]:
 //! - [`http::HttpSource`]: `GET <base>/<daemon>/upgrade-info.json` (or an absolute URL), with
 //!   conditional requests, timeouts, size caps and a strict redirect policy;
+//! - [`github::GithubSource`]: GitHub releases through the API (octocrab);
 //! - [`local::LocalSource`]: a directory laid out like the feed, for air-gapped hosts.
 //!
 //! [`from_config`] picks one from the configuration.
 
+pub mod github;
 pub mod http;
 pub mod local;
 
@@ -96,6 +98,21 @@ pub fn from_config(
                 daemon,
                 limits.caps,
             ))))
+        }
+        UpstreamSource::Github => {
+            let n = &config.nymvisor;
+            let settings = github::GithubSettings {
+                api_url: n.github_api_url.clone(),
+                repository: n.github_repository.clone(),
+                tag_pattern: n.github_tag_pattern.clone(),
+                asset: n
+                    .github_asset_name
+                    .clone()
+                    .unwrap_or_else(|| daemon.clone()),
+                daemon: daemon.clone(),
+                token: env.get_non_empty(&n.github_token_env).map(str::to_owned),
+            };
+            Ok(Some(Arc::new(github::GithubSource::new(settings, limits)?)))
         }
         other => Err(SourceError(format!(
             "the upstream source `{other}` is not available in this build yet; use `http`, `local` or `none`"

@@ -484,3 +484,139 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
         assert!(nv.wait_exit().success());
     }
 }
+
+/// The build information a stamped fake daemon prints.
+fn build_info_of(bin: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(bin)
+        .args(["--no-banner", "build-info", "--output=json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn github_env(server: &FeedServer) -> Vec<(String, String)> {
+    let mut env = http_env(server);
+    env[0] = ("NYMVISOR_UPSTREAM_SOURCE".into(), "github".into());
+    env.push(("NYMVISOR_GITHUB_API_URL".into(), server.base()));
+    env
+}
+
+fn gh_release(tag: &str, published: &str, assets: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "tag_name": tag, "draft": false, "prerelease": false, "published_at": published,
+        "html_url": format!("https://github.com/nymtech/nym/releases/tag/{tag}"), "assets": assets
+    })
+}
+
+#[test]
+fn upgrades_from_github_releases_with_hashes_json() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    let (_d, bytes, sum) = sample_release();
+    let bin = _d.path().join("nym-node");
+    let hashes = serde_json::json!({
+        "tag_name": "nym-binaries-v1.2.0-test", "componentName": "nym-node", "componentVersion": "1.2.0",
+        "assets": { "nym-node": { "sha256": sum, "downloadUrl": format!("{}/dl/nym-node", server.base()), "details": build_info_of(&bin) } }
+    });
+    server.route("/dl/nym-node", Reply::Body(bytes.clone()));
+    server.route(
+        "/dl/hashes.json",
+        Reply::Body(serde_json::to_vec(&hashes).unwrap()),
+    );
+    let releases = serde_json::json!([
+        gh_release("nym-wallet-v9.9.9", "2026-06-01T00:00:00Z", serde_json::json!([{"name": "nym-node", "browser_download_url": format!("{}/dl/wrong", server.base())}])),
+        { "tag_name": "nym-binaries-v9.0.0-draft", "draft": true, "prerelease": false, "published_at": "2026-07-01T00:00:00Z", "assets": [] },
+        gh_release("nym-binaries-v1.2.0-test", "2026-05-01T00:00:00Z", serde_json::json!([
+            {"name": "nym-node", "browser_download_url": format!("{}/dl/nym-node", server.base())},
+            {"name": "hashes.json", "browser_download_url": format!("{}/dl/hashes.json", server.base())}
+        ])),
+    ]);
+    server.route(
+        "/repos/nymtech/nym/releases",
+        Reply::Body(serde_json::to_vec(&releases).unwrap()),
+    );
+    let mut nv = spawn(&home, &github_env(&server));
+    nv.wait_start(1);
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    assert_eq!(current(&home), "upgrades/v1.2.0-test");
+    assert!(
+        !server.hits().iter().any(|h| h == "/dl/wrong"),
+        "a release of another tag was used"
+    );
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+#[test]
+fn github_release_without_hashes_uses_the_asset_digest() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    let (_d, bytes, sum) = sample_release();
+    server.route("/dl/nym-node", Reply::Body(bytes));
+    let releases = serde_json::json!([gh_release(
+        "nym-binaries-v1.2.0-nohash",
+        "2026-05-01T00:00:00Z",
+        serde_json::json!([
+            {"name": "nym-node", "browser_download_url": format!("{}/dl/nym-node", server.base()), "digest": format!("sha256:{sum}")}
+        ])
+    )]);
+    server.route(
+        "/repos/nymtech/nym/releases",
+        Reply::Body(serde_json::to_vec(&releases).unwrap()),
+    );
+    let mut nv = spawn(&home, &github_env(&server));
+    nv.wait_start(1);
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    assert_eq!(current(&home), "upgrades/v1.2.0-nohash");
+    // the binary was probed once to learn its version, then downloaded once to install it
+    nv.wait_events("a few more polls", |_| {
+        server
+            .hits()
+            .iter()
+            .filter(|h| h.starts_with("/repos"))
+            .count()
+            >= 4
+    });
+    assert_eq!(
+        server
+            .hits()
+            .iter()
+            .filter(|h| *h == "/dl/nym-node")
+            .count(),
+        2,
+        "{:?}",
+        server.hits()
+    );
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+#[test]
+fn github_release_with_a_wrong_digest_is_not_offered() {
+    let (_d, bytes, _) = sample_release();
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    server.route("/dl/nym-node", Reply::Body(bytes));
+    let releases = serde_json::json!([gh_release(
+        "nym-binaries-v1.2.0-bad",
+        "2026-05-01T00:00:00Z",
+        serde_json::json!([
+            {"name": "nym-node", "browser_download_url": format!("{}/dl/nym-node", server.base()), "digest": format!("sha256:{}", "0".repeat(64))}
+        ])
+    )]);
+    server.route(
+        "/repos/nymtech/nym/releases",
+        Reply::Body(serde_json::to_vec(&releases).unwrap()),
+    );
+    let mut nv = spawn(&home, &github_env(&server));
+    let start = nv.wait_start(1);
+    nv.wait_stderr("does not match the release's digest");
+    assert!(alive(start.pid) && nv.starts().len() == 1);
+    let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
+    assert_eq!(plan["queuedUp"], serde_json::json!([]));
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}

@@ -119,10 +119,12 @@ fn serve(
             .unwrap_or("/")
             .to_owned();
         hits.lock().unwrap().push(path.clone());
+        // routes match the path without its query string
+        let route = path.split('?').next().unwrap_or("/");
         let reply = routes
             .lock()
             .unwrap()
-            .get(&path)
+            .get(route)
             .cloned()
             .unwrap_or(Reply::Status(404));
         let keep_alive = matches!(
