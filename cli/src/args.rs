@@ -20,7 +20,6 @@ pub struct Cli {
     #[arg(
         short = 'c',
         long = "config-env-file",
-        global = true,
         value_name = "FILE"
     )]
     pub config_env_file: Option<PathBuf>,
