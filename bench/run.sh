@@ -22,6 +22,8 @@ trap cleanup EXIT
 
 export NYM_HOME_DIR="$WORK/home" FAKE_DAEMON_TIMELOG="$WORK/time.log"
 export DAEMON_UNSAFE_SKIP_BACKUP=true DAEMON_STARTUP_PERIOD_DURATION=1s NYMVISOR_DISABLE_LOGS=true
+# upgrades come from add-upgrade here; bench/download.sh measures the HTTP source
+export NYMVISOR_UPSTREAM_SOURCE=none
 mkdir -p "$WORK/node" "$WORK/rel"
 "$STAMP" "$WORK/rel/v0" nym-node 1.0.0 >/dev/null
 "$NV" init "$WORK/rel/v0" --daemon-home "$WORK/node" >/dev/null
@@ -59,6 +61,8 @@ for i in $(seq 1 "$N"); do
   t0=$(date +%s%N)
   "$NV" add-upgrade "$WORK/rel/$v" --upgrade-name "v$v" --now >/dev/null
   wait_line "start .*version=$v "
+  # the next upgrade may only start once this one is confirmed (its startup period passed)
+  for _ in $(seq 1 1000); do [ -e "$NYM_HOME_DIR/.nym/nymvisors/data/nym-node/upgrade-journal.json" ] || break; sleep 0.01; done
   sig=$(grep "signal pid=$old_pid SIGINT" "$FAKE_DAEMON_TIMELOG" | awk '{print $1}')
   ex=$(grep "exit pid=$old_pid " "$FAKE_DAEMON_TIMELOG" | awk '{print $1}')
   st=$(grep "start .*version=$v " "$FAKE_DAEMON_TIMELOG" | awk '{print $1}')

@@ -17,11 +17,7 @@ use crate::init_flags::InitFlags;
 pub struct Cli {
     /// Load environment variables from this dotenv file first (they override the process
     /// environment and reach the daemon)
-    #[arg(
-        short = 'c',
-        long = "config-env-file",
-        value_name = "FILE"
-    )]
+    #[arg(short = 'c', long = "config-env-file", value_name = "FILE")]
     pub config_env_file: Option<PathBuf>,
 
     /// Print `nymvisor <version>`

@@ -34,10 +34,16 @@ fn current_target(home: &TestHome) -> String {
 fn runs_the_daemon_with_its_arguments_verbatim() {
     let home = TestHome::new();
     home.init_default("1.1.0");
-    let mut nv = home.spawn_run(FAST, &["run", "--id", "my-node", "-x", "--help", "-c", "node.env"]);
+    let mut nv = home.spawn_run(
+        FAST,
+        &["run", "--id", "my-node", "-x", "--help", "-c", "node.env"],
+    );
     let start = nv.wait_start(1);
     assert_eq!(start.version, "1.1.0");
-    assert_eq!(start.args, r#"["run","--id","my-node","-x","--help","-c","node.env"]"#);
+    assert_eq!(
+        start.args,
+        r#"["run","--id","my-node","-x","--help","-c","node.env"]"#
+    );
     assert_eq!(
         start.pid, start.pgid,
         "the daemon leads its own process group"

@@ -90,6 +90,8 @@ pub(crate) struct Supervisor {
     polling: Option<tokio::task::JoinHandle<Result<Option<SourcedUpgrade>, SourceError>>>,
     next_poll: Instant,
     last_poll_note: Option<String>,
+    /// Code pages should be released at the next quiet moment.
+    release_pending: bool,
     startup_failures: u32,
     state: RunState,
     failpoint: Option<String>,
@@ -143,6 +145,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         polling: None,
         next_poll: Instant::now(),
         last_poll_note: None,
+        release_pending: false,
         backup_strategy: backup::strategy_for(inst.config.daemon.backup_strategy),
         failpoint: opts
             .env
@@ -280,6 +283,11 @@ impl Supervisor {
                     daemon = Some(running);
                 }
                 Event::PlanTick => {
+                    // once things have settled after a (re)start or an upgrade, give back the
+                    // code pages only they needed
+                    if std::mem::take(&mut self.release_pending) {
+                        crate::memory::release_startup_pages();
+                    }
                     self.reload_plan();
                     daemon = Some(running);
                 }
@@ -499,7 +507,7 @@ impl Supervisor {
         self.state.daemon_started_at = Some(model::now());
         self.save_state();
         tracing::info!("started {} (pid {})", self.spec.binary.display(), d.pid());
-        crate::memory::release_startup_pages();
+        self.release_pending = true;
         Ok(d)
     }
 

@@ -200,7 +200,7 @@ impl Supervisor {
             tracing::warn!(upgrade = %name, "could not update the upgrade journal: {e}");
         }
         tracing::info!(upgrade = %name, elapsed_ms = ms(total), "upgrade applied");
-        crate::memory::release_startup_pages();
+        self.release_pending = true;
         Ok(Applied::Done {
             daemon,
             restart_wanted,
