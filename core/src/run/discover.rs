@@ -148,7 +148,7 @@ impl Supervisor {
             plan.remove(&queued.name);
             plan.insert(queued);
         })?;
-        tracing::info!(upgrade = %name, stage = "discover", "new release upstream: {} {} (`{name}`), to be applied at {}", self.inst.config.daemon.name, info.version, crate::model::rfc3339(info.upgrade_time));
+        tracing::info!(upgrade = %name, stage = "discover", "new release upstream: {} {} (`{name}`), due {}", self.inst.config.daemon.name, info.version, crate::model::rfc3339(info.upgrade_time));
         Ok(())
     }
 }

@@ -297,6 +297,7 @@ impl Supervisor {
                         tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period", self.inst.config.daemon.name, journal.upgrade.version);
                     }
                     self.startup_failures = 0;
+                    self.release_pending = true;
                     daemon = Some(running);
                 }
                 Event::Timer => match self.try_due_upgrade(Some(running)).await? {
@@ -414,7 +415,15 @@ impl Supervisor {
         };
         match res {
             Ok(()) => {
-                tracing::info!(upgrade = %info.name, stage = "prepare", "upgrade `{}` ({} {}) is downloaded and verified; it will be applied at {}", info.name, self.inst.config.daemon.name, info.version, model::rfc3339(info.upgrade_time));
+                let when = if info.upgrade_time <= model::now() {
+                    "it is due now".to_owned()
+                } else {
+                    format!(
+                        "it will be applied at {}",
+                        model::rfc3339(info.upgrade_time)
+                    )
+                };
+                tracing::info!(upgrade = %info.name, stage = "prepare", "upgrade `{}` ({} {}) is in place and verified; {when}", info.name, self.inst.config.daemon.name, info.version);
                 self.refused.remove(&info.name);
                 self.ready.insert(info.name.clone(), info);
             }
