@@ -46,6 +46,13 @@ pub trait UpgradeSource: Debug + Send + Sync {
         sink: &mut dyn ChunkSink,
     ) -> Result<u64, SourceError>;
 
+    /// Forgets conditional-request state (ETag, Last-Modified) so the next [`latest`] returns
+    /// the full document even if it did not change. Called when what was found could not be
+    /// recorded.
+    ///
+    /// [`latest`]: UpgradeSource::latest
+    fn forget_validators(&self) {}
+
     /// Fetches a small document (a signature), refusing more than `max_bytes`.
     async fn fetch_small(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, SourceError> {
         struct Collect(Vec<u8>);

@@ -49,11 +49,37 @@ pub trait Verifier: Debug + Send + Sync {
         Vec::new()
     }
 
-    /// Accepts or refuses; the error is the reason, shown to the operator. May use `source` to
-    /// fetch a detached signature.
+    /// Accepts or refuses, with the reason shown to the operator. May use `source` to fetch a
+    /// detached signature.
     async fn verify(
         &self,
         candidate: &Candidate<'_>,
         source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), String>;
+    ) -> Result<(), Rejection>;
+}
+
+/// Why a verifier refused a candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: String,
+    /// The check could not be made (e.g. the signature could not be fetched): worth retrying.
+    pub retry: bool,
+}
+
+impl Rejection {
+    /// The candidate is bad: retrying cannot help.
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        Rejection {
+            reason: reason.into(),
+            retry: false,
+        }
+    }
+
+    /// The check could not be completed; a later attempt may succeed.
+    pub fn transient(reason: impl Into<String>) -> Self {
+        Rejection {
+            reason: reason.into(),
+            retry: true,
+        }
+    }
 }

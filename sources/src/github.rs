@@ -29,6 +29,10 @@ pub struct GithubSettings {
     pub asset: String,
     pub daemon: String,
     pub token: Option<String>,
+    /// Whether a release without `hashes.json` may be downloaded (and, once it matches the
+    /// release's digest, run) to learn its version. Off when downloads are disabled or signatures
+    /// are required: the signature can only be checked by the prepare stage.
+    pub allow_probe: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,7 +80,8 @@ pub struct GithubSource {
     client: octocrab::Octocrab,
     fetcher: Fetcher,
     settings: GithubSettings,
-    probed: Mutex<Option<(String, UpgradeInfo)>>,
+    /// The last release probed (tag and digest) and what was learned.
+    probed: Mutex<Option<(String, Result<UpgradeInfo, String>)>>,
 }
 
 /// `*` matches any run of characters; everything else literally.
@@ -145,16 +150,22 @@ impl GithubSource {
 
     async fn releases(&self) -> Result<Vec<Release>, SourceError> {
         let route = self.repo_route();
-        self.client
-            .get(&route, Some(&[("per_page", "30")]))
-            .await
-            .map_err(|e| {
+        let limit = self.fetcher.limits().document;
+        let call = self.client.get(&route, Some(&[("per_page", "30")]));
+        match tokio::time::timeout(limit, call).await {
+            Ok(r) => r.map_err(|e| {
                 SourceError(format!(
                     "GET {}{route}: {}",
                     self.settings.api_url,
                     chain(&e)
                 ))
-            })
+            }),
+            Err(_) => Err(SourceError(format!(
+                "GET {}{route}: no complete answer within {}",
+                self.settings.api_url,
+                humantime::format_duration(limit)
+            ))),
+        }
     }
 
     /// Checksum and version for the daemon's asset of `release`.
@@ -199,14 +210,32 @@ impl GithubSource {
                     release.tag_name, asset.name
                 ))
             })?;
+        let key = format!("{}:{digest}", release.tag_name);
         if let Ok(guard) = self.probed.lock()
-            && let Some((key, info)) = guard.as_ref()
-            && key == &format!("{}:{digest}", release.tag_name)
+            && let Some((k, known)) = guard.as_ref()
+            && k == &key
         {
-            return Ok((digest, BuildInfoOrVersion::Known(info.clone())));
+            // a release is probed once, whatever the outcome
+            return match known {
+                Ok(info) => Ok((digest, BuildInfoOrVersion::Known(info.clone()))),
+                Err(e) => Err(SourceError(e.clone())),
+            };
         }
-        let details = self.probe_asset(asset, &digest).await?;
-        Ok((digest, BuildInfoOrVersion::Details(details)))
+        if !self.settings.allow_probe {
+            return Err(SourceError(format!(
+                "release {} has no hashes.json, and learning its version would mean running the download before its signature is checked (or downloads are disabled)",
+                release.tag_name
+            )));
+        }
+        match self.probe_asset(asset, &digest).await {
+            Ok(details) => Ok((digest, BuildInfoOrVersion::Details(details))),
+            Err(e) => {
+                if let Ok(mut guard) = self.probed.lock() {
+                    *guard = Some((key, Err(e.0.clone())));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Downloads the asset to a temporary file, checks it against `digest`, then asks it for its
@@ -317,7 +346,7 @@ impl UpgradeSource for GithubSource {
             },
         };
         if let Ok(mut guard) = self.probed.lock() {
-            *guard = Some((format!("{}:{checksum}", release.tag_name), info.clone()));
+            *guard = Some((format!("{}:{checksum}", release.tag_name), Ok(info.clone())));
         }
         let document = serde_json::to_vec(&info).unwrap_or_default();
         Ok(Some(SourcedUpgrade {

@@ -248,6 +248,12 @@ impl UpgradeSource for HttpSource {
         }))
     }
 
+    fn forget_validators(&self) {
+        if let Ok(mut v) = self.validators.lock() {
+            *v = (None, None);
+        }
+    }
+
     async fn download(
         &self,
         url: &str,

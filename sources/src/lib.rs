@@ -111,6 +111,7 @@ pub fn from_config(
                     .unwrap_or_else(|| daemon.clone()),
                 daemon: daemon.clone(),
                 token: env.get_non_empty(&n.github_token_env).map(str::to_owned),
+                allow_probe: config.daemon.allow_binaries_download && !config.signature_required(),
             };
             Ok(Some(Arc::new(github::GithubSource::new(settings, limits)?)))
         }

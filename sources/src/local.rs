@@ -32,8 +32,11 @@ impl LocalSource {
     /// The file a URL names: `file:///abs` as is, anything else relative to the info file and
     /// inside the mirror.
     fn resolve(&self, url: &str) -> Result<PathBuf, SourceError> {
-        if let Some(rest) = url.strip_prefix("file://") {
-            return Ok(PathBuf::from(rest));
+        if url.starts_with("file://") {
+            return url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.to_file_path().ok())
+                .ok_or_else(|| SourceError(format!("{url}: not a usable file:// URL")));
         }
         if url.contains("://") {
             return Err(SourceError(format!(
@@ -41,13 +44,25 @@ impl LocalSource {
             )));
         }
         let rel = Path::new(url);
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(SourceError(format!(
+        let outside = || {
+            SourceError(format!(
                 "{url}: relative URLs must stay inside the mirror {}",
                 self.root.display()
-            )));
+            ))
+        };
+        if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
+            return Err(outside());
         }
-        Ok(self.info_dir.join(rel))
+        // a symlinked directory on the way must not lead out of the mirror either
+        let path = self.info_dir.join(rel);
+        if let (Ok(root), Some(Ok(parent))) = (
+            self.root.canonicalize(),
+            path.parent().map(Path::canonicalize),
+        ) && !parent.starts_with(&root)
+        {
+            return Err(outside());
+        }
+        Ok(path)
     }
 
     async fn read_capped(
@@ -55,15 +70,27 @@ impl LocalSource {
         max: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64, SourceError> {
-        let meta = tokio::fs::symlink_metadata(path)
+        // O_NOFOLLOW: a symlink is refused, not followed; O_NONBLOCK: a FIFO cannot hang the open.
+        // The checks are made on the opened file, so nothing can be swapped in between.
+        let mut file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+            .open(path)
+            .await
+            .map_err(|e| {
+                if e.raw_os_error() == Some(nix::libc::ELOOP) {
+                    SourceError(format!(
+                        "{} is a symlink; the local source does not follow symlinks",
+                        path.display()
+                    ))
+                } else {
+                    SourceError(format!("cannot open {}: {e}", path.display()))
+                }
+            })?;
+        let meta = file
+            .metadata()
             .await
             .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
-        if meta.file_type().is_symlink() {
-            return Err(SourceError(format!(
-                "{} is a symlink; the local source does not follow symlinks",
-                path.display()
-            )));
-        }
         if !meta.is_file() {
             return Err(SourceError(format!(
                 "{} is not a regular file",
@@ -77,9 +104,6 @@ impl LocalSource {
                 meta.len()
             )));
         }
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| SourceError(format!("cannot open {}: {e}", path.display())))?;
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
         loop {

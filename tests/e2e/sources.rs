@@ -620,3 +620,47 @@ fn github_release_with_a_wrong_digest_is_not_offered() {
     nv.signal(Signal::SIGTERM);
     assert!(nv.wait_exit().success());
 }
+
+#[test]
+fn local_mirror_refuses_symlinks_and_paths_out_of_the_mirror() {
+    for (url, needle) in [
+        ("bin/link", "symlink"),
+        ("../outside/nym-node", "must stay inside the mirror"),
+    ] {
+        let home = TestHome::new();
+        home.init_default("1.1.0");
+        let mirror = home.path().join("mirror");
+        std::fs::create_dir_all(mirror.join("nym-node/bin")).unwrap();
+        let real = stamp_fake_daemon(
+            &home.path().join("outside/nym-node"),
+            "nym-node",
+            "1.2.0",
+            &[],
+        );
+        std::os::unix::fs::symlink(&real, mirror.join("nym-node/bin/link")).unwrap();
+        let info = upgrade_info("v1.2.0", "1.2.0", url, &sha256_file(&real), "sha256");
+        std::fs::write(
+            mirror.join("nym-node/upgrade-info.json"),
+            serde_json::to_vec(&info).unwrap(),
+        )
+        .unwrap();
+        let env = vec![
+            ("NYMVISOR_UPSTREAM_SOURCE".to_owned(), "local".to_owned()),
+            (
+                "NYMVISOR_LOCAL_MIRROR_DIRECTORY".to_owned(),
+                mirror.display().to_string(),
+            ),
+            (
+                "NYMVISOR_UPSTREAM_POLLING_RATE".to_owned(),
+                "200ms".to_owned(),
+            ),
+        ];
+        let mut nv = spawn(&home, &env);
+        let start = nv.wait_start(1);
+        nv.wait_stderr(needle);
+        assert!(alive(start.pid) && nv.starts().len() == 1, "{url}");
+        nothing_installed(&home, "v1.2.0");
+        nv.signal(Signal::SIGTERM);
+        assert!(nv.wait_exit().success());
+    }
+}

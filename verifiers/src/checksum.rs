@@ -3,7 +3,7 @@
 
 use nymvisor_core::model::{PlatformDetails, UpgradeInfo};
 use nymvisor_core::source::UpgradeSource;
-use nymvisor_core::verify::{Candidate, Digest, Verifier};
+use nymvisor_core::verify::{Candidate, Digest, Rejection, Verifier};
 use sha2::Digest as _;
 
 /// Supported algorithms, by their canonical name.
@@ -94,7 +94,13 @@ impl Verifier for ChecksumVerifier {
         &self,
         c: &Candidate<'_>,
         _source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Rejection> {
+        self.check(c).map_err(Rejection::permanent)
+    }
+}
+
+impl ChecksumVerifier {
+    fn check(&self, c: &Candidate<'_>) -> Result<(), String> {
         let Some(platform) = c.platform else {
             // a binary the operator placed with `add-upgrade`: there is nothing to compare with
             return Ok(());
@@ -200,6 +206,7 @@ mod tests {
             v.verify(&c, None)
                 .await
                 .unwrap_err()
+                .reason
                 .contains("but the upgrade says")
         );
     }

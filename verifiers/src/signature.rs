@@ -12,8 +12,17 @@
 
 use minisign_verify::{PublicKey, Signature};
 use nymvisor_core::source::UpgradeSource;
-use nymvisor_core::verify::{Candidate, Verifier};
+use nymvisor_core::verify::{Candidate, Rejection, Verifier};
 use tokio::io::AsyncReadExt;
+
+/// A refusal and whether retrying may help.
+struct Fail(String, bool);
+
+impl From<String> for Fail {
+    fn from(reason: String) -> Self {
+        Fail(reason, false)
+    }
+}
 
 /// Largest signature file fetched.
 pub const MAX_SIGNATURE: u64 = 64 * 1024;
@@ -80,7 +89,20 @@ impl Verifier for MinisignVerifier {
         &self,
         c: &Candidate<'_>,
         source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Rejection> {
+        self.check(c, source)
+            .await
+            .map_err(|Fail(reason, retry)| Rejection { reason, retry })
+    }
+}
+
+impl MinisignVerifier {
+    /// The error carries whether retrying may help (the signature could not be fetched).
+    async fn check(
+        &self,
+        c: &Candidate<'_>,
+        source: Option<&dyn UpgradeSource>,
+    ) -> Result<(), Fail> {
         let (Some(platform), true) = (c.platform, c.downloaded) else {
             return Ok(());
         };
@@ -98,7 +120,9 @@ impl Verifier for MinisignVerifier {
         let text = match fetched {
             Ok(bytes) => String::from_utf8(bytes)
                 .map_err(|_| format!("{sig_url} is not a minisign signature (not text)"))?,
-            Err(e) if self.required => return Err(format!("no signature at {sig_url}: {e}")),
+            Err(e) if self.required => {
+                return Err(Fail(format!("no signature at {sig_url}: {e}"), true));
+            }
             Err(_) => return Ok(()),
         };
         let sig = Signature::decode(&text)
@@ -133,10 +157,13 @@ impl Verifier for MinisignVerifier {
                 stream.update(&buf[..n]);
             }
             return stream.finalize().map_err(|e| {
-                format!("the signature at {sig_url} does not match the binary ({e})")
+                Fail(
+                    format!("the signature at {sig_url} does not match the binary ({e})"),
+                    false,
+                )
             });
         }
-        Err(last_error)
+        Err(last_error.into())
     }
 }
 

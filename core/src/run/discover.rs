@@ -38,6 +38,10 @@ impl Supervisor {
             Ok(None) => {}
             Ok(Some(found)) => {
                 if let Err(e) = self.discover(found.info) {
+                    // ask for the whole document next time, so the release is not lost to a 304
+                    if let Some(source) = &self.preparer.source {
+                        source.forget_validators();
+                    }
                     tracing::error!("could not queue the upgrade offered upstream: {e}");
                     self.record_error(e.to_string());
                 }
@@ -72,8 +76,20 @@ impl Supervisor {
             return Ok(());
         }
         let name = info.name.clone();
-        if self.plan.current.name == name && self.plan.current.version == info.version {
+        if self.plan.current.name == name {
+            if self.plan.current.version != info.version {
+                self.note(format!(
+                    "upstream offers version {} under the name `{name}` of the running {}; names are not reused, ignored",
+                    info.version, self.plan.current.version
+                ));
+            }
             return Ok(()); // what runs now
+        }
+        if name == crate::paths::GENESIS {
+            self.note(
+                "upstream offers an upgrade named `genesis`, which is reserved; ignored".to_owned(),
+            );
+            return Ok(());
         }
         if let Some(queued) = self.plan.queued(&name) {
             if queued == &info {
@@ -110,16 +126,18 @@ impl Supervisor {
             return Ok(());
         }
         let history = self.inst.history()?;
-        if history.history.iter().any(|h| {
-            h.info.name == name
-                && h.info.version == info.version
-                && h.outcome == Some(Outcome::RolledBack)
-        }) {
-            self.note(format!(
-                "upstream offers `{name}` ({}), which was rolled back before; not retried",
-                info.version
-            ));
-            return Ok(());
+        if let Some(h) = history.history.iter().rev().find(|h| h.info.name == name) {
+            if h.outcome == Some(Outcome::RolledBack) && h.info.version == info.version {
+                self.note(format!(
+                    "upstream offers `{name}` ({}), which was rolled back before; not retried",
+                    info.version
+                ));
+            } else if h.info.version != info.version {
+                self.note(format!("upstream offers version {} under the name `{name}`, used before for {}; names are not reused, ignored", info.version, h.info.version));
+            }
+            if h.outcome == Some(Outcome::RolledBack) || h.info.version != info.version {
+                return Ok(());
+            }
         }
         if !self.inst.config.daemon.allow_downgrade {
             match compare_versions(&info.version, &self.plan.current.version) {

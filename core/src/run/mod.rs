@@ -355,8 +355,21 @@ impl Supervisor {
             self.refuse(&info, PrepareError::transient(e.to_string()));
             return Ok(Step::Continue(daemon));
         }
+        // prepared against what ran then: the version rule is checked again against what runs now
+        if !self.inst.config.daemon.allow_downgrade
+            && crate::rules::compare_versions(&info.version, &self.plan.current.version)
+                .is_ok_and(|o| o.is_le())
+        {
+            self.ready.remove(&info.name);
+            self.refuse(&info, PrepareError::permanent(format!(
+                "version {} is not newer than the running {}; refusing a downgrade (set DAEMON_ALLOW_DOWNGRADE=true to allow it)",
+                info.version, self.plan.current.version
+            )));
+            return Ok(Step::Continue(daemon));
+        }
         self.refused.remove(&info.name);
-        self.ready.remove(&info.name);
+        // whatever else was prepared was checked against the version that is about to be replaced
+        self.ready.clear();
         let name = info.name.clone();
         match self.apply(info.clone(), daemon).await? {
             Applied::Done {

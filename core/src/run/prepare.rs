@@ -179,12 +179,16 @@ impl Preparer {
             .download(&platform.url, self.caps.binary, &mut sink)
             .await
             .map_err(|e| PrepareError::transient(format!("download failed: {e}")))?;
-        sink.file.sync_all().map_err(|e| {
-            PrepareError::transient(format!("cannot write {}: {e}", tmp.path().display()))
-        })?;
-        tracing::info!(upgrade = %info.name, stage = "download", elapsed_ms = t.elapsed().as_millis() as u64, bytes = size, "downloaded {}", platform.url);
         let FileSink { file, digests } = sink;
-        drop(file);
+        // flushing hundreds of MiB can take a while: off the supervisor's thread
+        let synced = tokio::task::spawn_blocking(move || file.sync_all()).await;
+        if let Err(e) = synced.map_err(std::io::Error::other).and_then(|r| r) {
+            return Err(PrepareError::transient(format!(
+                "cannot write {}: {e}",
+                tmp.path().display()
+            )));
+        }
+        tracing::info!(upgrade = %info.name, stage = "download", elapsed_ms = t.elapsed().as_millis() as u64, bytes = size, "downloaded {}", platform.url);
         // close every handle: a file open for writing cannot be executed (ETXTBSY)
         let tmp = tmp.into_temp_path();
         let digests = finish(digests);
@@ -233,8 +237,9 @@ impl Preparer {
             let t = std::time::Instant::now();
             v.verify(candidate, self.source.as_deref())
                 .await
-                .map_err(|reason| {
-                    PrepareError::permanent(format!("{} verification failed: {reason}", v.name()))
+                .map_err(|r| PrepareError {
+                    reason: format!("{} verification failed: {}", v.name(), r.reason),
+                    permanent: !r.retry,
                 })?;
             tracing::debug!(upgrade = %candidate.info.name, verifier = v.name(), elapsed_ms = t.elapsed().as_millis() as u64, "accepted");
         }

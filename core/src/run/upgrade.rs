@@ -354,6 +354,7 @@ impl Supervisor {
     /// Finishes or abandons an upgrade interrupted by a crash (called before anything runs).
     pub(super) async fn recover(&mut self) -> Result<()> {
         let data_root = self.inst.data.root().to_owned();
+        sweep_downloads(&self.inst.data.upgrades_dir());
         let Some(journal) = Journal::load(&data_root)? else {
             return Ok(());
         };
@@ -414,4 +415,22 @@ fn backup_timestamp() -> String {
         now.second(),
         now.millisecond()
     )
+}
+
+/// Removes partial downloads (`upgrades/*/bin/.<daemon>.*.download`) left by a nymvisor that was
+/// killed while downloading.
+fn sweep_downloads(upgrades: &std::path::Path) {
+    for upgrade in std::fs::read_dir(upgrades).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(upgrade.path().join("bin"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".download") {
+                tracing::info!(path = %entry.path().display(), "removing an interrupted download");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
 }
