@@ -47,6 +47,8 @@ pub enum Command {
     AddUpgrade(AddUpgradeArgs),
     /// Print the effective configuration (file + environment overrides)
     Config(OutputArgs),
+    /// Show what runs, which version, what is queued, the last upgrade and the last error
+    Status(OutputArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

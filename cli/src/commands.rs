@@ -43,6 +43,14 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
             print_build_info(&info, args.output)?;
         }
         Command::AddUpgrade(args) => add_upgrade(args, &env).await?,
+        Command::Status(args) => {
+            let instance = Instance::open(&env)?;
+            let status = nymvisor_core::status::status(&instance)?;
+            match args.output {
+                OutputFormat::Json => print_json(&status)?,
+                OutputFormat::Text => print!("{}", status.to_text()),
+            }
+        }
         Command::Config(args) => {
             let instance = Instance::open(&env)?;
             match args.output {

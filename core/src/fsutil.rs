@@ -213,6 +213,30 @@ impl FileLock {
         })
     }
 
+    /// Who holds the lock: `None` if nobody (or the file does not exist), `Some(pid)` if held
+    /// (the pid when the holder recorded it). Does not write to the file.
+    pub fn holder(path: &Path) -> Result<Option<Option<u32>>> {
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("failed to open lock file", path, e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                Ok(None)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                Ok(Some(text.trim().parse().ok()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(Error::io("failed to check the lock", path, e))
+            }
+        }
+    }
+
     fn open(path: &Path) -> Result<File> {
         OpenOptions::new()
             .read(true)

@@ -23,6 +23,7 @@ pub mod paths;
 pub mod rules;
 pub mod run;
 pub mod source;
+pub mod status;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -9,3 +9,4 @@ mod init;
 mod migration;
 mod run;
 mod sources;
+mod status;

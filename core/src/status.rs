@@ -1,0 +1,274 @@
+//! `nymvisor status`: what runs, which version, what is queued and in which state, the last
+//! upgrade and the last error — read from the files, so it works whether or not nymvisor runs.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::Result;
+use crate::fsutil::FileLock;
+use crate::instance::Instance;
+use crate::model::{self, Outcome, UpgradePlan};
+use crate::run::{Journal, RunState};
+
+/// The status document (`status -o json`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub instance: String,
+    pub daemon: String,
+    pub nymvisor: NymvisorStatus,
+    pub daemon_process: Option<DaemonProcess>,
+    pub current: Option<Current>,
+    pub queued: Vec<Queued>,
+    /// An upgrade applied but not yet confirmed (its rollback is still possible).
+    pub awaiting_confirmation: Option<String>,
+    pub last_upgrade: Option<LastUpgrade>,
+    pub last_error: Option<LastError>,
+    /// A problem reading the plan, if any.
+    pub plan_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NymvisorStatus {
+    pub running: bool,
+    pub pid: Option<u32>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonProcess {
+    pub pid: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    pub uptime_seconds: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Current {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    pub name: String,
+    pub version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub upgrade_time: OffsetDateTime,
+    /// `waiting` (binary not here yet), `binary-present`, `retrying`, `refused`.
+    pub state: &'static str,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastUpgrade {
+    pub name: String,
+    pub version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub performed_at: OffsetDateTime,
+    pub outcome: Option<Outcome>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastError {
+    pub message: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+}
+
+/// Gathers the status of `inst`. Missing files are simply absent from the result.
+pub fn status(inst: &Instance) -> Result<Status> {
+    let holder = FileLock::holder(&inst.data.run_lock())?;
+    let state = RunState::load(&inst.home.instance_data_dir(inst.config.id()))
+        .ok()
+        .flatten()
+        .filter(|_| holder.is_some());
+    let (plan, plan_error) = match UpgradePlan::load(&inst.data.plan()) {
+        Ok(p) => (Some(p), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let current = inst
+        .current_version()
+        .ok()
+        .flatten()
+        .map(|c| Current {
+            name: c.name,
+            version: c.version,
+        })
+        .or_else(|| {
+            plan.as_ref().map(|p| Current {
+                name: p.current.name.clone(),
+                version: p.current.version.clone(),
+            })
+        });
+    let refused = state
+        .as_ref()
+        .map(|s| s.refused.clone())
+        .unwrap_or_default();
+    let queued = plan
+        .as_ref()
+        .map(|p| {
+            p.queued_up
+                .iter()
+                .map(|q| {
+                    let r = refused.iter().find(|r| r.name == q.name);
+                    let state = match r {
+                        Some(r) if r.permanent => "refused",
+                        Some(_) => "retrying",
+                        None if inst.data.upgrade_bin(&q.name).is_file() => "binary-present",
+                        None => "waiting",
+                    };
+                    Queued {
+                        name: q.name.clone(),
+                        version: q.version.clone(),
+                        upgrade_time: q.upgrade_time,
+                        state,
+                        reason: r.map(|r| r.reason.clone()),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let last_upgrade = inst
+        .history()
+        .ok()
+        .and_then(|h| h.history.last().cloned())
+        .map(|h| LastUpgrade {
+            name: h.info.name,
+            version: h.info.version,
+            performed_at: h.performed_at,
+            outcome: h.outcome,
+            error: h.error,
+        });
+    let now = model::now();
+    let daemon_process = state.as_ref().and_then(|s| {
+        s.daemon_pid.map(|pid| DaemonProcess {
+            pid,
+            started_at: s.daemon_started_at,
+            uptime_seconds: s.daemon_started_at.map(|t| (now - t).whole_seconds()),
+        })
+    });
+    Ok(Status {
+        instance: inst.config.id().to_owned(),
+        daemon: inst.config.daemon.name.clone(),
+        nymvisor: NymvisorStatus {
+            running: holder.is_some(),
+            pid: holder.flatten(),
+            started_at: state.as_ref().and_then(|s| s.nymvisor_started_at),
+        },
+        daemon_process,
+        current,
+        queued,
+        awaiting_confirmation: Journal::load(inst.data.root())
+            .ok()
+            .flatten()
+            .map(|j| j.upgrade.name),
+        last_upgrade,
+        last_error: state.and_then(|s| {
+            s.last_error.map(|message| LastError {
+                message,
+                at: s.last_error_at,
+            })
+        }),
+        plan_error,
+    })
+}
+
+impl Status {
+    /// Human-readable lines.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let mut line = |l: String| {
+            out.push_str(&l);
+            out.push('\n');
+        };
+        line(format!(
+            "instance:      {} ({})",
+            self.instance, self.daemon
+        ));
+        line(match (self.nymvisor.running, self.nymvisor.pid) {
+            (true, Some(pid)) => format!("nymvisor:      running (pid {pid})"),
+            (true, None) => "nymvisor:      running".to_owned(),
+            (false, _) => "nymvisor:      not running".to_owned(),
+        });
+        match &self.daemon_process {
+            Some(d) => line(format!(
+                "daemon:        running (pid {}{})",
+                d.pid,
+                d.uptime_seconds
+                    .map(|s| format!(
+                        ", up {}",
+                        humantime::format_duration(std::time::Duration::from_secs(s.max(0) as u64))
+                    ))
+                    .unwrap_or_default()
+            )),
+            None => line("daemon:        not running".to_owned()),
+        }
+        if let Some(c) = &self.current {
+            line(format!(
+                "current:       {} {} (`{}`)",
+                self.daemon, c.version, c.name
+            ));
+        }
+        if let Some(name) = &self.awaiting_confirmation {
+            line(format!(
+                "confirming:    `{name}` (still within its startup period)"
+            ));
+        }
+        if self.queued.is_empty() {
+            line("queued:        nothing".to_owned());
+        } else {
+            line("queued:".to_owned());
+            for q in &self.queued {
+                line(format!(
+                    "  {} {} at {} — {}{}",
+                    q.name,
+                    q.version,
+                    model::rfc3339(q.upgrade_time),
+                    q.state,
+                    q.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        if let Some(u) = &self.last_upgrade {
+            line(format!(
+                "last upgrade:  {} {} at {} ({}){}",
+                u.name,
+                u.version,
+                model::rfc3339(u.performed_at),
+                match u.outcome {
+                    Some(Outcome::Success) | None => "success",
+                    Some(Outcome::RolledBack) => "rolled back",
+                    Some(Outcome::Failed) => "failed",
+                },
+                u.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(e) = &self.last_error {
+            line(format!(
+                "last error:    {}{}",
+                e.message,
+                e.at.map(|t| format!(" (at {})", model::rfc3339(t)))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(e) = &self.plan_error {
+            line(format!("plan problem:  {e}"));
+        }
+        out
+    }
+}
