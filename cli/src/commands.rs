@@ -169,8 +169,10 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
     let source = nymvisor_sources::from_config(&instance.config, &env)?;
-    let verifiers =
+    let mut verifiers =
         nymvisor_verifiers::from_config(&instance.config).map_err(anyhow::Error::msg)?;
+    verifiers
+        .extend(nymvisor_plugins::from_config(&instance.config, &env).map_err(anyhow::Error::msg)?);
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
         env,

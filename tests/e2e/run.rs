@@ -676,3 +676,45 @@ fn legacy_plan_entries_are_refused_and_the_daemon_runs() {
     nv.signal(Signal::SIGTERM);
     assert!(nv.wait_exit().success());
 }
+
+#[test]
+fn verifier_commands_accept_and_refuse() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    // an allow-list policy written in shell: only 1.3.0 may be installed
+    let policy = home.path().join("allow-list.sh");
+    std::fs::write(
+        &policy,
+        "#!/bin/sh\nreq=$(cat)\ncase \"$req\" in *'\"version\":\"1.3.0\"'*) exit 0;; esac\necho \"not on the allow-list\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let policy = policy.to_str().unwrap().to_owned();
+    let mut nv = home.spawn_run(
+        &env_with(&[("NYMVISOR_VERIFIER_COMMANDS", policy.as_str())]),
+        &[],
+    );
+    let start = nv.wait_start(1);
+    let refused = home.daemon_bin("v120", "nym-node", "1.2.0", &[]);
+    assert_success(&home.run(&[
+        "add-upgrade",
+        refused.to_str().unwrap(),
+        "--upgrade-name",
+        "v1.2.0",
+        "--now",
+    ]));
+    nv.wait_stderr("not on the allow-list");
+    assert!(alive(start.pid) && nv.starts().len() == 1);
+    let allowed = home.daemon_bin("v130", "nym-node", "1.3.0", &[]);
+    assert_success(&home.run(&[
+        "add-upgrade",
+        allowed.to_str().unwrap(),
+        "--upgrade-name",
+        "v1.3.0",
+        "--now",
+    ]));
+    assert_eq!(nv.wait_start(2).version, "1.3.0", "{}", nv.stderr());
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
