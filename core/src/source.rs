@@ -11,6 +11,14 @@ pub trait ChunkSink: Send {
     fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()>;
 }
 
+/// Collects a small document in memory (callers cap its size).
+impl ChunkSink for Vec<u8> {
+    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
 /// A failure of a source, with the URL or path involved in the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -55,16 +63,9 @@ pub trait UpgradeSource: Debug + Send + Sync {
 
     /// Fetches a small document (a signature), refusing more than `max_bytes`.
     async fn fetch_small(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, SourceError> {
-        struct Collect(Vec<u8>);
-        impl ChunkSink for Collect {
-            fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-                self.0.extend_from_slice(chunk);
-                Ok(())
-            }
-        }
-        let mut sink = Collect(Vec::new());
+        let mut sink = Vec::new();
         self.download(url, max_bytes, &mut sink).await?;
-        Ok(sink.0)
+        Ok(sink)
     }
 }
 

@@ -10,7 +10,7 @@ use std::fmt::Debug;
 use std::path::Path;
 
 use crate::model::{PlatformDetails, UpgradeInfo};
-use crate::source::UpgradeSource;
+use crate::source::{SourcedUpgrade, UpgradeSource};
 
 /// A hash being computed over a stream.
 pub trait Digest: Send {
@@ -47,6 +47,16 @@ pub trait Verifier: Debug + Send + Sync {
         _platform: Option<&PlatformDetails>,
     ) -> Vec<(String, Box<dyn Digest>)> {
         Vec::new()
+    }
+
+    /// Checks a feed document before anything in it is queued (e.g. its detached signature).
+    /// Accepts by default.
+    async fn verify_document(
+        &self,
+        _found: &SourcedUpgrade,
+        _source: &dyn UpgradeSource,
+    ) -> Result<(), Rejection> {
+        Ok(())
     }
 
     /// Accepts or refuses, with the reason shown to the operator. May use `source` to fetch a

@@ -93,16 +93,6 @@ async fn stream(
     Ok(total)
 }
 
-/// Collects a small document in memory.
-pub(crate) struct Collect(pub Vec<u8>);
-
-impl ChunkSink for Collect {
-    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.0.extend_from_slice(chunk);
-        Ok(())
-    }
-}
-
 /// An HTTP client with nymvisor's limits, shared by the feed and the GitHub source.
 #[derive(Debug, Clone)]
 pub struct Fetcher {
@@ -151,9 +141,9 @@ impl Fetcher {
 
     /// GETs a small document into memory.
     pub async fn get_small(&self, url: &url::Url, max: u64) -> Result<Vec<u8>, SourceError> {
-        let mut doc = Collect(Vec::new());
+        let mut doc = Vec::new();
         self.get(url, max, &mut doc).await?;
-        Ok(doc.0)
+        Ok(doc)
     }
 }
 
@@ -233,9 +223,9 @@ impl UpgradeSource for HttpSource {
                 .map(str::to_owned)
         };
         let validators = (header(ETAG), header(LAST_MODIFIED));
-        let mut doc = Collect(Vec::new());
+        let mut doc = Vec::new();
         stream(url, resp, limits.caps.document, &mut doc).await?;
-        let info: UpgradeInfo = serde_json::from_slice(&doc.0).map_err(|e| {
+        let info: UpgradeInfo = serde_json::from_slice(&doc).map_err(|e| {
             SourceError(format!("GET {url}: not a valid upgrade-info document: {e}"))
         })?;
         if let Ok(mut v) = self.validators.lock() {
@@ -243,7 +233,7 @@ impl UpgradeSource for HttpSource {
         }
         Ok(Some(SourcedUpgrade {
             info,
-            document: doc.0,
+            document: doc,
             document_url: url.to_owned(),
         }))
     }

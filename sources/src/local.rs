@@ -127,15 +127,6 @@ impl LocalSource {
     }
 }
 
-struct Collect(Vec<u8>);
-
-impl ChunkSink for Collect {
-    fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.0.extend_from_slice(chunk);
-        Ok(())
-    }
-}
-
 #[async_trait::async_trait]
 impl UpgradeSource for LocalSource {
     fn describe(&self) -> String {
@@ -147,9 +138,9 @@ impl UpgradeSource for LocalSource {
         if !path.exists() {
             return Ok(None);
         }
-        let mut doc = Collect(Vec::new());
+        let mut doc = Vec::new();
         Self::read_capped(&path, self.caps.document, &mut doc).await?;
-        let info: UpgradeInfo = serde_json::from_slice(&doc.0).map_err(|e| {
+        let info: UpgradeInfo = serde_json::from_slice(&doc).map_err(|e| {
             SourceError(format!(
                 "{} is not a valid upgrade-info document: {e}",
                 path.display()
@@ -157,7 +148,7 @@ impl UpgradeSource for LocalSource {
         })?;
         Ok(Some(SourcedUpgrade {
             info,
-            document: doc.0,
+            document: doc,
             document_url: format!("file://{}", path.display()),
         }))
     }

@@ -664,3 +664,40 @@ fn local_mirror_refuses_symlinks_and_paths_out_of_the_mirror() {
         assert!(nv.wait_exit().success());
     }
 }
+
+#[test]
+fn feed_document_with_a_bad_signature_is_not_queued() {
+    let (kp, pk) = signer();
+    let (_d, bytes, sum) = sample_release();
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    let doc = serde_json::to_vec(&info_for(URL, &sum)).unwrap();
+    server.route(URL, Reply::Body(bytes.clone()));
+    server.route(
+        &format!("{URL}.minisig"),
+        Reply::Body(sign(&kp, &bytes, "timestamp:1")),
+    );
+    server.route("/nym-node/upgrade-info.json", Reply::Body(doc.clone()));
+    // the document's signature covers other bytes
+    server.route(
+        "/nym-node/upgrade-info.json.minisig",
+        Reply::Body(sign(&kp, b"another document", "timestamp:1")),
+    );
+    let mut env = http_env(&server);
+    env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
+    let mut nv = spawn(&home, &env);
+    let start = nv.wait_start(1);
+    nv.wait_stderr("feed document's signature");
+    let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
+    assert_eq!(plan["queuedUp"], serde_json::json!([]));
+    assert!(alive(start.pid) && nv.starts().len() == 1);
+    // once the document is signed properly, it is queued and applied
+    server.route(
+        "/nym-node/upgrade-info.json.minisig",
+        Reply::Body(sign(&kp, &doc, "timestamp:1")),
+    );
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}

@@ -11,7 +11,7 @@
 //! the page cache (minisign's prehash cannot be fed from the download stream through this API).
 
 use minisign_verify::{PublicKey, Signature};
-use nymvisor_core::source::UpgradeSource;
+use nymvisor_core::source::{SourcedUpgrade, UpgradeSource};
 use nymvisor_core::verify::{Candidate, Rejection, Verifier};
 use tokio::io::AsyncReadExt;
 
@@ -83,6 +83,39 @@ pub fn check_trusted_comment(comment: &str, file: &str, version: &str) -> Result
 impl Verifier for MinisignVerifier {
     fn name(&self) -> &str {
         "signature"
+    }
+
+    /// The feed document's own signature (`<document url>.minisig`), when the source offers one:
+    /// a document whose signature is present but wrong is not queued.
+    async fn verify_document(
+        &self,
+        found: &SourcedUpgrade,
+        source: &dyn UpgradeSource,
+    ) -> Result<(), Rejection> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        let sig_url = format!("{}.minisig", found.document_url);
+        let Ok(bytes) = source.fetch_small(&sig_url, MAX_SIGNATURE).await else {
+            return Ok(()); // not offered: the binaries' own signatures still decide
+        };
+        let text = String::from_utf8(bytes).map_err(|_| {
+            Rejection::permanent(format!("{sig_url} is not a minisign signature (not text)"))
+        })?;
+        let sig = Signature::decode(&text).map_err(|e| {
+            Rejection::permanent(format!("{sig_url} is not a minisign signature: {e}"))
+        })?;
+        if self
+            .keys
+            .iter()
+            .any(|(_, key)| key.verify(&found.document, &sig, false).is_ok())
+        {
+            Ok(())
+        } else {
+            Err(Rejection::permanent(format!(
+                "the feed document's signature {sig_url} is not valid for any configured key"
+            )))
+        }
     }
 
     async fn verify(

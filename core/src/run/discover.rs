@@ -37,6 +37,20 @@ impl Supervisor {
         match res {
             Ok(None) => {}
             Ok(Some(found)) => {
+                if let Some(source) = self.preparer.source.clone() {
+                    for v in self.preparer.verifiers.clone().iter() {
+                        if let Err(r) = v.verify_document(&found, source.as_ref()).await {
+                            self.note(format!(
+                                "the upstream document was refused by {}: {}",
+                                v.name(),
+                                r.reason
+                            ));
+                            // its signature may be fixed without the document changing
+                            source.forget_validators();
+                            return;
+                        }
+                    }
+                }
                 if let Err(e) = self.discover(found.info) {
                     // ask for the whole document next time, so the release is not lost to a 304
                     if let Some(source) = &self.preparer.source {
