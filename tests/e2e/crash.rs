@@ -3,14 +3,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 
-use nix::sys::signal::Signal;
 use nymvisor_tests::*;
-
-const FAST: &[(&str, &str)] = &[
-    ("DAEMON_FAILURE_RESTART_DELAY", "100ms"),
-    ("DAEMON_SHUTDOWN_GRACE_PERIOD", "5s"),
-    ("DAEMON_STARTUP_PERIOD_DURATION", "1s"),
-];
 
 fn with_failpoint(fp: &str) -> Vec<(&str, &str)> {
     let mut env = FAST.to_vec();
@@ -36,13 +29,7 @@ fn killed_at(fp: &str) {
     let mut first = home.spawn_run(&with_failpoint(fp), &["run"]);
     first.wait_start(1);
     let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        new_bin.to_str().unwrap(),
-        "--upgrade-name",
-        "v1.2.0",
-        "--now",
-    ]));
+    home.add_upgrade(&new_bin, "v1.2.0", &["--now"]);
     let status = first.wait_exit();
     assert_eq!(
         status.signal(),
@@ -113,8 +100,7 @@ fn killed_at(fp: &str) {
     pids.extend(logged_pids(&second.events()));
     let live: Vec<_> = pids.into_iter().filter(|p| alive(*p)).collect();
     assert_eq!(live, vec![start.pid], "{fp}");
-    second.signal(Signal::SIGTERM);
-    assert!(second.wait_exit().success());
+    second.stop();
 }
 
 #[test]
@@ -157,13 +143,7 @@ fn killed_during_rollback() {
     let mut first = home.spawn_run(&env, &[]);
     first.wait_start(1);
     let bad = home.daemon_bin("bad", "nym-node", "1.2.0", &["mode=crash"]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        bad.to_str().unwrap(),
-        "--upgrade-name",
-        "bad",
-        "--now",
-    ]));
+    home.add_upgrade(&bad, "bad", &["--now"]);
     assert_eq!(first.wait_exit().signal(), Some(9), "{}", first.stderr());
 
     let mut second = home.spawn_run(FAST, &[]);
@@ -188,6 +168,5 @@ fn killed_during_rollback() {
     let plan = read_json(&data.join("upgrade-plan.json"));
     assert_eq!(plan["current"]["name"], "genesis");
     assert_eq!(plan["queuedUp"], serde_json::json!([]));
-    second.signal(Signal::SIGTERM);
-    assert!(second.wait_exit().success());
+    second.stop();
 }

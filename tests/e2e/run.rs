@@ -6,13 +6,6 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use nymvisor_tests::*;
 
-/// Fast timings for tests, as environment overrides.
-const FAST: &[(&str, &str)] = &[
-    ("DAEMON_FAILURE_RESTART_DELAY", "100ms"),
-    ("DAEMON_SHUTDOWN_GRACE_PERIOD", "5s"),
-    ("DAEMON_STARTUP_PERIOD_DURATION", "1s"),
-];
-
 fn env_with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut v: Vec<_> = FAST.to_vec();
     v.extend_from_slice(extra);
@@ -49,8 +42,7 @@ fn runs_the_daemon_with_its_arguments_verbatim() {
         "the daemon leads its own process group"
     );
     assert_ne!(start.pgid, nix::unistd::getpgrp().as_raw());
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -60,13 +52,7 @@ fn upgrade_now_while_running() {
     let mut nv = home.spawn_run(FAST, &["run", "--id", "n1"]);
     let old = nv.wait_start(1);
     let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        new_bin.to_str().unwrap(),
-        "--upgrade-name",
-        "v1.2.0",
-        "--now",
-    ]));
+    home.add_upgrade(&new_bin, "v1.2.0", &["--now"]);
     let new = nv.wait_start(2);
     assert_eq!(new.version, "1.2.0");
     assert_eq!(new.args, old.args, "restarted with the same arguments");
@@ -135,22 +121,14 @@ fn upgrade_waits_for_its_time() {
     let at_text = at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    assert_success(&home.run(&[
-        "add-upgrade",
-        new_bin.to_str().unwrap(),
-        "--upgrade-name",
-        "later",
-        "--upgrade-time",
-        &at_text,
-    ]));
+    home.add_upgrade(&new_bin, "later", &["--upgrade-time", &at_text]);
     nv.wait_start(2);
     assert!(
         time::OffsetDateTime::now_utc() >= at,
         "upgraded before its time"
     );
     assert_eq!(current_target(&home), "upgrades/later");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -186,8 +164,7 @@ fn hup_and_usr_signals_are_forwarded_without_stopping() {
     }
     assert!(nv.running() && alive(start.pid));
     assert_eq!(nv.starts().len(), 1);
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -356,8 +333,7 @@ fn second_instance_is_refused_naming_the_holder() {
         second.stderr()
     );
     assert!(second.starts().is_empty());
-    first.signal(Signal::SIGTERM);
-    assert!(first.wait_exit().success());
+    first.stop();
 }
 
 /// Writes the plan the way an external tool would: a temporary file renamed over it.
@@ -373,22 +349,18 @@ fn plan_replaced_by_rename_is_noticed() {
     let home = TestHome::new();
     home.init_default("1.1.0");
     let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        new_bin.to_str().unwrap(),
-        "--upgrade-name",
+    home.add_upgrade(
+        &new_bin,
         "v1.2.0",
-        "--upgrade-time",
-        "2099-01-01T00:00:00Z",
-    ]));
+        &["--upgrade-time", "2099-01-01T00:00:00Z"],
+    );
     let mut nv = home.spawn_run(FAST, &[]);
     nv.wait_start(1);
     let mut plan = read_json(&data(&home).join("upgrade-plan.json"));
     plan["queuedUp"][0]["upgradeTime"] = "2020-01-01T00:00:00Z".into();
     replace_plan(&home, &plan);
     assert_eq!(nv.wait_start(2).version, "1.2.0");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -411,16 +383,9 @@ fn corrupt_plan_is_ignored_without_stopping_the_daemon() {
     // fixed by the operator, with an upgrade in it: acted upon
     let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
     std::fs::write(&plan_path, &good).unwrap();
-    assert_success(&home.run(&[
-        "add-upgrade",
-        new_bin.to_str().unwrap(),
-        "--upgrade-name",
-        "v1.2.0",
-        "--now",
-    ]));
+    home.add_upgrade(&new_bin, "v1.2.0", &["--now"]);
     assert_eq!(nv.wait_start(2).version, "1.2.0");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -436,13 +401,7 @@ fn crashing_new_binary_is_rolled_back() {
     );
     nv.wait_start(1);
     let bad = home.daemon_bin("bad", "nym-node", "1.2.0", &["mode=crash"]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        bad.to_str().unwrap(),
-        "--upgrade-name",
-        "bad",
-        "--now",
-    ]));
+    home.add_upgrade(&bad, "bad", &["--now"]);
     // two crashing starts of 1.2.0, then 1.1.0 again
     nv.wait_events("the rollback", |_| {
         let s = nv.starts();
@@ -479,8 +438,7 @@ fn crashing_new_binary_is_rolled_back() {
     );
     assert!(!data(&home).join("upgrade-journal.json").exists());
     assert!(nv.running());
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -488,14 +446,11 @@ fn manual_upgrade_swaps_and_stops() {
     let home = TestHome::new();
     home.init_default("1.1.0");
     let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        new_bin.to_str().unwrap(),
-        "--upgrade-name",
+    home.add_upgrade(
+        &new_bin,
         "manual",
-        "--upgrade-time",
-        "2099-01-01T00:00:00Z",
-    ]));
+        &["--upgrade-time", "2099-01-01T00:00:00Z"],
+    );
     let mut nv = home.spawn_run(FAST, &[]);
     nv.wait_start(1);
     let mut plan = read_json(&data(&home).join("upgrade-plan.json"));
@@ -514,8 +469,7 @@ fn manual_upgrade_swaps_and_stops() {
     // the next run starts the new version
     let mut again = home.spawn_run(FAST, &[]);
     assert_eq!(again.wait_start(1).version, "1.2.0");
-    again.signal(Signal::SIGTERM);
-    assert!(again.wait_exit().success());
+    again.stop();
 }
 
 #[test]
@@ -525,13 +479,7 @@ fn no_restart_after_upgrade_when_configured() {
     let mut nv = home.spawn_run(&env_with(&[("DAEMON_RESTART_AFTER_UPGRADE", "false")]), &[]);
     nv.wait_start(1);
     let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        new_bin.to_str().unwrap(),
-        "--upgrade-name",
-        "v1.2.0",
-        "--now",
-    ]));
+    home.add_upgrade(&new_bin, "v1.2.0", &["--now"]);
     assert!(nv.wait_exit().success());
     assert_eq!(nv.starts().len(), 1);
     assert_eq!(current_target(&home), "upgrades/v1.2.0");
@@ -545,14 +493,7 @@ fn refused_upgrade_keeps_the_daemon_running() {
     let start = nv.wait_start(1);
     // an entry whose binary reports another version than the plan says
     let liar = home.daemon_bin("liar", "nym-node", "1.3.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        liar.to_str().unwrap(),
-        "--upgrade-name",
-        "liar",
-        "--upgrade-time",
-        "2099-01-01T00:00:00Z",
-    ]));
+    home.add_upgrade(&liar, "liar", &["--upgrade-time", "2099-01-01T00:00:00Z"]);
     let mut plan = read_json(&data(&home).join("upgrade-plan.json"));
     plan["queuedUp"][0]["version"] = "1.2.0".into();
     plan["queuedUp"][0]["binaryDetails"] = serde_json::Value::Null;
@@ -567,8 +508,7 @@ fn refused_upgrade_keeps_the_daemon_running() {
     assert!(nv.running() && alive(start.pid));
     assert_eq!(nv.starts().len(), 1);
     assert_eq!(current_target(&home), "genesis");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -596,8 +536,7 @@ fn daemon_left_behind_by_a_killed_nymvisor_is_stopped_on_the_next_start() {
             .contains(&format!("signal pid={} SIGINT", orphan.pid))
     );
     assert_ne!(start.pid, orphan.pid);
-    second.signal(Signal::SIGTERM);
-    assert!(second.wait_exit().success());
+    second.stop();
 }
 
 #[test]
@@ -614,8 +553,7 @@ fn stop_signal_during_the_restart_delay_is_honoured_at_once() {
     );
     nv.wait_stderr("restarting the daemon in 1h");
     let t = std::time::Instant::now();
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "took {:?}",
@@ -639,8 +577,7 @@ fn dotenv_values_reach_the_daemon() {
             .any(|kv| kv == b"NYM_TEST_MARKER=from-dotenv"),
         "the daemon did not get the dotenv value"
     );
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -673,8 +610,7 @@ fn legacy_plan_entries_are_refused_and_the_daemon_runs() {
         3,
         "the operator's plan is left as it is"
     );
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -697,24 +633,11 @@ fn verifier_commands_accept_and_refuse() {
     );
     let start = nv.wait_start(1);
     let refused = home.daemon_bin("v120", "nym-node", "1.2.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        refused.to_str().unwrap(),
-        "--upgrade-name",
-        "v1.2.0",
-        "--now",
-    ]));
+    home.add_upgrade(&refused, "v1.2.0", &["--now"]);
     nv.wait_stderr("not on the allow-list");
     assert!(alive(start.pid) && nv.starts().len() == 1);
     let allowed = home.daemon_bin("v130", "nym-node", "1.3.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        allowed.to_str().unwrap(),
-        "--upgrade-name",
-        "v1.3.0",
-        "--now",
-    ]));
+    home.add_upgrade(&allowed, "v1.3.0", &["--now"]);
     assert_eq!(nv.wait_start(2).version, "1.3.0", "{}", nv.stderr());
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }

@@ -2,7 +2,6 @@
 //! a local directory mirror; and everything a hostile feed can do, which must leave the daemon
 //! running and nothing unverified in place.
 
-use nix::sys::signal::Signal;
 use nymvisor_tests::feed::{FeedServer, Reply, sha256_file, upgrade_info};
 use nymvisor_tests::*;
 
@@ -99,8 +98,7 @@ fn upgrades_from_the_http_feed() {
     });
     let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
     assert_eq!(plan["queuedUp"], serde_json::json!([]));
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -148,8 +146,7 @@ fn upgrades_from_a_local_mirror() {
     .unwrap();
     assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
     assert_eq!(current(&home), "upgrades/v1.2.0");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 /// Runs nymvisor against a feed offering `info` (binary served as `reply`), waits for `needle`
@@ -186,8 +183,7 @@ fn refused(info: serde_json::Value, reply: Reply, needle: &str, extra_env: &[(&s
     if let Some(name) = info["name"].as_str().filter(|n| !n.contains('/')) {
         nothing_installed(&home, name);
     }
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 fn release(home_bin: &std::path::Path) -> (Vec<u8>, String) {
@@ -244,8 +240,7 @@ fn feed_errors_are_not_parsed() {
     );
     nv.wait_stderr("not a valid upgrade-info document");
     assert!(nv.running() && alive(start.pid));
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -322,8 +317,7 @@ fn redirect_loop_is_refused() {
         "{:?}",
         server.hits()
     );
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -351,8 +345,7 @@ fn hostile_names_and_downgrades_are_not_queued() {
             !server.hits().iter().any(|h| h.starts_with("/bin")),
             "nothing is downloaded"
         );
-        nv.signal(Signal::SIGTERM);
-        assert!(nv.wait_exit().success());
+        nv.stop();
     }
 }
 
@@ -379,8 +372,7 @@ fn trickling_download_completes() {
     );
     assert!(alive(start.pid));
     nothing_installed(&home, "v1.2.0");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 /// A key pair, its public key in base64, and a signer with a chosen trusted comment.
@@ -432,8 +424,7 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
         let mut nv = spawn(&home, &env);
         assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
         assert!(server.hits().contains(&sig_url));
-        nv.signal(Signal::SIGTERM);
-        assert!(nv.wait_exit().success());
+        nv.stop();
     }
     let keys = [("DAEMON_MINISIGN_PUBLIC_KEYS", pk.as_str())];
     // 2. no signature while keys are configured
@@ -480,8 +471,7 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
         nv.wait_stderr(needle);
         assert!(alive(start.pid) && nv.starts().len() == 1);
         nothing_installed(&home, "v1.2.0");
-        nv.signal(Signal::SIGTERM);
-        assert!(nv.wait_exit().success());
+        nv.stop();
     }
 }
 
@@ -544,8 +534,7 @@ fn upgrades_from_github_releases_with_hashes_json() {
         !server.hits().iter().any(|h| h == "/dl/wrong"),
         "a release of another tag was used"
     );
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -589,8 +578,7 @@ fn github_release_without_hashes_uses_the_asset_digest() {
         "{:?}",
         server.hits()
     );
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -617,8 +605,7 @@ fn github_release_with_a_wrong_digest_is_not_offered() {
     assert!(alive(start.pid) && nv.starts().len() == 1);
     let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
     assert_eq!(plan["queuedUp"], serde_json::json!([]));
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }
 
 #[test]
@@ -660,8 +647,7 @@ fn local_mirror_refuses_symlinks_and_paths_out_of_the_mirror() {
         nv.wait_stderr(needle);
         assert!(alive(start.pid) && nv.starts().len() == 1, "{url}");
         nothing_installed(&home, "v1.2.0");
-        nv.signal(Signal::SIGTERM);
-        assert!(nv.wait_exit().success());
+        nv.stop();
     }
 }
 
@@ -698,6 +684,5 @@ fn feed_document_with_a_bad_signature_is_not_queued() {
         Reply::Body(sign(&kp, &doc, "timestamp:1")),
     );
     assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }

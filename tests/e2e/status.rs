@@ -1,7 +1,6 @@
 //! `nymvisor status` in each state: nothing running, running, with queued upgrades (waiting,
 //! present, refused), after an upgrade, after a rollback.
 
-use nix::sys::signal::Signal;
 use nymvisor_tests::*;
 
 fn status_json(home: &TestHome) -> serde_json::Value {
@@ -35,14 +34,7 @@ fn status_while_running_with_queue_and_after_an_upgrade() {
     let mut nv = home.spawn_run(&[("DAEMON_STARTUP_PERIOD_DURATION", "1s")], &[]);
     let start = nv.wait_start(1);
     let later = home.daemon_bin("later", "nym-node", "1.3.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        later.to_str().unwrap(),
-        "--upgrade-name",
-        "later",
-        "--upgrade-time",
-        "2099-01-01T00:00:00Z",
-    ]));
+    home.add_upgrade(&later, "later", &["--upgrade-time", "2099-01-01T00:00:00Z"]);
     let s = status_json(&home);
     assert_eq!(s["nymvisor"]["running"], true);
     assert_eq!(s["nymvisor"]["pid"], nv.pid());
@@ -52,21 +44,14 @@ fn status_while_running_with_queue_and_after_an_upgrade() {
     assert_eq!(s["queued"][0]["state"], "binary-present");
 
     let now = home.daemon_bin("now", "nym-node", "1.2.0", &[]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        now.to_str().unwrap(),
-        "--upgrade-name",
-        "v1.2.0",
-        "--now",
-    ]));
+    home.add_upgrade(&now, "v1.2.0", &["--now"]);
     nv.wait_start(2);
     nv.wait_stderr("upgrade applied");
     let s = status_json(&home);
     assert_eq!(s["current"]["version"], "1.2.0");
     assert_eq!(s["lastUpgrade"]["name"], "v1.2.0");
     assert_eq!(s["lastUpgrade"]["outcome"], "success");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
     let s = status_json(&home);
     assert_eq!(s["nymvisor"]["running"], false);
     assert!(s["daemonProcess"].is_null());
@@ -85,13 +70,7 @@ fn status_shows_refusals_and_rollbacks() {
     );
     nv.wait_start(1);
     let bad = home.daemon_bin("bad", "nym-node", "1.2.0", &["mode=crash"]);
-    assert_success(&home.run(&[
-        "add-upgrade",
-        bad.to_str().unwrap(),
-        "--upgrade-name",
-        "bad",
-        "--now",
-    ]));
+    home.add_upgrade(&bad, "bad", &["--now"]);
     nv.wait_stderr("rolled back to genesis");
     let s = status_json(&home);
     assert_eq!(s["lastUpgrade"]["name"], "bad");
@@ -105,6 +84,5 @@ fn status_shows_refusals_and_rollbacks() {
     );
     let text = stdout(&home.run(&["status"]));
     assert!(text.contains("(rolled back)"), "{text}");
-    nv.signal(Signal::SIGTERM);
-    assert!(nv.wait_exit().success());
+    nv.stop();
 }

@@ -460,3 +460,34 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// Fast timings for tests, as environment overrides for `run`.
+pub const FAST: &[(&str, &str)] = &[
+    ("DAEMON_FAILURE_RESTART_DELAY", "100ms"),
+    ("DAEMON_SHUTDOWN_GRACE_PERIOD", "5s"),
+    ("DAEMON_STARTUP_PERIOD_DURATION", "1s"),
+];
+
+impl TestHome {
+    /// `nymvisor add-upgrade BIN --upgrade-name NAME EXTRA…`, asserting success.
+    #[track_caller]
+    pub fn add_upgrade(&self, bin: &Path, name: &str, extra: &[&str]) {
+        let mut args = vec!["add-upgrade", bin.to_str().unwrap(), "--upgrade-name", name];
+        args.extend_from_slice(extra);
+        assert_success(&self.run(&args));
+    }
+}
+
+impl RunHandle {
+    /// Stops nymvisor with SIGTERM and asserts it exits cleanly.
+    #[track_caller]
+    pub fn stop(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let status = self.wait_exit();
+        assert!(
+            status.success(),
+            "nymvisor exited with {status}; its log:\n{}",
+            self.stderr()
+        );
+    }
+}
