@@ -22,6 +22,7 @@ pub mod model;
 pub mod paths;
 pub mod rules;
 pub mod run;
+pub mod sd_notify;
 pub mod source;
 pub mod status;
 pub mod verify;

@@ -86,3 +86,92 @@ fn status_shows_refusals_and_rollbacks() {
     assert!(text.contains("(rolled back)"), "{text}");
     nv.stop();
 }
+
+#[test]
+fn systemd_is_notified_of_readiness_upgrades_and_stopping() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let socket_path = home.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let recv = || {
+        let mut buf = [0u8; 1024];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut nv = home.spawn_run(&[("NOTIFY_SOCKET", socket_path.to_str().unwrap())], &[]);
+    let start = nv.wait_start(1);
+    let ready = recv();
+    assert!(
+        ready.starts_with("READY=1\nSTATUS=running nym-node 1.1.0"),
+        "{ready}"
+    );
+    assert!(ready.contains(&format!("pid {}", start.pid)));
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|m: &String| m.contains("running nym-node 1.2.0"))
+    {
+        seen.push(recv());
+    }
+    assert!(
+        seen[0].contains("STATUS=upgrading to nym-node 1.2.0"),
+        "{seen:?}"
+    );
+    nv.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut last = recv();
+    while last != "STOPPING=1" {
+        last = recv();
+    }
+    assert!(nv.wait_exit().success());
+}
+
+#[test]
+fn json_logs_parse_line_by_line() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut nv = home.spawn_run(
+        &[
+            ("NYMVISOR_LOG_FORMAT", "json"),
+            ("DAEMON_STARTUP_PERIOD_DURATION", "1s"),
+        ],
+        &[],
+    );
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    nv.wait_stderr("upgrade applied");
+    nv.stop();
+    let log = nv.stderr();
+    let mut stages = Vec::new();
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        if let Some(stage) = v["stage"].as_str() {
+            stages.push(stage.to_owned());
+            assert!(v["upgrade"] == "v1.2.0", "{line}");
+        }
+    }
+    for stage in ["prepare", "stop", "backup", "swap", "restart", "record"] {
+        assert!(
+            stages.iter().any(|s| s == stage),
+            "no {stage} line in {stages:?}"
+        );
+    }
+}
+
+#[test]
+fn disable_logs_silences_nymvisor() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut nv = home.spawn_run(&[("NYMVISOR_DISABLE_LOGS", "true")], &[]);
+    nv.wait_start(1);
+    nv.stop();
+    assert_eq!(nv.stderr(), "", "nothing may be logged");
+}

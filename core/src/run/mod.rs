@@ -92,6 +92,7 @@ pub(crate) struct Supervisor {
     last_poll_note: Option<String>,
     /// Code pages should be released at the next quiet moment.
     release_pending: bool,
+    notifier: crate::sd_notify::Notifier,
     startup_failures: u32,
     state: RunState,
     failpoint: Option<String>,
@@ -146,6 +147,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         next_poll: Instant::now(),
         last_poll_note: None,
         release_pending: false,
+        notifier: crate::sd_notify::Notifier::from_env(&opts.env),
         backup_strategy: backup::strategy_for(inst.config.daemon.backup_strategy),
         failpoint: opts
             .env
@@ -267,6 +269,7 @@ impl Supervisor {
                 }
                 Event::Signal(sig) if is_stop(sig) => {
                     tracing::info!("{sig} received: stopping the daemon");
+                    self.notifier.stopping();
                     let exit = running
                         .stop(
                             sig,
@@ -529,6 +532,12 @@ impl Supervisor {
         self.state.daemon_started_at = Some(model::now());
         self.save_state();
         tracing::info!("started {} (pid {})", self.spec.binary.display(), d.pid());
+        self.notifier.ready(&format!(
+            "running {} {} (pid {})",
+            self.inst.config.daemon.name,
+            self.plan.current.version,
+            d.pid()
+        ));
         self.release_pending = true;
         Ok(d)
     }

@@ -86,6 +86,10 @@ impl Supervisor {
         let name = info.name.clone();
         tracing::info!(upgrade = %name, "upgrading {} {} → {}", self.inst.config.daemon.name, self.plan.current.version, info.version);
         let total = Instant::now();
+        self.notifier.status(&format!(
+            "upgrading to {} {}",
+            self.inst.config.daemon.name, info.version
+        ));
         // nothing irreversible has happened: the daemon keeps running if the intent cannot be recorded
         if let Err(e) = journal.save_at(&data_root, Stage::Stopping) {
             return Ok(Applied::Aborted {
@@ -184,6 +188,14 @@ impl Supervisor {
             }
         }
         self.failpoint("after-record");
+        if let Some(d) = &daemon {
+            self.notifier.ready(&format!(
+                "running {} {} (pid {})",
+                self.inst.config.daemon.name,
+                info.version,
+                d.pid()
+            ));
+        }
         let journal_result = if restart_wanted {
             let r = journal.save_at(&data_root, Stage::Confirming);
             self.confirming = Some(journal);
