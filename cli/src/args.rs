@@ -49,6 +49,13 @@ pub enum Command {
     Config(OutputArgs),
     /// Show what runs, which version, what is queued, the last upgrade and the last error
     Status(OutputArgs),
+    /// Print a shell completion script (e.g. `nymvisor completions bash > /etc/bash_completion.d/nymvisor`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page in roff (e.g. `nymvisor man > /usr/local/share/man/man1/nymvisor.1`)
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

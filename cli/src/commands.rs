@@ -43,6 +43,17 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
             print_build_info(&info, args.output)?;
         }
         Command::AddUpgrade(args) => add_upgrade(args, &env).await?,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "nymvisor",
+                &mut std::io::stdout(),
+            );
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+        }
         Command::Status(args) => {
             let instance = Instance::open(&env)?;
             let status = nymvisor_core::status::status(&instance)?;

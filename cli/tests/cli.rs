@@ -65,3 +65,24 @@ fn init_has_a_flag_for_every_reference_key() {
         assert!(text.contains(flag), "{flag} missing from init --help");
     }
 }
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = nymvisor(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("add-upgrade") && text.contains("nymvisor"),
+            "{shell}: {text}"
+        );
+    }
+    let out = nymvisor(&["man"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(".ie") || text.contains(".TH nymvisor"),
+        "{text}"
+    );
+    assert!(text.contains("add\\-upgrade") || text.contains("add-upgrade"));
+}
