@@ -189,6 +189,7 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
         env,
         source,
         verifiers,
+        progress: progress_sink(&instance.config),
     };
     match run::run(instance, opts).await {
         Ok(outcome) => {
@@ -200,4 +201,18 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
             Err(e.into())
         }
     }
+}
+
+/// Progress bars only for a person watching: stderr is a terminal and logs are text.
+fn progress_sink(
+    config: &nymvisor_core::config::Config,
+) -> Option<std::sync::Arc<dyn nymvisor_core::progress::ProgressSink>> {
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    (interactive
+        && config.nymvisor.log_format == nymvisor_core::config::LogFormat::Text
+        && !config.nymvisor.disable_logs)
+        .then(|| {
+            std::sync::Arc::new(crate::progress::Bars)
+                as std::sync::Arc<dyn nymvisor_core::progress::ProgressSink>
+        })
 }

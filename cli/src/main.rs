@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod init_flags;
 mod logging;
+mod progress;
 mod self_info;
 
 use std::process::ExitCode;

@@ -20,6 +20,7 @@ pub mod instance;
 pub mod memory;
 pub mod model;
 pub mod paths;
+pub mod progress;
 pub mod rules;
 pub mod run;
 pub mod sd_notify;

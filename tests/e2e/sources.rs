@@ -85,6 +85,10 @@ fn upgrades_from_the_http_feed() {
     );
     // downloaded and verified while the old daemon ran: the stop came after the download line
     let log = nv.stderr();
+    assert!(
+        !log.contains('\r') && !log.contains("MiB/s"),
+        "no progress display in a non-interactive log:\n{log}"
+    );
     let (dl, stop) = (log.find("stage=\"download\""), log.find("stage=\"stop\""));
     assert!(dl.is_some() && stop.is_some() && dl < stop, "{log}");
     // polled again afterwards without queueing the same release twice

@@ -57,7 +57,8 @@ pub fn copy_tree(src: &Path, dst: &Path, skip: &SkipSet, cancel: &Cancel) -> Res
             set_times(&to, &m, false);
             set_owner(&to, &m, false);
         } else if ft.is_file() {
-            fs::copy(&from, &to).map_err(|e| Error::io("failed to copy", &from, e))?;
+            let copied = fs::copy(&from, &to).map_err(|e| Error::io("failed to copy", &from, e))?;
+            cancel.add_done(copied);
             let m =
                 fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
             set_owner(&to, &m, true);

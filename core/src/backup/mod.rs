@@ -21,9 +21,19 @@ use crate::fsutil;
 
 /// Lets a long backup be abandoned promptly (a stop signal arrived).
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicU64>);
 
 impl Cancel {
+    /// Counts bytes copied (for progress displays).
+    pub fn add_done(&self, bytes: u64) {
+        self.1.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes copied so far.
+    pub fn done(&self) -> u64 {
+        self.1.load(Ordering::Relaxed)
+    }
+
     pub fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);
     }

@@ -49,6 +49,8 @@ pub struct RunOptions {
     pub source: Option<Arc<dyn UpgradeSource>>,
     /// Checks every candidate binary goes through, in order.
     pub verifiers: Vec<Arc<dyn Verifier>>,
+    /// Where to show the progress of downloads and backups (an interactive terminal), if anywhere.
+    pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
 }
 
 /// Why `run` ended without an error (exit status 0).
@@ -131,6 +133,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         source: opts.source.clone(),
         verifiers: Arc::new(opts.verifiers.clone()),
         caps: Caps::from_env(&opts.env).map_err(|e| Error::Inconsistent(e.to_string()))?,
+        progress: opts.progress.clone(),
     };
     if let Some(source) = &opts.source {
         tracing::info!(

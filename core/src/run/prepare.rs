@@ -50,6 +50,7 @@ pub struct Preparer {
     pub source: Option<Arc<dyn UpgradeSource>>,
     pub verifiers: Arc<Vec<Arc<dyn Verifier>>>,
     pub caps: Caps,
+    pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
 }
 
 impl Preparer {
@@ -167,7 +168,15 @@ impl Preparer {
                     dir.display()
                 ))
             })?;
+        let bar = self.progress.as_ref().map(|p| {
+            p.begin(
+                &format!("downloading {} {}", self.daemon.name, info.version),
+                None,
+            )
+        });
         let mut sink = FileSink {
+            bar,
+            done: 0,
             file: tmp
                 .as_file()
                 .try_clone()
@@ -179,7 +188,10 @@ impl Preparer {
             .download(&platform.url, self.caps.binary, &mut sink)
             .await
             .map_err(|e| PrepareError::transient(format!("download failed: {e}")))?;
-        let FileSink { file, digests } = sink;
+        let FileSink {
+            file, digests, bar, ..
+        } = sink;
+        drop(bar); // the display ends before the next log line
         // flushing hundreds of MiB can take a while: off the supervisor's thread
         let synced = tokio::task::spawn_blocking(move || file.sync_all()).await;
         if let Err(e) = synced.map_err(std::io::Error::other).and_then(|r| r) {
@@ -286,12 +298,18 @@ fn finish(digests: Vec<(String, Box<dyn Digest>)>) -> BTreeMap<String, String> {
 struct FileSink {
     file: std::fs::File,
     digests: Vec<(String, Box<dyn Digest>)>,
+    bar: Option<Box<dyn crate::progress::Progress>>,
+    done: u64,
 }
 
 impl ChunkSink for FileSink {
     fn accept(&mut self, chunk: &[u8]) -> std::io::Result<()> {
         for (_, d) in self.digests.iter_mut() {
             d.update(chunk);
+        }
+        self.done += chunk.len() as u64;
+        if let Some(bar) = self.bar.as_mut() {
+            bar.set(self.done);
         }
         self.file.write_all(chunk)
     }

@@ -227,16 +227,31 @@ impl Supervisor {
         let cancel = Cancel::default();
         let (name_owned, cancel2) = (name.to_owned(), cancel.clone());
         let stamp = backup_timestamp();
+        // a display only when one is wanted (an interactive terminal); its total costs a walk
+        let mut bar = self.preparer.progress.as_ref().map(|p| {
+            p.begin(
+                "backing up",
+                Some(backup::tree_size(&plan.source, &plan.skip)),
+            )
+        });
         let mut task = tokio::task::spawn_blocking(move || {
             backup::take_backup(strategy.as_ref(), &plan, &name_owned, &stamp, &cancel2)
         });
-        let result = tokio::select! {
-            r = &mut task => r,
-            sig = self.signals.recv_stop() => {
-                tracing::warn!("{sig} received during the backup: abandoning it");
-                cancel.cancel();
-                let _ = task.await;
-                return Ok(BackupResult::Interrupted(sig));
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        let result = loop {
+            tokio::select! {
+                r = &mut task => break r,
+                sig = self.signals.recv_stop() => {
+                    tracing::warn!("{sig} received during the backup: abandoning it");
+                    cancel.cancel();
+                    let _ = task.await;
+                    return Ok(BackupResult::Interrupted(sig));
+                }
+                _ = tick.tick(), if bar.is_some() => {
+                    if let Some(bar) = bar.as_mut() {
+                        bar.set(cancel.done());
+                    }
+                }
             }
         };
         match result {
