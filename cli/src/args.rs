@@ -49,6 +49,9 @@ pub enum Command {
     Config(OutputArgs),
     /// Show what runs, which version, what is queued, the last upgrade and the last error
     Status(OutputArgs),
+    /// List or restore backups of the daemon's data
+    #[command(subcommand)]
+    Backups(BackupsCommand),
     /// Print a shell completion script (e.g. `nymvisor completions bash > /etc/bash_completion.d/nymvisor`)
     Completions {
         #[arg(value_enum)]
@@ -152,4 +155,18 @@ fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("not a duration such as `30s` or `1h 30m` ({e})"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupsCommand {
+    /// List the backups, oldest first
+    List(OutputArgs),
+    /// Restore a backup into the daemon home (`<upgrade>` for its newest, or `<upgrade>/<timestamp>`)
+    Restore {
+        #[arg(value_name = "BACKUP")]
+        backup: String,
+        /// Stop the running nymvisor (and with it the daemon) first
+        #[arg(long)]
+        stop: bool,
+    },
 }

@@ -11,7 +11,7 @@ use nymvisor_core::model::{self, BuildInfo};
 use nymvisor_core::run;
 use serde::Serialize;
 
-use crate::args::{AddUpgradeArgs, Cli, Command, InitArgs, OutputFormat, RunArgs};
+use crate::args::{AddUpgradeArgs, BackupsCommand, Cli, Command, InitArgs, OutputFormat, RunArgs};
 use crate::logging;
 use crate::self_info;
 
@@ -43,6 +43,36 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
             print_build_info(&info, args.output)?;
         }
         Command::AddUpgrade(args) => add_upgrade(args, &env).await?,
+        Command::Backups(BackupsCommand::List(args)) => {
+            let instance = Instance::open(&env)?;
+            let list = instance::backups::list(&instance);
+            match args.output {
+                OutputFormat::Json => print_json(&list)?,
+                OutputFormat::Text if list.is_empty() => {
+                    println!("no backups in {}", instance.config.backup_dir().display())
+                }
+                OutputFormat::Text => {
+                    for b in &list {
+                        println!(
+                            "{}/{}  {} bytes  {}",
+                            b.upgrade,
+                            b.timestamp,
+                            b.bytes,
+                            b.path.display()
+                        );
+                    }
+                }
+            }
+        }
+        Command::Backups(BackupsCommand::Restore { backup, stop }) => {
+            let instance = Instance::open(&env)?;
+            let from = instance::backups::restore(&instance, &backup, stop).await?;
+            println!(
+                "restored {} into {}; start nymvisor again to run the daemon",
+                from.display(),
+                instance.config.daemon.home.display()
+            );
+        }
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod add_upgrade;
+mod backups;
 mod basics;
 mod config;
 mod crash;

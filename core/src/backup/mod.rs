@@ -6,7 +6,7 @@
 
 mod copy;
 
-pub use copy::CopyBackup;
+pub use copy::{CopyBackup, HardlinkBackup};
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -71,6 +71,7 @@ pub fn strategy_for(kind: BackupStrategyKind) -> Option<Arc<dyn BackupStrategy>>
     match kind {
         BackupStrategyKind::None => None,
         BackupStrategyKind::Copy => Some(Arc::new(CopyBackup)),
+        BackupStrategyKind::Hardlink => Some(Arc::new(HardlinkBackup)),
         other => {
             tracing::warn!(
                 "backup strategy `{other}` is not available in this build; using `copy`"
@@ -90,15 +91,24 @@ pub struct BackupPlan {
     /// Paths never copied: nymvisor's own directory, the backup directory, the upgrade data
     /// directory when they lie inside the source.
     pub skip: Vec<PathBuf>,
+    /// Operator's exclusion patterns (`backup_exclude`), relative to `source`.
+    pub exclude: Vec<String>,
     /// How many backups to keep (at least 1).
     pub keep: usize,
     /// Free space that must remain after the backup, in bytes.
     pub min_free_after: u64,
 }
 
+impl BackupPlan {
+    /// What this plan leaves out, as a [`SkipSet`].
+    pub fn skip_set(&self) -> Result<SkipSet> {
+        SkipSet::new(&self.skip).with_patterns(&self.source, &self.exclude)
+    }
+}
+
 /// Checks there is room for a copy of `source` in `root`; returns the bytes needed.
 pub fn check_free_space(plan: &BackupPlan) -> Result<u64> {
-    let needed = tree_size(&plan.source, &plan.skip);
+    let needed = tree_size(&plan.source, &plan.skip_set()?);
     let probe = nearest_existing(&plan.backup_root);
     let stat = nix::sys::statvfs::statvfs(&probe).map_err(|e| {
         Error::io(
@@ -134,7 +144,7 @@ pub fn take_backup(
     remove_partials(&dir);
     let partial = dir.join(format!(".{timestamp}.partial"));
     let done = dir.join(timestamp);
-    let skip = SkipSet::new(&plan.skip);
+    let skip = plan.skip_set()?;
     let made = strategy
         .backup(&plan.source, &partial, &skip, cancel)
         .and_then(|()| sync_filesystem(&partial));
@@ -177,11 +187,15 @@ fn sync_filesystem(path: &Path) -> Result<()> {
     })
 }
 
-/// Paths left out of backups and restores, recognised by device and inode so that another
-/// spelling of the same directory (a symlink, `..`) cannot slip through.
+/// What backups and restores leave out: nymvisor's own paths, recognised by device and inode so
+/// that another spelling of the same directory (a symlink, `..`) cannot slip through, and the
+/// operator's exclusion patterns (`backup_exclude`), matched against the path relative to the
+/// daemon home (`*` also matches `/`, so `*.log` matches logs at any depth).
 #[derive(Debug, Clone, Default)]
 pub struct SkipSet {
     ids: HashSet<(u64, u64)>,
+    root: Option<PathBuf>,
+    patterns: Vec<glob::Pattern>,
 }
 
 impl SkipSet {
@@ -192,84 +206,93 @@ impl SkipSet {
                 .filter_map(|p| std::fs::metadata(p).ok())
                 .map(|m| (m.dev(), m.ino()))
                 .collect(),
+            root: None,
+            patterns: Vec::new(),
         }
     }
 
-    /// Whether the entry with this metadata (not followed through symlinks) is skipped.
-    pub fn contains(&self, meta: &std::fs::Metadata) -> bool {
-        self.ids.contains(&(meta.dev(), meta.ino()))
+    /// Adds exclusion patterns, relative to `root`. A pattern that does not parse is an error
+    /// that quotes it.
+    pub fn with_patterns(mut self, root: &Path, patterns: &[String]) -> Result<SkipSet> {
+        self.root = Some(root.to_owned());
+        for p in patterns {
+            self.patterns
+                .push(glob::Pattern::new(p).map_err(|e| Error::ConfigValue {
+                    key: "daemon.backup_exclude".into(),
+                    message: format!("{p:?} is not a glob pattern: {e}"),
+                })?);
+        }
+        Ok(self)
     }
 
-    /// Directories strictly between `root` and each skipped path: a restore descends into them
-    /// instead of replacing them whole.
-    pub fn ancestors_below(&self, root: &Path, paths: &[PathBuf]) -> HashSet<(u64, u64)> {
-        let mut out = HashSet::new();
-        let Ok(root) = root.canonicalize() else {
-            return out;
-        };
-        for p in paths {
-            let Ok(mut cur) = p.canonicalize() else {
-                continue;
-            };
-            while cur.pop() && cur.starts_with(&root) && cur != root {
-                if let Ok(m) = std::fs::metadata(&cur) {
-                    out.insert((m.dev(), m.ino()));
-                }
-            }
+    /// Whether the entry at `path` (with `meta`, not followed through symlinks) is left out.
+    pub fn skips(&self, path: &Path, meta: &std::fs::Metadata) -> bool {
+        if self.ids.contains(&(meta.dev(), meta.ino())) {
+            return true;
         }
-        out
+        match (&self.root, self.patterns.is_empty()) {
+            (Some(root), false) => path
+                .strip_prefix(root)
+                .is_ok_and(|rel| self.patterns.iter().any(|p| p.matches_path(rel))),
+            _ => false,
+        }
+    }
+
+    /// The same rules for a tree at another place (the staging copy of a restore).
+    fn rebased(&self, root: &Path) -> SkipSet {
+        SkipSet {
+            root: Some(root.to_owned()),
+            ..self.clone()
+        }
     }
 }
 
-/// Replaces the content of `target` with the backup, leaving `skip` (and the way to it) alone.
+/// Replaces the content of `target` with the backup, leaving what `skip` leaves out alone.
 /// The backup is first copied next to the target, so a failure in that copy changes nothing, and
 /// the whole operation can be repeated after a crash.
 pub fn restore_backup(
     strategy: &dyn BackupStrategy,
     backup: &Path,
     target: &Path,
-    skip: &[PathBuf],
+    skip: &SkipSet,
     cancel: &Cancel,
 ) -> Result<()> {
     let staging = target.join(".nymvisor-restore.partial");
     let _ = std::fs::remove_dir_all(&staging);
     strategy.restore(backup, &staging, cancel)?;
-    let mut all_skip = skip.to_vec();
-    all_skip.push(staging.clone());
-    let set = SkipSet::new(&all_skip);
-    let ancestors = set.ancestors_below(target, &all_skip);
-    replace_contents(target, Some(&staging), &set, &ancestors)?;
+    let mut skip = skip.rebased(target);
+    if let Ok(m) = std::fs::metadata(&staging) {
+        skip.ids.insert((m.dev(), m.ino()));
+    }
+    merge_into(target, Some(&staging), &skip)?;
     std::fs::remove_dir_all(&staging).map_err(|e| Error::io("failed to remove", &staging, e))?;
     fsutil::sync_dir(target)
 }
 
-fn replace_contents(
-    target: &Path,
-    staged: Option<&Path>,
-    skip: &SkipSet,
-    ancestors: &HashSet<(u64, u64)>,
-) -> Result<()> {
+/// Makes `target` hold what `staged` holds, except what `skip` leaves out, which stays as it is.
+/// Directories are merged rather than replaced whole, so left-out paths inside them survive.
+fn merge_into(target: &Path, staged: Option<&Path>, skip: &SkipSet) -> Result<()> {
     let entries = std::fs::read_dir(target).map_err(|e| Error::io("failed to list", target, e))?;
     for entry in entries.flatten() {
         let path = entry.path();
         let meta =
             std::fs::symlink_metadata(&path).map_err(|e| Error::io("failed to read", &path, e))?;
-        if skip.contains(&meta) {
+        if skip.skips(&path, &meta) {
             continue;
         }
-        if meta.is_dir() && ancestors.contains(&(meta.dev(), meta.ino())) {
+        if meta.is_dir() {
             let sub = staged
                 .map(|s| s.join(entry.file_name()))
-                .filter(|s| s.is_dir());
-            replace_contents(&path, sub.as_deref(), skip, ancestors)?;
+                .filter(|s| std::fs::symlink_metadata(s).is_ok_and(|m| m.is_dir()));
+            merge_into(&path, sub.as_deref(), skip)?;
+            if sub.is_none() {
+                // only succeeds when nothing left out remains inside
+                let _ = std::fs::remove_dir(&path);
+            }
             continue;
         }
-        let removed = if meta.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        };
-        removed.map_err(|e| Error::io("failed to remove before restoring", &path, e))?;
+        std::fs::remove_file(&path)
+            .map_err(|e| Error::io("failed to remove before restoring", &path, e))?;
     }
     let Some(staged) = staged else { return Ok(()) };
     let staged_entries =
@@ -277,12 +300,50 @@ fn replace_contents(
     for entry in staged_entries.flatten() {
         let dest = target.join(entry.file_name());
         if std::fs::symlink_metadata(&dest).is_ok() {
-            continue; // a directory on the way to a skipped path, restored inside above
+            continue; // a directory merged above, or a left-out path kept as it is
         }
         std::fs::rename(entry.path(), &dest)
             .map_err(|e| Error::io("failed to restore", &dest, e))?;
     }
+    // merged directories take the backup's permissions
+    if let Ok(m) = std::fs::metadata(staged) {
+        let _ = std::fs::set_permissions(target, m.permissions());
+    }
     Ok(())
+}
+
+/// One backup on disk.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupEntry {
+    pub upgrade: String,
+    pub timestamp: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// Complete backups under `root`, oldest first.
+pub fn list_backups(root: &Path) -> Vec<BackupEntry> {
+    let mut all = Vec::new();
+    for upgrade in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        for backup in std::fs::read_dir(upgrade.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = backup.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && backup.path().is_dir() {
+                all.push(BackupEntry {
+                    upgrade: upgrade.file_name().to_string_lossy().into_owned(),
+                    bytes: tree_size(&backup.path(), &SkipSet::default()),
+                    timestamp: name,
+                    path: backup.path(),
+                });
+            }
+        }
+    }
+    all.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    all
 }
 
 /// Keeps the newest `keep` backups under `root/<upgrade>/<timestamp>` (by timestamp name).
@@ -323,16 +384,15 @@ fn nearest_existing(path: &Path) -> PathBuf {
     p
 }
 
-/// Bytes of regular files under `dir`, symlinks not followed, `skip` left out.
-pub fn tree_size(dir: &Path, skip: &[PathBuf]) -> u64 {
-    let skip = SkipSet::new(skip);
+/// Bytes of regular files under `dir`, symlinks not followed, what `skip` leaves out left out.
+pub fn tree_size(dir: &Path, skip: &SkipSet) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let path = entry.path();
-            match entry.metadata() {
-                Ok(m) if skip.contains(&m) => {}
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if skip.skips(&path, &m) => {}
                 Ok(m) if m.is_dir() => stack.push(path),
                 Ok(m) if m.is_file() => total += m.len(),
                 _ => {}
@@ -372,6 +432,7 @@ mod tests {
             source: home.clone(),
             backup_root: dir.path().join("alias"),
             skip: vec![dir.path().join("alias")],
+            exclude: vec![],
             keep: 2,
             min_free_after: 0,
         };
@@ -403,7 +464,14 @@ mod tests {
         write(&home.join("data/new-file"), "x");
         std::fs::remove_dir_all(home.join("keys")).unwrap();
 
-        restore_backup(&CopyBackup, &made, &home, &plan.skip, &Cancel::default()).unwrap();
+        restore_backup(
+            &CopyBackup,
+            &made,
+            &home,
+            &plan.skip_set().unwrap(),
+            &Cancel::default(),
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(home.join("data/db.sqlite")).unwrap(),
             "v1"
@@ -429,6 +497,7 @@ mod tests {
             source: home.clone(),
             backup_root: dir.path().join("b"),
             skip: vec![],
+            exclude: vec![],
             keep: 3,
             min_free_after: 0,
         };
@@ -458,6 +527,7 @@ mod tests {
             source: home,
             backup_root: dir.path().join("b"),
             skip: vec![],
+            exclude: vec![],
             keep: 3,
             min_free_after: 0,
         };
@@ -469,6 +539,101 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+    }
+
+    #[test]
+    fn exclusions_are_left_out_and_left_alone_by_a_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home.join("data/db"), "v1");
+        write(&home.join("data/debug.log"), "old log");
+        write(&home.join("cache/blob"), "cache");
+        let plan = BackupPlan {
+            source: home.clone(),
+            backup_root: dir.path().join("b"),
+            skip: vec![],
+            exclude: vec!["*.log".into(), "cache".into()],
+            keep: 3,
+            min_free_after: 0,
+        };
+        let made = take_backup(&CopyBackup, &plan, "up", "1", &Cancel::default()).unwrap();
+        assert!(made.join("data/db").is_file());
+        assert!(!made.join("data/debug.log").exists() && !made.join("cache").exists());
+        write(&home.join("data/db"), "v2");
+        write(&home.join("data/debug.log"), "new log");
+        restore_backup(
+            &CopyBackup,
+            &made,
+            &home,
+            &plan.skip_set().unwrap(),
+            &Cancel::default(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(home.join("data/db")).unwrap(), "v1");
+        assert_eq!(
+            std::fs::read_to_string(home.join("data/debug.log")).unwrap(),
+            "new log",
+            "excluded files stay"
+        );
+        assert_eq!(
+            std::fs::read_to_string(home.join("cache/blob")).unwrap(),
+            "cache"
+        );
+        let bad = BackupPlan {
+            exclude: vec!["[".into()],
+            ..plan
+        };
+        assert!(bad.skip_set().is_err());
+    }
+
+    #[test]
+    fn hardlink_backups_share_inodes_and_restore_by_copy() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home.join("data/db"), "v1");
+        symlink("data/db", home.join("link")).unwrap();
+        let plan = BackupPlan {
+            source: home.clone(),
+            backup_root: dir.path().join("b"),
+            skip: vec![],
+            exclude: vec![],
+            keep: 3,
+            min_free_after: 0,
+        };
+        let made = take_backup(&HardlinkBackup, &plan, "up", "1", &Cancel::default()).unwrap();
+        let (a, b) = (
+            std::fs::metadata(home.join("data/db")).unwrap(),
+            std::fs::metadata(made.join("data/db")).unwrap(),
+        );
+        assert_eq!(
+            (a.dev(), a.ino()),
+            (b.dev(), b.ino()),
+            "a hard link, not a copy"
+        );
+        assert_eq!(
+            std::fs::read_link(made.join("link")).unwrap(),
+            Path::new("data/db")
+        );
+        // the daemon replaces the file (write + rename): the backup keeps the old content
+        write(&home.join("data/db.new"), "v2");
+        std::fs::rename(home.join("data/db.new"), home.join("data/db")).unwrap();
+        assert_eq!(std::fs::read_to_string(made.join("data/db")).unwrap(), "v1");
+        restore_backup(
+            &HardlinkBackup,
+            &made,
+            &home,
+            &plan.skip_set().unwrap(),
+            &Cancel::default(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(home.join("data/db")).unwrap(), "v1");
+        let restored = std::fs::metadata(home.join("data/db")).unwrap();
+        assert_ne!(
+            restored.ino(),
+            b.ino(),
+            "restored by copy, so the backup stays independent"
         );
     }
 }

@@ -2,6 +2,7 @@
 //! operations that change its state outside of `run` (`init`, `add-upgrade`).
 
 mod add_upgrade;
+pub mod backups;
 mod init;
 
 pub use add_upgrade::{

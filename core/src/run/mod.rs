@@ -95,6 +95,8 @@ pub(crate) struct Supervisor {
     /// Code pages should be released at the next quiet moment.
     release_pending: bool,
     notifier: crate::sd_notify::Notifier,
+    /// Free space that must remain after a backup (`DAEMON_BACKUP_MIN_FREE`, bytes).
+    backup_min_free: u64,
     startup_failures: u32,
     state: RunState,
     failpoint: Option<String>,
@@ -151,6 +153,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         last_poll_note: None,
         release_pending: false,
         notifier: crate::sd_notify::Notifier::from_env(&opts.env),
+        backup_min_free: backup_min_free(&opts.env)?,
         backup_strategy: backup::strategy_for(inst.config.daemon.backup_strategy),
         failpoint: opts
             .env
@@ -689,5 +692,19 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Default free space kept after a backup, so a backup never fills the disk the node writes to.
+pub const DEFAULT_BACKUP_MIN_FREE: u64 = 64 * 1024 * 1024;
+
+fn backup_min_free(env: &Env) -> Result<u64> {
+    match env.get_non_empty("DAEMON_BACKUP_MIN_FREE") {
+        None => Ok(DEFAULT_BACKUP_MIN_FREE),
+        Some(v) => v.trim().parse().map_err(|_| Error::EnvValue {
+            var: "DAEMON_BACKUP_MIN_FREE".into(),
+            value: v.into(),
+            message: "expected a number of bytes".into(),
+        }),
     }
 }

@@ -55,8 +55,9 @@ impl Supervisor {
                 cfg.daemon.home.join(".nymvisor-restore.partial"),
             ],
             backup_root,
+            exclude: cfg.daemon.backup_exclude.clone(),
             keep: cfg.daemon.backup_keep as usize,
-            min_free_after: 0,
+            min_free_after: self.backup_min_free,
         }
     }
 
@@ -231,7 +232,11 @@ impl Supervisor {
         let mut bar = self.preparer.progress.as_ref().map(|p| {
             p.begin(
                 "backing up",
-                Some(backup::tree_size(&plan.source, &plan.skip)),
+                Some(
+                    plan.skip_set()
+                        .map(|s| backup::tree_size(&plan.source, &s))
+                        .unwrap_or(0),
+                ),
             )
         });
         let mut task = tokio::task::spawn_blocking(move || {
@@ -321,11 +326,8 @@ impl Supervisor {
         self.failpoint("rollback-after-swap");
         let mut restore_error: Option<String> = None;
         if let (Some(backup), Some(strategy)) = (&journal.backup, self.backup_strategy.clone()) {
-            let (backup, target, skip) = (
-                backup.clone(),
-                self.inst.config.daemon.home.clone(),
-                self.backup_plan().skip,
-            );
+            let (backup, target) = (backup.clone(), self.inst.config.daemon.home.clone());
+            let skip = self.backup_plan().skip_set()?;
             let restored = tokio::task::spawn_blocking(move || {
                 backup::restore_backup(
                     strategy.as_ref(),

@@ -1,0 +1,102 @@
+//! `nymvisor backups list` and `nymvisor backups restore`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::backup::{self, BackupEntry, BackupPlan, Cancel, CopyBackup};
+use crate::error::{Error, Result};
+use crate::fsutil::FileLock;
+use crate::instance::Instance;
+
+/// The instance's backups, oldest first.
+pub fn list(inst: &Instance) -> Vec<BackupEntry> {
+    backup::list_backups(&inst.config.backup_dir())
+}
+
+/// What backups leave out for this instance (also left alone by a restore).
+fn plan(inst: &Instance) -> BackupPlan {
+    let cfg = &inst.config;
+    BackupPlan {
+        source: cfg.daemon.home.clone(),
+        backup_root: cfg.backup_dir(),
+        skip: vec![
+            inst.daemon_home.dir().to_owned(),
+            cfg.backup_dir(),
+            inst.data.root().to_owned(),
+        ],
+        exclude: cfg.daemon.backup_exclude.clone(),
+        keep: cfg.daemon.backup_keep as usize,
+        min_free_after: 0,
+    }
+}
+
+/// Restores the backup named `selector` (`<upgrade>` for its newest backup, or
+/// `<upgrade>/<timestamp>`) into the daemon home. Refuses while a nymvisor runs the daemon,
+/// unless `stop` is set: then that nymvisor is sent SIGTERM (it stops the daemon and exits) and
+/// the restore waits for it. The run lock is held during the restore, so nothing starts the
+/// daemon on half-restored data.
+pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<PathBuf> {
+    let all = list(inst);
+    let (upgrade, stamp) = match selector.split_once('/') {
+        Some((u, t)) => (u, Some(t)),
+        None => (selector, None),
+    };
+    let Some(chosen) = all
+        .iter()
+        .rev()
+        .find(|b| b.upgrade == upgrade && stamp.is_none_or(|t| t == b.timestamp))
+    else {
+        let known: Vec<_> = all
+            .iter()
+            .map(|b| format!("{}/{}", b.upgrade, b.timestamp))
+            .collect();
+        return Err(Error::UpgradeRefused(format!(
+            "no backup {selector:?} in {} (backups: {})",
+            inst.config.backup_dir().display(),
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    let lock_path = inst.data.run_lock();
+    if let Some(holder) = FileLock::holder(&lock_path)? {
+        let who = holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        if !stop {
+            return Err(Error::UpgradeRefused(format!(
+                "nymvisor{who} is running the daemon; stop it first (e.g. `systemctl stop nymvisor`) or pass --stop"
+            )));
+        }
+        let Some(pid) = holder else {
+            return Err(Error::UpgradeRefused(format!(
+                "a nymvisor is running the daemon but its pid is unknown ({}); stop it yourself",
+                lock_path.display()
+            )));
+        };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = std::time::Instant::now()
+            + inst.config.daemon.shutdown_grace_period
+            + Duration::from_secs(30);
+        while FileLock::holder(&lock_path)?.is_some() {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::UpgradeRefused(format!(
+                    "nymvisor{who} did not stop in time; nothing was restored"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let _lock = FileLock::try_acquire(&lock_path)?;
+    let skip = plan(inst).skip_set()?;
+    let (from, target) = (chosen.path.clone(), inst.config.daemon.home.clone());
+    tokio::task::spawn_blocking(move || {
+        backup::restore_backup(&CopyBackup, &from, &target, &skip, &Cancel::default())
+    })
+    .await
+    .map_err(|e| Error::Inconsistent(format!("the restore task failed: {e}")))??;
+    Ok(chosen.path.clone())
+}
