@@ -88,3 +88,33 @@ fn hardlink_strategy_and_exclusions_apply_to_upgrades() {
     assert!(!made.join("big.log").exists());
     nv.stop();
 }
+
+#[test]
+fn archive_backups_are_restored_by_a_rollback() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut env = FAST.to_vec();
+    env.extend_from_slice(&[
+        ("DAEMON_BACKUP_STRATEGY", "archive"),
+        ("DAEMON_MAX_STARTUP_FAILURES", "1"),
+    ]);
+    let mut nv = home.spawn_run(&env, &[]);
+    nv.wait_start(1);
+    let bad = home.daemon_bin("bad", "nym-node", "1.2.0", &["mode=crash"]);
+    home.add_upgrade(&bad, "bad", &["--now"]);
+    nv.wait_stderr("rolled back to genesis");
+    let backups = home.daemon_home().join("nymvisor/backups/bad");
+    let made = std::fs::read_dir(&backups)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(made.join("backup.tar").is_file());
+    assert!(
+        !home.daemon_home().join("data/touched-1.2.0").exists(),
+        "restored from the archive"
+    );
+    assert!(home.daemon_home().join("data/touched-1.1.0").exists());
+    nv.stop();
+}

@@ -4,8 +4,10 @@
 //! wraps it with what every strategy shares: the free-space check, the temporary name renamed
 //! when complete, one backup per upgrade, and retention.
 
+mod archive;
 mod copy;
 
+pub use archive::{ARCHIVE_NAME, ArchiveBackup};
 pub use copy::{CopyBackup, HardlinkBackup};
 
 use std::collections::HashSet;
@@ -65,19 +67,23 @@ pub trait BackupStrategy: Debug + Send + Sync {
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()>;
 }
 
-/// The strategy for a configured kind. Kinds not implemented yet fall back to `copy`, with a
-/// warning, so that the operator's data is still backed up.
+/// The strategy for a configured kind (`None` for `none`).
 pub fn strategy_for(kind: BackupStrategyKind) -> Option<Arc<dyn BackupStrategy>> {
     match kind {
         BackupStrategyKind::None => None,
         BackupStrategyKind::Copy => Some(Arc::new(CopyBackup)),
         BackupStrategyKind::Hardlink => Some(Arc::new(HardlinkBackup)),
-        other => {
-            tracing::warn!(
-                "backup strategy `{other}` is not available in this build; using `copy`"
-            );
-            Some(Arc::new(CopyBackup))
-        }
+        BackupStrategyKind::Archive => Some(Arc::new(ArchiveBackup)),
+    }
+}
+
+/// How to restore the backup at `path`: an archive holds `backup.tar`, anything else is a
+/// plain tree (made by `copy` or `hardlink`), whatever the strategy configured now.
+pub fn restorer_for(path: &Path) -> Arc<dyn BackupStrategy> {
+    if path.join(ARCHIVE_NAME).is_file() {
+        Arc::new(ArchiveBackup)
+    } else {
+        Arc::new(CopyBackup)
     }
 }
 
@@ -634,6 +640,52 @@ mod tests {
             restored.ino(),
             b.ino(),
             "restored by copy, so the backup stays independent"
+        );
+    }
+
+    #[test]
+    fn archive_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home.join("data/db"), "v1");
+        write(&home.join("skip.log"), "log");
+        std::fs::set_permissions(home.join("data/db"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        symlink("data/db", home.join("link")).unwrap();
+        let plan = BackupPlan {
+            source: home.clone(),
+            backup_root: dir.path().join("b"),
+            skip: vec![],
+            exclude: vec!["*.log".into()],
+            keep: 3,
+            min_free_after: 0,
+        };
+        let made = take_backup(&ArchiveBackup, &plan, "up", "1", &Cancel::default()).unwrap();
+        assert!(made.join(ARCHIVE_NAME).is_file());
+        write(&home.join("data/db"), "v2");
+        std::fs::remove_file(home.join("link")).unwrap();
+        restore_backup(
+            &ArchiveBackup,
+            &made,
+            &home,
+            &plan.skip_set().unwrap(),
+            &Cancel::default(),
+        )
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(home.join("data/db")).unwrap(), "v1");
+        let mode = std::fs::metadata(home.join("data/db"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            std::fs::read_link(home.join("link")).unwrap(),
+            Path::new("data/db")
+        );
+        assert_eq!(
+            std::fs::read_to_string(home.join("skip.log")).unwrap(),
+            "log"
         );
     }
 }

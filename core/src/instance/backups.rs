@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::backup::{self, BackupEntry, BackupPlan, Cancel, CopyBackup};
+use crate::backup::{self, BackupEntry, BackupPlan, Cancel};
 use crate::error::{Error, Result};
 use crate::fsutil::FileLock;
 use crate::instance::Instance;
@@ -93,8 +93,9 @@ pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Path
     let _lock = FileLock::try_acquire(&lock_path)?;
     let skip = plan(inst).skip_set()?;
     let (from, target) = (chosen.path.clone(), inst.config.daemon.home.clone());
+    let strategy = backup::restorer_for(&from);
     tokio::task::spawn_blocking(move || {
-        backup::restore_backup(&CopyBackup, &from, &target, &skip, &Cancel::default())
+        backup::restore_backup(strategy.as_ref(), &from, &target, &skip, &Cancel::default())
     })
     .await
     .map_err(|e| Error::Inconsistent(format!("the restore task failed: {e}")))??;

@@ -325,7 +325,8 @@ impl Supervisor {
         fsutil::swap_symlink(&self.inst.data.current_link(), &journal.previous_link)?;
         self.failpoint("rollback-after-swap");
         let mut restore_error: Option<String> = None;
-        if let (Some(backup), Some(strategy)) = (&journal.backup, self.backup_strategy.clone()) {
+        if let Some(backup) = &journal.backup {
+            let strategy = backup::restorer_for(backup);
             let (backup, target) = (backup.clone(), self.inst.config.daemon.home.clone());
             let skip = self.backup_plan().skip_set()?;
             let restored = tokio::task::spawn_blocking(move || {
