@@ -28,7 +28,11 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("failed to start the async runtime: {e}")),
     };
-    match runtime.block_on(commands::dispatch(cli, env)) {
+    let result = runtime.block_on(commands::dispatch(cli, env));
+    // A plugin call abandoned at its timeout may still occupy a blocking thread: do not wait
+    // for it on the way out.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
         Ok(code) => code,
         Err(e) => fail(&e),
     }

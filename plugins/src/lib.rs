@@ -1,9 +1,13 @@
 //! # nymvisor-plugins
 //!
-//! In-house verification without rebuilding nymvisor. Implemented so far: external command
-//! verifiers ([`exec::ExecVerifier`], `NYMVISOR_VERIFIER_COMMANDS`), for checks written in any
-//! language. Dynamic-library plugins (`NYMVISOR_PLUGIN_PATHS`) come with a later issue.
+//! In-house verification without rebuilding nymvisor:
+//! - dynamic-library plugins ([`dylib::DylibVerifier`], `NYMVISOR_PLUGIN_PATHS`) speaking a small
+//!   versioned C ABI (write them in Rust with the `nymvisor-plugin-api` crate);
+//! - external commands ([`exec::ExecVerifier`], `NYMVISOR_VERIFIER_COMMANDS`), in any language.
+//!
+//! Plugins run before commands, in the configured order.
 
+pub mod dylib;
 pub mod exec;
 
 use std::sync::Arc;
@@ -24,16 +28,12 @@ pub fn from_config(config: &Config, env: &Env) -> Result<Vec<Arc<dyn Verifier>>,
         })?,
         None => DEFAULT_TIMEOUT,
     };
-    if !config.nymvisor.plugin_paths.is_empty() {
-        return Err(
-            "dynamic verifier plugins (NYMVISOR_PLUGIN_PATHS) are not available in this build yet; use NYMVISOR_VERIFIER_COMMANDS"
-                .into(),
-        );
+    let mut chain: Vec<Arc<dyn Verifier>> = Vec::new();
+    for path in &config.nymvisor.plugin_paths {
+        chain.push(Arc::new(dylib::DylibVerifier::new(path.clone(), timeout)));
     }
-    Ok(config
-        .nymvisor
-        .verifier_commands
-        .iter()
-        .map(|cmd| Arc::new(exec::ExecVerifier::new(cmd.clone(), timeout)) as Arc<dyn Verifier>)
-        .collect())
+    for cmd in &config.nymvisor.verifier_commands {
+        chain.push(Arc::new(exec::ExecVerifier::new(cmd.clone(), timeout)));
+    }
+    Ok(chain)
 }

@@ -8,6 +8,7 @@ mod config;
 mod crash;
 mod init;
 mod migration;
+mod plugins;
 mod run;
 mod sources;
 mod status;

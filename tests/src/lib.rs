@@ -491,3 +491,23 @@ impl RunHandle {
         );
     }
 }
+
+/// A plugin `.so` built by this workspace (`cargo test --workspace` leaves them in `deps/`).
+pub fn plugin_lib(crate_name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("deps dir");
+    let file = format!("lib{}.so", crate_name.replace('-', "_"));
+    let candidates = [
+        deps.join(&file),
+        deps.parent().map(|p| p.join(&file)).unwrap_or_default(),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{file} is missing: run the tests with `cargo test --workspace`, which builds it"
+            )
+        })
+}

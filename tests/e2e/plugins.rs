@@ -1,0 +1,75 @@
+//! Dynamic verifier plugins loaded by the real nymvisor: the example allow-list accepting and
+//! refusing, and every failure mode of a plugin refusing the upgrade while the daemon keeps
+//! running.
+
+use nymvisor_tests::*;
+
+fn with_plugin(
+    plugin: &std::path::Path,
+    extra: &[(&str, &str)],
+    version: &str,
+) -> (TestHome, RunHandle) {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut env = FAST.to_vec();
+    let path = plugin.to_str().unwrap().to_owned();
+    let path: &'static str = Box::leak(path.into_boxed_str());
+    env.push(("NYMVISOR_PLUGIN_PATHS", path));
+    env.push(("NYMVISOR_VERIFIER_TIMEOUT", "1s"));
+    env.extend_from_slice(extra);
+    let nv = home.spawn_run(&env, &[]);
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", version, &[]);
+    home.add_upgrade(&new, "next", &["--now"]);
+    (home, nv)
+}
+
+#[test]
+fn example_plugin_accepts_allowed_versions() {
+    let (_home, mut nv) = with_plugin(
+        &plugin_lib("nymvisor-example-plugin"),
+        &[("NYMVISOR_ALLOWED_VERSIONS", "1.2.0")],
+        "1.2.0",
+    );
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.stop();
+}
+
+#[test]
+fn example_plugin_refuses_other_versions() {
+    let (home, mut nv) = with_plugin(
+        &plugin_lib("nymvisor-example-plugin"),
+        &[("NYMVISOR_ALLOWED_VERSIONS", "1.5.0")],
+        "1.2.0",
+    );
+    nv.wait_stderr("is not in NYMVISOR_ALLOWED_VERSIONS");
+    assert_eq!(nv.starts().len(), 1);
+    assert_eq!(
+        std::fs::read_link(home.data_dir("nym-node").join("current")).unwrap(),
+        std::path::Path::new("genesis")
+    );
+    nv.stop();
+}
+
+#[test]
+fn plugin_failures_refuse_the_upgrade_and_never_crash_nymvisor() {
+    let misbehave = plugin_lib("nymvisor-test-plugin");
+    let missing = std::env::temp_dir().join("no-such-nymvisor-plugin.so");
+    let not_a_library = std::env::current_exe().unwrap();
+    let cases: Vec<(&std::path::Path, &str, &str)> = vec![
+        (&missing, "", "does not exist"),
+        (&not_a_library, "", "cannot load"),
+        (&misbehave, "abi", "ABI version 99"),
+        (&misbehave, "panic", "the plugin panicked: deliberate panic"),
+        (&misbehave, "hang", "no answer within 1s"),
+        (&misbehave, "garbage", "not a verdict"),
+    ];
+    for (plugin, mode, needle) in cases {
+        let (_home, mut nv) = with_plugin(plugin, &[("NYMVISOR_TEST_PLUGIN", mode)], "1.2.0");
+        nv.wait_stderr(needle);
+        assert!(nv.running(), "{mode}: nymvisor died");
+        assert_eq!(nv.starts().len(), 1, "{mode}: the daemon was restarted");
+        assert!(alive(nv.starts()[0].pid), "{mode}");
+        nv.stop();
+    }
+}

@@ -1,0 +1,62 @@
+//! Misbehaves as `NYMVISOR_TEST_PLUGIN` says: `panic`, `hang`, `garbage` (answers something
+//! that is not JSON), `abi` (claims ABI version 99); anything else accepts.
+
+use std::ffi::c_char;
+
+use nymvisor_plugin_api::{Request, VerifierPlugin};
+
+fn mode() -> String {
+    std::env::var("NYMVISOR_TEST_PLUGIN").unwrap_or_default()
+}
+
+#[derive(Default)]
+struct Misbehave;
+
+impl VerifierPlugin for Misbehave {
+    const NAME: &'static str = "misbehaving test plugin";
+
+    fn verify(&self, _request: &Request) -> Result<(), String> {
+        match mode().as_str() {
+            "panic" => panic!("deliberate panic"),
+            "hang" => loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nymvisor_plugin_abi_version() -> u32 {
+    if mode() == "abi" {
+        99
+    } else {
+        nymvisor_plugin_api::ABI_VERSION
+    }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn nymvisor_plugin_name() -> *const c_char {
+    c"misbehaving test plugin".as_ptr()
+}
+
+/// # Safety
+/// `request` is null or a valid NUL-terminated string that outlives the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nymvisor_plugin_verify(request: *const c_char) -> *mut c_char {
+    if mode() == "garbage" {
+        return std::ffi::CString::new("this is not json")
+            .map(|c| c.into_raw())
+            .unwrap_or(std::ptr::null_mut());
+    }
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { nymvisor_plugin_api::handle::<Misbehave>(request) }
+}
+
+/// # Safety
+/// `answer` is null or a pointer returned by `nymvisor_plugin_verify`, freed once.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nymvisor_plugin_free(answer: *mut c_char) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { nymvisor_plugin_api::free(answer) }
+}
