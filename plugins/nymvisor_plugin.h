@@ -22,4 +22,13 @@ const char *nymvisor_plugin_name(void);
 char *nymvisor_plugin_verify(const char *request_json);
 void nymvisor_plugin_free(char *answer_json);
 
+/*
+ * Optional: a plugin that is also an upstream source (NYMVISOR_UPSTREAM_SOURCE=plugin:<name>,
+ * where <name> is what nymvisor_plugin_name() returns) exports this. The request is
+ * {"abiVersion":1,"daemon":"nym-node"}; the answer (freed with nymvisor_plugin_free) is the latest
+ * upgrade-info.json document, or "null" when there is nothing to offer. Binary URLs in it may be
+ * http(s) or file://.
+ */
+char *nymvisor_plugin_latest(const char *request_json);
+
 #endif

@@ -209,7 +209,7 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
 async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
-    let source = nymvisor_sources::from_config(&instance.config, &env)?;
+    let source = nymvisor_plugins::upstream(&instance.config, &env).map_err(anyhow::Error::msg)?;
     let mut verifiers =
         nymvisor_verifiers::from_config(&instance.config).map_err(anyhow::Error::msg)?;
     verifiers

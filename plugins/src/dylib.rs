@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nymvisor_core::source::UpgradeSource;
+use nymvisor_core::model::UpgradeInfo;
+use nymvisor_core::source::{ChunkSink, SourceError, SourcedUpgrade, UpgradeSource};
 use nymvisor_core::verify::{Candidate, Rejection, Verifier};
 
 use crate::exec::ExecVerifier;
@@ -25,6 +26,7 @@ type AbiFn = unsafe extern "C" fn() -> u32;
 type NameFn = unsafe extern "C" fn() -> *const c_char;
 type VerifyFn = unsafe extern "C" fn(*const c_char) -> *mut c_char;
 type FreeFn = unsafe extern "C" fn(*mut c_char);
+type LatestFn = unsafe extern "C" fn(*const c_char) -> *mut c_char;
 
 /// A loaded plugin; the function pointers stay valid as long as `_lib` is alive.
 struct Loaded {
@@ -32,6 +34,8 @@ struct Loaded {
     name: String,
     verify: VerifyFn,
     free: FreeFn,
+    /// Present in plugins that are also upstream sources.
+    latest: Option<LatestFn>,
 }
 
 impl std::fmt::Debug for Loaded {
@@ -71,6 +75,12 @@ fn load(path: &PathBuf) -> Result<Loaded, String> {
             .map_err(|_| get(b"nymvisor_plugin_free\0"))?;
         (abi, name, verify, free)
     };
+    // SAFETY: looked up with the type the ABI gives it; optional.
+    let latest: Option<LatestFn> = unsafe {
+        lib.get::<LatestFn>(b"nymvisor_plugin_latest\0")
+            .ok()
+            .map(|s| *s)
+    };
     // SAFETY: ABI functions take no arguments; the name is a static NUL-terminated string.
     let version = unsafe { abi() };
     if version != ABI_VERSION {
@@ -93,6 +103,7 @@ fn load(path: &PathBuf) -> Result<Loaded, String> {
         name,
         verify,
         free,
+        latest,
     })
 }
 
@@ -155,44 +166,8 @@ impl Verifier for DylibVerifier {
         let loaded = self.loaded()?;
         let request = CString::new(ExecVerifier::request(c).to_string())
             .map_err(|_| Rejection::permanent("the request contains a NUL byte"))?;
-        use std::sync::atomic::Ordering;
-        if self.busy.swap(true, Ordering::SeqCst) {
-            return Err(Rejection::transient(
-                "its previous call has not returned yet",
-            ));
-        }
-        let busy = self.busy.clone();
-        let call = tokio::task::spawn_blocking(move || {
-            struct Done(Arc<std::sync::atomic::AtomicBool>);
-            impl Drop for Done {
-                fn drop(&mut self) {
-                    self.0.store(false, std::sync::atomic::Ordering::SeqCst);
-                }
-            }
-            let _done = Done(busy);
-            // SAFETY: `request` is a valid C string for the duration of the call; the answer is
-            // copied before it is handed back to the plugin's own `free`, exactly once.
-            unsafe {
-                let answer = (loaded.verify)(request.as_ptr());
-                if answer.is_null() {
-                    return None;
-                }
-                let text = CStr::from_ptr(answer).to_string_lossy().into_owned();
-                (loaded.free)(answer);
-                Some(text)
-            }
-        });
-        let answer = match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => {
-                return Err(Rejection::transient(format!(
-                    "no answer within {}; the call was abandoned",
-                    humantime::format_duration(self.timeout)
-                )));
-            }
-            Ok(Err(e)) => return Err(Rejection::transient(format!("the plugin call failed: {e}"))),
-            Ok(Ok(None)) => return Err(Rejection::permanent("the plugin answered nothing")),
-            Ok(Ok(Some(text))) => text,
-        };
+        let verify = loaded.verify;
+        let answer = call_plugin(loaded, verify, request, self.timeout, self.busy.clone()).await?;
         let verdict: serde_json::Value = serde_json::from_str(&answer).map_err(|_| {
             Rejection::permanent(format!(
                 "the plugin's answer is not a verdict: {:.200}",
@@ -214,5 +189,179 @@ impl Verifier for DylibVerifier {
                 answer
             ))),
         }
+    }
+}
+
+/// Calls `f` (one of the plugin's `char *f(const char *)` functions) on a blocking thread with a
+/// timeout, copying and freeing its answer.
+async fn call_plugin(
+    loaded: Arc<Loaded>,
+    f: VerifyFn,
+    request: CString,
+    timeout: Duration,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<String, Rejection> {
+    use std::sync::atomic::Ordering;
+    if busy.swap(true, Ordering::SeqCst) {
+        return Err(Rejection::transient(
+            "its previous call has not returned yet",
+        ));
+    }
+    let call = tokio::task::spawn_blocking(move || {
+        struct Done(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _done = Done(busy);
+        // SAFETY: `request` is a valid C string for the duration of the call; the answer is
+        // copied before it is handed back to the plugin's own `free`, exactly once.
+        unsafe {
+            let answer = f(request.as_ptr());
+            if answer.is_null() {
+                return None;
+            }
+            let text = CStr::from_ptr(answer).to_string_lossy().into_owned();
+            (loaded.free)(answer);
+            Some(text)
+        }
+    });
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Err(Rejection::transient(format!(
+            "no answer within {}; the call was abandoned",
+            humantime::format_duration(timeout)
+        ))),
+        Ok(Err(e)) => Err(Rejection::transient(format!("the plugin call failed: {e}"))),
+        Ok(Ok(None)) => Err(Rejection::permanent("the plugin answered nothing")),
+        Ok(Ok(Some(text))) => Ok(text),
+    }
+}
+
+/// An upstream source provided by a plugin (`NYMVISOR_UPSTREAM_SOURCE=plugin:<name>`): the
+/// plugin's `nymvisor_plugin_latest` gives the upgrade-info document; binaries are fetched from
+/// the document's URLs (http(s) with nymvisor's limits, or `file://`).
+#[derive(Debug)]
+pub struct PluginSource {
+    loaded: Arc<Loaded>,
+    latest: LatestFn,
+    daemon: String,
+    timeout: Duration,
+    fetcher: nymvisor_sources::http::Fetcher,
+    busy: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PluginSource {
+    /// The plugin named `name` among `paths` that exports `nymvisor_plugin_latest`.
+    pub fn find(
+        paths: &[PathBuf],
+        name: &str,
+        daemon: &str,
+        timeout: Duration,
+        limits: nymvisor_sources::Limits,
+    ) -> Result<PluginSource, String> {
+        let mut seen = Vec::new();
+        for path in paths {
+            match load(path) {
+                Ok(l) if l.name == name => {
+                    let Some(latest) = l.latest else {
+                        return Err(format!(
+                            "the plugin `{name}` ({}) is not a source: it lacks nymvisor_plugin_latest",
+                            path.display()
+                        ));
+                    };
+                    return Ok(PluginSource {
+                        loaded: Arc::new(l),
+                        latest,
+                        daemon: daemon.to_owned(),
+                        timeout,
+                        fetcher: nymvisor_sources::http::Fetcher::new(limits)
+                            .map_err(|e| e.to_string())?,
+                        busy: Arc::default(),
+                    });
+                }
+                Ok(l) => seen.push(l.name),
+                Err(e) => seen.push(format!("({e})")),
+            }
+        }
+        Err(format!(
+            "no plugin named `{name}` among NYMVISOR_PLUGIN_PATHS (found: {})",
+            if seen.is_empty() {
+                "none".to_owned()
+            } else {
+                seen.join(", ")
+            }
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl UpgradeSource for PluginSource {
+    fn describe(&self) -> String {
+        format!("the source plugin `{}`", self.loaded.name)
+    }
+
+    async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
+        let request = CString::new(
+            serde_json::json!({ "abiVersion": ABI_VERSION, "daemon": self.daemon }).to_string(),
+        )
+        .map_err(|_| SourceError("the request contains a NUL byte".into()))?;
+        let answer = call_plugin(
+            self.loaded.clone(),
+            self.latest,
+            request,
+            self.timeout,
+            self.busy.clone(),
+        )
+        .await
+        .map_err(|r| {
+            SourceError(format!(
+                "the source plugin `{}`: {}",
+                self.loaded.name, r.reason
+            ))
+        })?;
+        if answer.trim() == "null" {
+            return Ok(None);
+        }
+        let info: UpgradeInfo = serde_json::from_str(&answer).map_err(|e| {
+            SourceError(format!(
+                "the source plugin `{}` answered no upgrade-info document: {e}",
+                self.loaded.name
+            ))
+        })?;
+        Ok(Some(SourcedUpgrade {
+            info,
+            document: answer.into_bytes(),
+            document_url: format!("plugin:{}", self.loaded.name),
+        }))
+    }
+
+    async fn download(
+        &self,
+        url: &str,
+        max_bytes: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64, SourceError> {
+        if let Some(path) = url.strip_prefix("file://") {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| SourceError(format!("cannot read {path}: {e}")))?;
+            if bytes.len() as u64 > max_bytes {
+                return Err(SourceError(format!(
+                    "{path} is larger than the {max_bytes}-byte cap"
+                )));
+            }
+            sink.accept(&bytes)
+                .map_err(|e| SourceError(format!("cannot store {path}: {e}")))?;
+            return Ok(bytes.len() as u64);
+        }
+        let url =
+            url::Url::parse(url).map_err(|e| SourceError(format!("invalid URL {url:?}: {e}")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(SourceError(format!(
+                "refusing to fetch {url}: only http(s) and file:// URLs are allowed"
+            )));
+        }
+        self.fetcher.get(&url, max_bytes, sink).await
     }
 }

@@ -37,3 +37,35 @@ pub fn from_config(config: &Config, env: &Env) -> Result<Vec<Arc<dyn Verifier>>,
     }
     Ok(chain)
 }
+
+/// The configured upstream source: a source plugin for `plugin:<name>`, else whatever
+/// `nymvisor-sources` builds.
+pub fn upstream(
+    config: &Config,
+    env: &Env,
+) -> Result<Option<Arc<dyn nymvisor_core::source::UpgradeSource>>, String> {
+    match &config.nymvisor.upstream_source {
+        nymvisor_core::config::UpstreamSource::Plugin(name) => {
+            let timeout = timeout(env)?;
+            let limits = nymvisor_sources::Limits::from_env(env).map_err(|e| e.to_string())?;
+            let source = dylib::PluginSource::find(
+                &config.nymvisor.plugin_paths,
+                name,
+                &config.daemon.name,
+                timeout,
+                limits,
+            )?;
+            Ok(Some(Arc::new(source)))
+        }
+        _ => nymvisor_sources::from_config(config, env).map_err(|e| e.to_string()),
+    }
+}
+
+fn timeout(env: &Env) -> Result<Duration, String> {
+    match env.get_non_empty("NYMVISOR_VERIFIER_TIMEOUT") {
+        Some(v) => humantime::parse_duration(v).map_err(|e| {
+            format!("environment variable NYMVISOR_VERIFIER_TIMEOUT={v:?} is malformed: {e}")
+        }),
+        None => Ok(DEFAULT_TIMEOUT),
+    }
+}

@@ -73,3 +73,52 @@ fn plugin_failures_refuse_the_upgrade_and_never_crash_nymvisor() {
         nv.stop();
     }
 }
+
+#[test]
+fn a_plugin_can_be_the_upstream_source() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let release = home.daemon_bin("release", "nym-node", "1.2.0", &[]);
+    let sum = nymvisor_tests::feed::sha256_file(&release);
+    let doc = nymvisor_tests::feed::upgrade_info(
+        "v1.2.0",
+        "1.2.0",
+        &format!("file://{}", release.display()),
+        &sum,
+        "sha256",
+    );
+    let feed = home.path().join("plugin-feed.json");
+    let plugin = plugin_lib("nymvisor-test-plugin");
+    let mut env = FAST.to_vec();
+    let (plugin_s, feed_s) = (
+        plugin.to_str().unwrap().to_owned(),
+        feed.to_str().unwrap().to_owned(),
+    );
+    env.extend_from_slice(&[
+        ("NYMVISOR_UPSTREAM_SOURCE", "plugin:test-plugin"),
+        ("NYMVISOR_PLUGIN_PATHS", plugin_s.as_str()),
+        ("NYMVISOR_TEST_PLUGIN_FEED", feed_s.as_str()),
+        ("NYMVISOR_UPSTREAM_POLLING_RATE", "200ms"),
+    ]);
+    let mut nv = home.spawn_run(&env, &[]);
+    nv.wait_start(1);
+    // nothing offered yet ("null"); then the plugin offers 1.2.0
+    std::fs::write(&feed, serde_json::to_vec(&doc).unwrap()).unwrap();
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    assert!(
+        nv.stderr().contains("the source plugin `test-plugin`"),
+        "{}",
+        nv.stderr()
+    );
+    nv.stop();
+
+    // a source name no plugin has: a clear error at start
+    let out = home
+        .nymvisor()
+        .args(["run"])
+        .env("NYMVISOR_UPSTREAM_SOURCE", "plugin:nope")
+        .env("NYMVISOR_PLUGIN_PATHS", &plugin_s)
+        .output()
+        .unwrap();
+    assert_failure(&out, "no plugin named `nope`");
+}

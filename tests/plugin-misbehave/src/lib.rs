@@ -1,5 +1,7 @@
 //! Misbehaves as `NYMVISOR_TEST_PLUGIN` says: `panic`, `hang`, `garbage` (answers something
-//! that is not JSON), `abi` (claims ABI version 99); anything else accepts.
+//! that is not JSON), `abi` (claims ABI version 99); anything else accepts. As an upstream source
+//! (`plugin:test-plugin`) it offers the upgrade-info document in the file named by
+//! `NYMVISOR_TEST_PLUGIN_FEED` (or none).
 
 use std::ffi::c_char;
 
@@ -13,7 +15,7 @@ fn mode() -> String {
 struct Misbehave;
 
 impl VerifierPlugin for Misbehave {
-    const NAME: &'static str = "misbehaving test plugin";
+    const NAME: &'static str = "test-plugin";
 
     fn verify(&self, _request: &Request) -> Result<(), String> {
         match mode().as_str() {
@@ -37,7 +39,7 @@ pub extern "C" fn nymvisor_plugin_abi_version() -> u32 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn nymvisor_plugin_name() -> *const c_char {
-    c"misbehaving test plugin".as_ptr()
+    c"test-plugin".as_ptr()
 }
 
 /// # Safety
@@ -59,4 +61,19 @@ pub unsafe extern "C" fn nymvisor_plugin_verify(request: *const c_char) -> *mut 
 pub unsafe extern "C" fn nymvisor_plugin_free(answer: *mut c_char) {
     // SAFETY: forwarded from the caller's contract.
     unsafe { nymvisor_plugin_api::free(answer) }
+}
+
+/// Optional source entry point: the latest upgrade-info document, or `null`.
+///
+/// # Safety
+/// `_request` is null or a valid NUL-terminated string that outlives the call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nymvisor_plugin_latest(_request: *const c_char) -> *mut c_char {
+    let doc = std::env::var("NYMVISOR_TEST_PLUGIN_FEED")
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_else(|| "null".to_owned());
+    std::ffi::CString::new(doc)
+        .map(|c| c.into_raw())
+        .unwrap_or(std::ptr::null_mut())
 }
