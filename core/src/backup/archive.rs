@@ -10,10 +10,15 @@ use crate::error::{Error, Result};
 
 /// File name of the archive inside a backup directory.
 pub const ARCHIVE_NAME: &str = "backup.tar";
+/// File name of a zstd-compressed archive.
+pub const COMPRESSED_ARCHIVE_NAME: &str = "backup.tar.zst";
 
-/// See the module docs.
+/// See the module docs. With `zstd_level`, the archive is compressed
+/// (`DAEMON_BACKUP_COMPRESSION=zstd`, level 3).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ArchiveBackup;
+pub struct ArchiveBackup {
+    pub zstd_level: Option<i32>,
+}
 
 fn tar_err(action: &'static str, path: &Path, e: std::io::Error) -> Error {
     Error::io(action, path, e)
@@ -26,9 +31,28 @@ impl BackupStrategy for ArchiveBackup {
 
     fn backup(&self, source: &Path, dest: &Path, skip: &SkipSet, cancel: &Cancel) -> Result<()> {
         std::fs::create_dir(dest).map_err(|e| Error::io("failed to create", dest, e))?;
-        let out = dest.join(ARCHIVE_NAME);
+        let out = dest.join(if self.zstd_level.is_some() {
+            COMPRESSED_ARCHIVE_NAME
+        } else {
+            ARCHIVE_NAME
+        });
         let file = File::create(&out).map_err(|e| Error::io("failed to create", &out, e))?;
-        let mut tar = tar::Builder::new(file);
+        let writer: Box<dyn std::io::Write> = match self.zstd_level {
+            Some(level) => Box::new(
+                zstd::Encoder::new(
+                    file.try_clone()
+                        .map_err(|e| Error::io("failed to open", &out, e))?,
+                    level,
+                )
+                .map_err(|e| Error::io("failed to start compressing", &out, e))?
+                .auto_finish(),
+            ),
+            None => Box::new(
+                file.try_clone()
+                    .map_err(|e| Error::io("failed to open", &out, e))?,
+            ),
+        };
+        let mut tar = tar::Builder::new(writer);
         tar.follow_symlinks(false);
         let mut stack = vec![source.to_path_buf()];
         while let Some(dir) = stack.pop() {
@@ -56,19 +80,31 @@ impl BackupStrategy for ArchiveBackup {
                 }
             }
         }
-        let file = tar
+        let writer = tar
             .into_inner()
             .map_err(|e| tar_err("failed to finish", &out, e))?;
+        drop(writer); // ends the zstd frame
         file.sync_all()
             .map_err(|e| Error::io("failed to write", &out, e))
     }
 
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()> {
         cancel.check()?;
-        let input = backup.join(ARCHIVE_NAME);
-        let file = File::open(&input).map_err(|e| Error::io("failed to open", &input, e))?;
+        let compressed = backup.join(COMPRESSED_ARCHIVE_NAME);
+        let (input, reader): (std::path::PathBuf, Box<dyn std::io::Read>) = if compressed.is_file()
+        {
+            let file =
+                File::open(&compressed).map_err(|e| Error::io("failed to open", &compressed, e))?;
+            let decoder = zstd::Decoder::new(file)
+                .map_err(|e| Error::io("failed to decompress", &compressed, e))?;
+            (compressed, Box::new(decoder))
+        } else {
+            let plain = backup.join(ARCHIVE_NAME);
+            let file = File::open(&plain).map_err(|e| Error::io("failed to open", &plain, e))?;
+            (plain, Box::new(file))
+        };
         std::fs::create_dir(target).map_err(|e| Error::io("failed to create", target, e))?;
-        let mut archive = tar::Archive::new(file);
+        let mut archive = tar::Archive::new(reader);
         archive.set_preserve_permissions(true);
         archive.set_preserve_mtime(true);
         archive.set_overwrite(true);

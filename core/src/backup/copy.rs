@@ -1,4 +1,5 @@
-//! The `copy` strategy: a full tree copy preserving modes, times and symlinks (as links).
+//! The `copy` strategy: a full tree copy preserving modes, times and symlinks (as links), with
+//! copy-on-write clones (reflinks) where the file system supports them; and `hardlink`.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -89,8 +90,10 @@ pub fn copy_tree(
                 cancel.add_done(entry_meta.len());
                 continue; // the link shares the file's inode: mode, owner and times included
             }
-            let copied = fs::copy(&from, &to).map_err(|e| Error::io("failed to copy", &from, e))?;
-            cancel.add_done(copied);
+            // a copy-on-write clone where the file system supports it (btrfs, XFS, …), else a copy
+            reflink_copy::reflink_or_copy(&from, &to)
+                .map_err(|e| Error::io("failed to copy", &from, e))?;
+            cancel.add_done(entry_meta.len());
             let m =
                 fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
             set_owner(&to, &m, true);

@@ -7,7 +7,7 @@
 mod archive;
 mod copy;
 
-pub use archive::{ARCHIVE_NAME, ArchiveBackup};
+pub use archive::{ARCHIVE_NAME, ArchiveBackup, COMPRESSED_ARCHIVE_NAME};
 pub use copy::{CopyBackup, HardlinkBackup};
 
 use std::collections::HashSet;
@@ -67,21 +67,23 @@ pub trait BackupStrategy: Debug + Send + Sync {
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()>;
 }
 
-/// The strategy for a configured kind (`None` for `none`).
-pub fn strategy_for(kind: BackupStrategyKind) -> Option<Arc<dyn BackupStrategy>> {
+/// The strategy for a configured kind (`None` for `none`); `zstd` compresses archives.
+pub fn strategy_for(kind: BackupStrategyKind, zstd: bool) -> Option<Arc<dyn BackupStrategy>> {
     match kind {
         BackupStrategyKind::None => None,
         BackupStrategyKind::Copy => Some(Arc::new(CopyBackup)),
         BackupStrategyKind::Hardlink => Some(Arc::new(HardlinkBackup)),
-        BackupStrategyKind::Archive => Some(Arc::new(ArchiveBackup)),
+        BackupStrategyKind::Archive => Some(Arc::new(ArchiveBackup {
+            zstd_level: zstd.then_some(3),
+        })),
     }
 }
 
 /// How to restore the backup at `path`: an archive holds `backup.tar`, anything else is a
 /// plain tree (made by `copy` or `hardlink`), whatever the strategy configured now.
 pub fn restorer_for(path: &Path) -> Arc<dyn BackupStrategy> {
-    if path.join(ARCHIVE_NAME).is_file() {
-        Arc::new(ArchiveBackup)
+    if path.join(ARCHIVE_NAME).is_file() || path.join(COMPRESSED_ARCHIVE_NAME).is_file() {
+        Arc::new(ArchiveBackup::default())
     } else {
         Arc::new(CopyBackup)
     }
@@ -660,12 +662,19 @@ mod tests {
             keep: 3,
             min_free_after: 0,
         };
-        let made = take_backup(&ArchiveBackup, &plan, "up", "1", &Cancel::default()).unwrap();
+        let made = take_backup(
+            &ArchiveBackup::default(),
+            &plan,
+            "up",
+            "1",
+            &Cancel::default(),
+        )
+        .unwrap();
         assert!(made.join(ARCHIVE_NAME).is_file());
         write(&home.join("data/db"), "v2");
         std::fs::remove_file(home.join("link")).unwrap();
         restore_backup(
-            &ArchiveBackup,
+            &ArchiveBackup::default(),
             &made,
             &home,
             &plan.skip_set().unwrap(),
@@ -686,6 +695,44 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(home.join("skip.log")).unwrap(),
             "log"
+        );
+    }
+
+    #[test]
+    fn compressed_archive_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home.join("data/db"), &"compressible ".repeat(10_000));
+        let plan = BackupPlan {
+            source: home.clone(),
+            backup_root: dir.path().join("b"),
+            skip: vec![],
+            exclude: vec![],
+            keep: 3,
+            min_free_after: 0,
+        };
+        let zstd = ArchiveBackup {
+            zstd_level: Some(3),
+        };
+        let made = take_backup(&zstd, &plan, "up", "1", &Cancel::default()).unwrap();
+        let archive = made.join(COMPRESSED_ARCHIVE_NAME);
+        assert!(
+            std::fs::metadata(&archive).unwrap().len() < 10_000,
+            "compressed"
+        );
+        write(&home.join("data/db"), "changed");
+        // restored by the method the backup itself calls for
+        restore_backup(
+            restorer_for(&made).as_ref(),
+            &made,
+            &home,
+            &plan.skip_set().unwrap(),
+            &Cancel::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(home.join("data/db")).unwrap(),
+            "compressible ".repeat(10_000)
         );
     }
 }

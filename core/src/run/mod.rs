@@ -154,7 +154,10 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         release_pending: false,
         notifier: crate::sd_notify::Notifier::from_env(&opts.env),
         backup_min_free: backup_min_free(&opts.env)?,
-        backup_strategy: backup::strategy_for(inst.config.daemon.backup_strategy),
+        backup_strategy: backup::strategy_for(
+            inst.config.daemon.backup_strategy,
+            backup_zstd(&opts.env)?,
+        ),
         failpoint: opts
             .env
             .get_non_empty("NYMVISOR_FAILPOINT")
@@ -705,6 +708,23 @@ fn backup_min_free(env: &Env) -> Result<u64> {
             var: "DAEMON_BACKUP_MIN_FREE".into(),
             value: v.into(),
             message: "expected a number of bytes".into(),
+        }),
+    }
+}
+
+/// `DAEMON_BACKUP_COMPRESSION`: `none` (default) or `zstd` (for the `archive` strategy).
+fn backup_zstd(env: &Env) -> Result<bool> {
+    match env
+        .get_non_empty("DAEMON_BACKUP_COMPRESSION")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("none") => Ok(false),
+        Some("zstd") => Ok(true),
+        Some(other) => Err(Error::EnvValue {
+            var: "DAEMON_BACKUP_COMPRESSION".into(),
+            value: other.into(),
+            message: "expected `none` or `zstd`".into(),
         }),
     }
 }
