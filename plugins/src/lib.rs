@@ -22,12 +22,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The plugin verifiers configured, in order. `NYMVISOR_VERIFIER_TIMEOUT` bounds each command.
 pub fn from_config(config: &Config, env: &Env) -> Result<Vec<Arc<dyn Verifier>>, String> {
-    let timeout = match env.get_non_empty("NYMVISOR_VERIFIER_TIMEOUT") {
-        Some(v) => humantime::parse_duration(v).map_err(|e| {
-            format!("environment variable NYMVISOR_VERIFIER_TIMEOUT={v:?} is malformed: {e}")
-        })?,
-        None => DEFAULT_TIMEOUT,
-    };
+    let timeout = timeout(env)?;
     let mut chain: Vec<Arc<dyn Verifier>> = Vec::new();
     for path in &config.nymvisor.plugin_paths {
         chain.push(Arc::new(dylib::DylibVerifier::new(path.clone(), timeout)));
@@ -61,6 +56,7 @@ pub fn upstream(
     }
 }
 
+/// `NYMVISOR_VERIFIER_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
 fn timeout(env: &Env) -> Result<Duration, String> {
     match env.get_non_empty("NYMVISOR_VERIFIER_TIMEOUT") {
         Some(v) => humantime::parse_duration(v).map_err(|e| {

@@ -415,6 +415,18 @@ mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
+    /// A plan backing `home` up to `<dir>/b`, keeping 3, nothing skipped but `exclude`.
+    fn plan_for(home: &Path, dir: &Path, exclude: Vec<String>) -> BackupPlan {
+        BackupPlan {
+            source: home.to_owned(),
+            backup_root: dir.join("b"),
+            skip: vec![],
+            exclude,
+            keep: 3,
+            min_free_after: 0,
+        }
+    }
+
     fn write(p: &Path, text: &str) {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, text).unwrap();
@@ -501,14 +513,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         write(&home.join("f"), "1");
-        let plan = BackupPlan {
-            source: home.clone(),
-            backup_root: dir.path().join("b"),
-            skip: vec![],
-            exclude: vec![],
-            keep: 3,
-            min_free_after: 0,
-        };
+        let plan = plan_for(&home, dir.path(), vec![]);
         std::fs::create_dir_all(plan.backup_root.join("up/.old.partial")).unwrap();
         take_backup(&CopyBackup, &plan, "up", "1", &Cancel::default()).unwrap();
         take_backup(&CopyBackup, &plan, "up", "2", &Cancel::default()).unwrap();
@@ -531,14 +536,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         write(&home.join("f"), "1");
-        let plan = BackupPlan {
-            source: home,
-            backup_root: dir.path().join("b"),
-            skip: vec![],
-            exclude: vec![],
-            keep: 3,
-            min_free_after: 0,
-        };
+        let plan = plan_for(&home, dir.path(), vec![]);
         let cancel = Cancel::default();
         cancel.cancel();
         assert!(take_backup(&CopyBackup, &plan, "up", "1", &cancel).is_err());
@@ -557,14 +555,7 @@ mod tests {
         write(&home.join("data/db"), "v1");
         write(&home.join("data/debug.log"), "old log");
         write(&home.join("cache/blob"), "cache");
-        let plan = BackupPlan {
-            source: home.clone(),
-            backup_root: dir.path().join("b"),
-            skip: vec![],
-            exclude: vec!["*.log".into(), "cache".into()],
-            keep: 3,
-            min_free_after: 0,
-        };
+        let plan = plan_for(&home, dir.path(), vec!["*.log".into(), "cache".into()]);
         let made = take_backup(&CopyBackup, &plan, "up", "1", &Cancel::default()).unwrap();
         assert!(made.join("data/db").is_file());
         assert!(!made.join("data/debug.log").exists() && !made.join("cache").exists());
@@ -602,14 +593,7 @@ mod tests {
         let home = dir.path().join("home");
         write(&home.join("data/db"), "v1");
         symlink("data/db", home.join("link")).unwrap();
-        let plan = BackupPlan {
-            source: home.clone(),
-            backup_root: dir.path().join("b"),
-            skip: vec![],
-            exclude: vec![],
-            keep: 3,
-            min_free_after: 0,
-        };
+        let plan = plan_for(&home, dir.path(), vec![]);
         let made = take_backup(&HardlinkBackup, &plan, "up", "1", &Cancel::default()).unwrap();
         let (a, b) = (
             std::fs::metadata(home.join("data/db")).unwrap(),
@@ -654,14 +638,7 @@ mod tests {
         std::fs::set_permissions(home.join("data/db"), std::fs::Permissions::from_mode(0o600))
             .unwrap();
         symlink("data/db", home.join("link")).unwrap();
-        let plan = BackupPlan {
-            source: home.clone(),
-            backup_root: dir.path().join("b"),
-            skip: vec![],
-            exclude: vec!["*.log".into()],
-            keep: 3,
-            min_free_after: 0,
-        };
+        let plan = plan_for(&home, dir.path(), vec!["*.log".into()]);
         let made = take_backup(
             &ArchiveBackup::default(),
             &plan,
@@ -703,14 +680,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("home");
         write(&home.join("data/db"), &"compressible ".repeat(10_000));
-        let plan = BackupPlan {
-            source: home.clone(),
-            backup_root: dir.path().join("b"),
-            skip: vec![],
-            exclude: vec![],
-            keep: 3,
-            min_free_after: 0,
-        };
+        let plan = plan_for(&home, dir.path(), vec![]);
         let zstd = ArchiveBackup {
             zstd_level: Some(3),
         };

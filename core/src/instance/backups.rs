@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::backup::{self, BackupEntry, BackupPlan, Cancel};
+use crate::backup::{self, BackupEntry, Cancel};
 use crate::error::{Error, Result};
 use crate::fsutil::FileLock;
 use crate::instance::Instance;
@@ -11,23 +11,6 @@ use crate::instance::Instance;
 /// The instance's backups, oldest first.
 pub fn list(inst: &Instance) -> Vec<BackupEntry> {
     backup::list_backups(&inst.config.backup_dir())
-}
-
-/// What backups leave out for this instance (also left alone by a restore).
-fn plan(inst: &Instance) -> BackupPlan {
-    let cfg = &inst.config;
-    BackupPlan {
-        source: cfg.daemon.home.clone(),
-        backup_root: cfg.backup_dir(),
-        skip: vec![
-            inst.daemon_home.dir().to_owned(),
-            cfg.backup_dir(),
-            inst.data.root().to_owned(),
-        ],
-        exclude: cfg.daemon.backup_exclude.clone(),
-        keep: cfg.daemon.backup_keep as usize,
-        min_free_after: 0,
-    }
 }
 
 /// Restores the backup named `selector` (`<upgrade>` for its newest backup, or
@@ -91,7 +74,7 @@ pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Path
         }
     }
     let _lock = FileLock::try_acquire(&lock_path)?;
-    let skip = plan(inst).skip_set()?;
+    let skip = inst.backup_plan(0).skip_set()?;
     let (from, target) = (chosen.path.clone(), inst.config.daemon.home.clone());
     let strategy = backup::restorer_for(&from);
     tokio::task::spawn_blocking(move || {

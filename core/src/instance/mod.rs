@@ -59,6 +59,27 @@ impl Instance {
         UpgradeHistory::load(&self.data.history())
     }
 
+    /// What a backup of the daemon home copies and leaves out: nymvisor's own directory in the
+    /// home, the backup directory, the upgrade data directory and a restore's staging directory
+    /// (wherever they lie), plus the operator's exclusions.
+    pub fn backup_plan(&self, min_free_after: u64) -> crate::backup::BackupPlan {
+        let cfg = &self.config;
+        let backup_root = cfg.backup_dir();
+        crate::backup::BackupPlan {
+            source: cfg.daemon.home.clone(),
+            skip: vec![
+                self.daemon_home.dir().to_owned(),
+                backup_root.clone(),
+                self.data.root().to_owned(),
+                cfg.daemon.home.join(".nymvisor-restore.partial"),
+            ],
+            backup_root,
+            exclude: cfg.daemon.backup_exclude.clone(),
+            keep: cfg.daemon.backup_keep as usize,
+            min_free_after,
+        }
+    }
+
     /// The current version record, from either file name.
     pub fn current_version(&self) -> Result<Option<CurrentVersionInfo>> {
         CurrentVersionInfo::load(&self.daemon_home)

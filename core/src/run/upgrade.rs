@@ -44,21 +44,7 @@ impl Supervisor {
     }
 
     pub(super) fn backup_plan(&self) -> BackupPlan {
-        let cfg = &self.inst.config;
-        let backup_root = cfg.backup_dir();
-        BackupPlan {
-            source: cfg.daemon.home.clone(),
-            skip: vec![
-                self.inst.daemon_home.dir().to_owned(),
-                backup_root.clone(),
-                self.inst.data.root().to_owned(),
-                cfg.daemon.home.join(".nymvisor-restore.partial"),
-            ],
-            backup_root,
-            exclude: cfg.daemon.backup_exclude.clone(),
-            keep: cfg.daemon.backup_keep as usize,
-            min_free_after: self.backup_min_free,
-        }
+        self.inst.backup_plan(self.backup_min_free)
     }
 
     /// Applies a prepared upgrade. `daemon` is the running old daemon, if any.
