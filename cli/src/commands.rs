@@ -13,19 +13,20 @@ use serde::Serialize;
 
 use crate::args::{AddUpgradeArgs, BackupsCommand, Cli, Command, InitArgs, OutputFormat, RunArgs};
 use crate::logging;
+use crate::output::{out, outln};
 use crate::self_info;
 
 pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
     if cli.short_version {
-        println!("nymvisor {}", env!("CARGO_PKG_VERSION"));
+        outln!("nymvisor {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
     }
     if cli.long_version {
-        print!("{}", self_info::build_info().to_text());
+        out!("{}", self_info::build_info().to_text());
         return Ok(ExitCode::SUCCESS);
     }
     let Some(command) = cli.command else {
-        Cli::command().print_help()?;
+        crate::output::write_all(Cli::command().render_help().to_string().as_bytes())?;
         return Ok(ExitCode::from(2));
     };
     if let Command::Run(args) = command {
@@ -49,11 +50,11 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
             match args.output {
                 OutputFormat::Json => print_json(&list)?,
                 OutputFormat::Text if list.is_empty() => {
-                    println!("no backups in {}", instance.config.backup_dir().display())
+                    outln!("no backups in {}", instance.config.backup_dir().display())
                 }
                 OutputFormat::Text => {
                     for b in &list {
-                        println!(
+                        outln!(
                             "{}/{}  {} bytes  {}",
                             b.upgrade,
                             b.timestamp,
@@ -67,29 +68,29 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
         Command::Backups(BackupsCommand::Restore { backup, stop }) => {
             let instance = Instance::open(&env)?;
             let from = instance::backups::restore(&instance, &backup, stop).await?;
-            println!(
+            outln!(
                 "restored {} into {}; start nymvisor again to run the daemon",
                 from.display(),
                 instance.config.daemon.home.display()
             );
         }
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "nymvisor",
-                &mut std::io::stdout(),
-            );
+            // generated into memory: clap_complete panics when its writer fails
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "nymvisor", &mut script);
+            crate::output::write_all(&script)?;
         }
         Command::Man => {
-            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            crate::output::write_all(&page)?;
         }
         Command::Status(args) => {
             let instance = Instance::open(&env)?;
             let status = nymvisor_core::status::status(&instance)?;
             match args.output {
                 OutputFormat::Json => print_json(&status)?,
-                OutputFormat::Text => print!("{}", status.to_text()),
+                OutputFormat::Text => out!("{}", status.to_text()),
             }
         }
         Command::Config(args) => {
@@ -97,12 +98,12 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
             match args.output {
                 OutputFormat::Json => print_json(&instance.config.to_value())?,
                 OutputFormat::Text => {
-                    println!(
+                    outln!(
                         "# effective configuration of instance `{}`\n# file: {} (environment overrides applied)\n",
                         instance.config.id(),
                         instance.config_path.display()
                     );
-                    print!("{}", instance.config.to_toml()?);
+                    out!("{}", instance.config.to_toml()?);
                 }
             }
         }
@@ -111,7 +112,7 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -119,7 +120,7 @@ fn print_build_info(info: &BuildInfo, format: OutputFormat) -> Result<()> {
     match format {
         OutputFormat::Json => print_json(info),
         OutputFormat::Text => {
-            print!("{}", info.to_text());
+            out!("{}", info.to_text());
             Ok(())
         }
     }
@@ -132,22 +133,22 @@ async fn init(args: InitArgs, env: &Env) -> Result<()> {
         OutputFormat::Json => print_json(&inst.config.to_value())?,
         OutputFormat::Text => {
             if outcome.created {
-                println!(
+                outln!(
                     "initialised nymvisor instance `{}` for {} {}",
                     inst.config.id(),
                     inst.config.daemon.name,
                     inst.plan()?.current.version
                 );
             } else {
-                println!(
+                outln!(
                     "instance `{}` already exists with this setup; nothing was changed",
                     inst.config.id()
                 );
             }
-            println!("  config:       {}", inst.config_path.display());
-            println!("  binaries:     {}", inst.data.root().display());
-            println!("  daemon home:  {}", inst.config.daemon.home.display());
-            println!("\n{}", inst.config.to_toml()?);
+            outln!("  config:       {}", inst.config_path.display());
+            outln!("  binaries:     {}", inst.data.root().display());
+            outln!("  daemon home:  {}", inst.config.daemon.home.display());
+            outln!("\n{}", inst.config.to_toml()?);
         }
     }
     Ok(())
@@ -174,7 +175,7 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
     let outcome = instance::add_upgrade(&instance, &req).await?;
     match args.output.output {
         OutputFormat::Json => print_json(&outcome.info)?,
-        OutputFormat::Text if outcome.binary_only => println!(
+        OutputFormat::Text if outcome.binary_only => outln!(
             "added the binary of upgrade `{}` (version {}) at {}",
             outcome.info.name,
             outcome.info.version,
@@ -191,16 +192,16 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
             } else {
                 "now".to_owned()
             };
-            println!(
+            outln!(
                 "queued upgrade `{}`: {} {} at {} ({when})",
                 outcome.info.name,
                 instance.config.daemon.name,
                 outcome.info.version,
                 model::rfc3339(outcome.info.upgrade_time),
             );
-            println!("  binary: {}", outcome.binary_path.display());
-            println!("  plan:   {}", instance.data.plan().display());
-            println!("A running `nymvisor run` picks it up within a second.");
+            outln!("  binary: {}", outcome.binary_path.display());
+            outln!("  plan:   {}", instance.data.plan().display());
+            outln!("A running `nymvisor run` picks it up within a second.");
         }
     }
     Ok(())

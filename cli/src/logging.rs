@@ -1,5 +1,12 @@
 //! nymvisor's own log output: text (or JSON) lines on stderr, `RUST_LOG` respected, silent when
 //! `disable_logs` is set.
+//!
+//! Logging never takes the supervisor down: when whatever reads stderr goes away (a log shipper,
+//! `tee`, `| head`), the first failed write marks logging as gone and later lines are dropped
+//! without a system call; supervision goes on.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nymvisor_core::config::{Config, LogFormat};
 use nymvisor_core::env::Env;
@@ -26,7 +33,9 @@ pub fn init(env: &Env, config: Option<&Config>) {
     });
     let json = config.is_some_and(|c| c.nymvisor.log_format == LogFormat::Json);
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
+        // its report of a failed write is an eprintln!, which panics on a closed pipe
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let _ = if json {
@@ -39,4 +48,32 @@ pub fn init(env: &Env, config: Option<&Config>) {
     } else {
         builder.finish().with(filter).try_init()
     };
+}
+
+/// Set once stderr has been found closed.
+static GONE: AtomicBool = AtomicBool::new(false);
+
+/// stderr, until a write finds it closed; nothing after that.
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if GONE.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        match std::io::stderr().write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                GONE.store(true, Ordering::Relaxed);
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if GONE.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        std::io::stderr().flush()
+    }
 }

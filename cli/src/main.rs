@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod init_flags;
 mod logging;
+mod output;
 mod progress;
 mod self_info;
 
@@ -16,6 +17,16 @@ use nymvisor_core::env::Env;
 use crate::args::Cli;
 
 fn main() -> ExitCode {
+    // A closed stdout/stderr pipe must be a write error, never a signal that kills nymvisor (and
+    // with it the node). Rust's runtime already ignores SIGPIPE; this keeps it so whatever
+    // started us. Children get the default back before exec.
+    // SAFETY: setting a signal to SIG_IGN before any thread exists is sound.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
     let cli = Cli::parse();
     let env = match build_env(&cli) {
         Ok(env) => env,
@@ -34,22 +45,25 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(code) => code,
+        // the reader of our output went away (`| head`): it has seen what it wanted
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
 }
 
 /// Prints the one-line cause on stderr and exits non-zero.
 fn fail(e: &anyhow::Error) -> ExitCode {
-    eprintln!("nymvisor: error: {e}");
+    // not eprintln!: it panics when stderr is a closed pipe
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("nymvisor: error: {e}\n").as_bytes(),
+    );
     ExitCode::FAILURE
 }
 
 /// The process environment, overlaid with the `-c` dotenv file.
 fn build_env(cli: &Cli) -> anyhow::Result<Env> {
-    let mut env = Env::from_pairs(
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
-    );
+    let mut env = Env::from_os_pairs(std::env::vars_os());
     if let Some(file) = &cli.config_env_file {
         let iter = dotenvy::from_path_iter(file)
             .map_err(|e| anyhow::anyhow!("failed to read the env file {}: {e}", file.display()))?;

@@ -104,15 +104,19 @@ async fn run_once(
     args: &[&str],
     timeout: Duration,
 ) -> Result<BuildInfo, ProbeError> {
-    let mut child = Command::new(binary)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(ProbeError::Spawn)?;
-    let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    let mut child = crate::daemon::children::spawn_tokio(
+        Command::new(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0),
+    )
+    .map_err(ProbeError::Spawn)?;
+    let pid = child.id();
+    // whatever happens below, the child is reaped by the time this returns
+    let _owned = crate::daemon::children::Owned(pid);
+    let pgid = pid.map(|id| Pid::from_raw(id as i32));
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let work = async {

@@ -29,6 +29,14 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// A state file is not a regular file (a FIFO, a device, a directory…).
+    #[error("{} is {kind}, not a regular file; nymvisor does not read it (move it away and restore the file)", path.display())]
+    NotRegular { path: PathBuf, kind: &'static str },
+
+    /// A state file is larger than any file nymvisor writes.
+    #[error("{} is larger than {} MiB, far more than nymvisor ever writes there; it is not read (move it away and restore the file)", path.display(), cap / (1024 * 1024))]
+    TooLarge { path: PathBuf, cap: u64 },
+
     /// The configuration file could not be parsed.
     #[error("{} is not a valid nymvisor config: {message}", path.display())]
     CorruptConfig { path: PathBuf, message: String },
@@ -36,6 +44,14 @@ pub enum Error {
     /// A value in the configuration is not acceptable.
     #[error("config key `{key}`: {message}")]
     ConfigValue { key: String, message: String },
+
+    /// A value of a key, from the file or its environment variable, is not acceptable.
+    #[error("config key `{key}` (environment variable {env}): {message}")]
+    ConfigKey {
+        key: String,
+        env: &'static str,
+        message: String,
+    },
 
     /// An environment variable is set but its value is malformed.
     #[error("environment variable {var}={value:?} is malformed: {message}")]

@@ -78,9 +78,67 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     atomic_write(path, &text, STATE_FILE_MODE)
 }
 
-/// Reads and parses a JSON file; the error names the file.
+/// Largest state file nymvisor reads (plan, history, journal, run state, current version,
+/// upgrade info, config). A real one is a few KiB; anything near this is not ours.
+pub const MAX_STATE_FILE: u64 = 4 * 1024 * 1024;
+
+/// Opens `path` for reading without ever blocking (a FIFO or a device in its place would hang
+/// an ordinary `open`), and refuses anything that is not a regular file.
+pub fn open_regular(path: &Path) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Error::io("failed to open", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("failed to inspect", path, e))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::NotRegular {
+            path: path.to_owned(),
+            kind: describe_kind(&meta.file_type()),
+        });
+    }
+    Ok(file)
+}
+
+fn describe_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a whole state file: opened without blocking, a regular file, at most `cap` bytes.
+pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("failed to read", path, e))?;
+    if bytes.len() as u64 > cap {
+        return Err(Error::TooLarge {
+            path: path.to_owned(),
+            cap,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Reads and parses a JSON state file ([`read_capped`] with [`MAX_STATE_FILE`]); the error
+/// names the file.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("failed to read", path, e))?;
+    let bytes = read_capped(path, MAX_STATE_FILE)?;
     serde_json::from_slice(&bytes).map_err(|source| Error::CorruptJson {
         path: path.to_owned(),
         source,
@@ -182,8 +240,7 @@ impl FileLock {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let text = read_pid_text(&mut file);
                 return Err(Error::Locked {
                     path: path.to_owned(),
                     holder: text.trim().parse().ok(),
@@ -216,10 +273,12 @@ impl FileLock {
     /// Who holds the lock: `None` if nobody (or the file does not exist), `Some(pid)` if held
     /// (the pid when the holder recorded it). Does not write to the file.
     pub fn holder(path: &Path) -> Result<Option<Option<u32>>> {
-        let mut file = match File::open(path) {
+        let mut file = match open_regular(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io("failed to open lock file", path, e)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         };
         match file.try_lock_shared() {
             Ok(()) => {
@@ -227,8 +286,7 @@ impl FileLock {
                 Ok(None)
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let text = read_pid_text(&mut file);
                 Ok(Some(text.trim().parse().ok()))
             }
             Err(std::fs::TryLockError::Error(e)) => {
@@ -238,19 +296,37 @@ impl FileLock {
     }
 
     fn open(path: &Path) -> Result<File> {
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o644)
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
             .open(path)
-            .map_err(|e| Error::io("failed to open lock file", path, e))
+            .map_err(|e| Error::io("failed to open lock file", path, e))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("failed to inspect", path, e))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::NotRegular {
+                path: path.to_owned(),
+                kind: describe_kind(&meta.file_type()),
+            });
+        }
+        Ok(file)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// The pid a lock holder wrote (a few bytes at most are read).
+fn read_pid_text(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.take(32).read_to_string(&mut text);
+    text
 }
 
 impl Drop for FileLock {

@@ -55,6 +55,17 @@ pub fn compare_versions(a: &str, b: &str) -> Result<Ordering> {
     Ok(parse_version(a, "version")?.cmp_precedence(&parse_version(b, "version")?))
 }
 
+/// The canonical name of a checksum algorithm as the verifiers name their digests: lower case,
+/// `sha3_256` → `sha3-256`, `sha-256` → `sha256`.
+pub fn checksum_algorithm_name(name: &str) -> String {
+    let n = name.trim().to_ascii_lowercase().replace('_', "-");
+    match n.as_str() {
+        "sha-256" => "sha256".to_owned(),
+        "sha-512" => "sha512".to_owned(),
+        _ => n,
+    }
+}
+
 /// The platform key of this machine (`linux-x86_64`, `darwin-aarch64`, …).
 pub fn platform_key() -> String {
     platform_key_for(std::env::consts::OS, std::env::consts::ARCH)

@@ -49,6 +49,16 @@ pub trait Verifier: Debug + Send + Sync {
         Vec::new()
     }
 
+    /// Checks what the upgrade says about a download before any byte of it is fetched (e.g. that
+    /// its checksum can be checked at all). Accepts by default.
+    fn verify_metadata(
+        &self,
+        _info: &UpgradeInfo,
+        _platform: &PlatformDetails,
+    ) -> Result<(), Rejection> {
+        Ok(())
+    }
+
     /// Checks a feed document before anything in it is queued (e.g. its detached signature).
     /// Accepts by default.
     async fn verify_document(

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use nymvisor_core::daemon::children;
 use nymvisor_core::source::UpgradeSource;
 use nymvisor_core::verify::{Candidate, Rejection, Verifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,14 +71,16 @@ impl Verifier for ExecVerifier {
     ) -> Result<(), Rejection> {
         let request = serde_json::to_vec(&Self::request(c))
             .map_err(|e| Rejection::permanent(format!("cannot build the request: {e}")))?;
-        let mut child = tokio::process::Command::new(&self.command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| Rejection::transient(format!("cannot run it: {e}")))?;
+        let mut child = children::spawn_tokio(
+            tokio::process::Command::new(&self.command)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .process_group(0)
+                .kill_on_drop(true),
+        )
+        .map_err(|e| Rejection::transient(format!("cannot run it: {e}")))?;
+        let _owned = children::Owned(child.id());
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         let mut stdin = child.stdin.take();
         let mut stderr = child.stderr.take();

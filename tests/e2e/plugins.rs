@@ -98,7 +98,7 @@ fn a_plugin_can_be_the_upstream_source() {
         ("NYMVISOR_UPSTREAM_SOURCE", "plugin:test-plugin"),
         ("NYMVISOR_PLUGIN_PATHS", plugin_s.as_str()),
         ("NYMVISOR_TEST_PLUGIN_FEED", feed_s.as_str()),
-        ("NYMVISOR_UPSTREAM_POLLING_RATE", "200ms"),
+        ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
     ]);
     let mut nv = home.spawn_run(&env, &[]);
     nv.wait_start(1);

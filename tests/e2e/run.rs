@@ -218,6 +218,11 @@ fn started_with_sigint_ignored_still_gives_the_daemon_default_signals() {
             .args(["-c", "trap '' INT QUIT TSTP TTOU; exec \"$0\" run"])
             .arg(nymvisor_bin())
             .env_clear()
+            .envs(
+                TOOLING_ENV
+                    .iter()
+                    .filter_map(|v| Some((v, std::env::var_os(v)?))),
+            )
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NYM_HOME_DIR", home.nym_home())
             .env("FAKE_DAEMON_LOG", &daemon_log)
@@ -518,6 +523,9 @@ fn daemon_left_behind_by_a_killed_nymvisor_is_stopped_on_the_next_start() {
     // the daemon ignores SIGTERM, so the parent-death signal does not end it
     let mut first = home.spawn_run(&env_with(&[("FAKE_DAEMON_IGNORE", "TERM")]), &[]);
     let orphan = first.wait_start(1);
+    // nymvisor records the daemon's pid before it logs the start: wait for that line, not only
+    // for the daemon's own, or the kill can come before the record
+    first.wait_stderr(&format!("(pid {})", orphan.pid));
     first.signal(Signal::SIGKILL);
     first.wait_exit();
     first.wait_events("the parent-death signal", |ev| {

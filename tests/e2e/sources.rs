@@ -12,7 +12,7 @@ fn http_env(server: &FeedServer) -> Vec<(String, String)> {
             "NYMVISOR_UPSTREAM_BASE_UPGRADE_URL".into(),
             format!("{}/", server.base()),
         ),
-        ("NYMVISOR_UPSTREAM_POLLING_RATE".into(), "200ms".into()),
+        ("NYMVISOR_UPSTREAM_POLLING_RATE".into(), "1s".into()),
         ("DAEMON_STARTUP_PERIOD_DURATION".into(), "1s".into()),
         ("DAEMON_FAILURE_RESTART_DELAY".into(), "100ms".into()),
         ("NYMVISOR_HTTP_IDLE_TIMEOUT".into(), "1s".into()),
@@ -130,10 +130,7 @@ fn upgrades_from_a_local_mirror() {
             "NYMVISOR_LOCAL_MIRROR_DIRECTORY".to_owned(),
             mirror.display().to_string(),
         ),
-        (
-            "NYMVISOR_UPSTREAM_POLLING_RATE".to_owned(),
-            "200ms".to_owned(),
-        ),
+        ("NYMVISOR_UPSTREAM_POLLING_RATE".to_owned(), "1s".to_owned()),
     ];
     let mut nv = spawn(&home, &env);
     nv.wait_start(1);
@@ -641,10 +638,7 @@ fn local_mirror_refuses_symlinks_and_paths_out_of_the_mirror() {
                 "NYMVISOR_LOCAL_MIRROR_DIRECTORY".to_owned(),
                 mirror.display().to_string(),
             ),
-            (
-                "NYMVISOR_UPSTREAM_POLLING_RATE".to_owned(),
-                "200ms".to_owned(),
-            ),
+            ("NYMVISOR_UPSTREAM_POLLING_RATE".to_owned(), "1s".to_owned()),
         ];
         let mut nv = spawn(&home, &env);
         let start = nv.wait_start(1);

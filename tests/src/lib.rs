@@ -64,6 +64,25 @@ pub fn stamp_fake_daemon(dest: &Path, name: &str, version: &str, extra: &[&str])
     dest.to_owned()
 }
 
+/// Variables of the tools that run the tests (coverage, backtraces), kept when a test clears a
+/// child's environment: `cargo llvm-cov` only sees the binaries that got `LLVM_PROFILE_FILE`.
+pub const TOOLING_ENV: &[&str] = &[
+    "LLVM_PROFILE_FILE",
+    "CARGO_LLVM_COV",
+    "CARGO_LLVM_COV_SHOW_ENV",
+    "CARGO_LLVM_COV_TARGET_DIR",
+    "RUST_BACKTRACE",
+];
+
+/// Copies the [`TOOLING_ENV`] variables that are set into `cmd`.
+pub fn pass_tooling_env(cmd: &mut Command) {
+    for var in TOOLING_ENV {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+}
+
 /// A private world for one test: `NYM_HOME_DIR`, a daemon home, a place for binaries.
 #[derive(Debug)]
 pub struct TestHome {
@@ -124,8 +143,9 @@ impl TestHome {
     /// `nymvisor` with a clean environment pointing at this home.
     pub fn nymvisor(&self) -> Command {
         let mut cmd = Command::new(nymvisor_bin());
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        cmd.env_clear();
+        pass_tooling_env(&mut cmd);
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("NYM_HOME_DIR", self.nym_home())
             .env("HOME", self.path())
             .env("RUST_LOG", "warn")

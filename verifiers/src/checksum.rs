@@ -90,6 +90,16 @@ impl Verifier for ChecksumVerifier {
             .unwrap_or_default()
     }
 
+    fn verify_metadata(
+        &self,
+        _info: &UpgradeInfo,
+        platform: &PlatformDetails,
+    ) -> Result<(), Rejection> {
+        usable_checksum(platform)
+            .map(|_| ())
+            .map_err(Rejection::permanent)
+    }
+
     async fn verify(
         &self,
         c: &Candidate<'_>,
@@ -97,6 +107,37 @@ impl Verifier for ChecksumVerifier {
     ) -> Result<(), Rejection> {
         self.check(c).map_err(Rejection::permanent)
     }
+}
+
+/// The algorithm of a platform entry's checksum, once its metadata is known to be usable: a
+/// supported algorithm and a hex digest of that algorithm's length. `None`: no checksum.
+pub fn usable_checksum(platform: &PlatformDetails) -> Result<Option<Algorithm>, String> {
+    let expected = platform.checksum.trim();
+    if expected.is_empty() {
+        return Ok(None);
+    }
+    let Some(algo) = Algorithm::parse(&platform.checksum_algorithm) else {
+        return Err(if platform.checksum_algorithm.trim().is_empty() {
+            format!(
+                "the checksum of {} has no checksumAlgorithm (supported: sha256, sha512, sha3-256, sha3-512)",
+                platform.url
+            )
+        } else {
+            format!(
+                "unsupported checksum algorithm {:?} for {} (supported: sha256, sha512, sha3-256, sha3-512)",
+                platform.checksum_algorithm, platform.url
+            )
+        });
+    };
+    if expected.len() != algo.hex_len() || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "the {} checksum {expected:?} for {} is not {} hex digits",
+            algo.name(),
+            platform.url,
+            algo.hex_len()
+        ));
+    }
+    Ok(Some(algo))
 }
 
 impl ChecksumVerifier {
@@ -116,27 +157,22 @@ impl ChecksumVerifier {
                 Ok(())
             };
         }
-        let Some(algo) = Algorithm::parse(&platform.checksum_algorithm) else {
-            return Err(format!(
-                "unsupported checksum algorithm {:?} (supported: sha256, sha512, sha3-256, sha3-512)",
-                platform.checksum_algorithm
-            ));
+        let Some(algo) = usable_checksum(platform)? else {
+            return Ok(());
         };
-        if expected.len() != algo.hex_len() || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
-                "the {} checksum {expected:?} is not {} hex digits",
-                algo.name(),
-                algo.hex_len()
-            ));
-        }
         let Some(actual) = c.digests.get(algo.name()) else {
             return Err(format!("no {} digest was computed", algo.name()));
         };
         if !actual.eq_ignore_ascii_case(expected) {
+            // name what was hashed: the download, or the file found in place
+            let what = if c.downloaded {
+                platform.url.clone()
+            } else {
+                format!("{} (found in place, not downloaded)", c.path.display())
+            };
             return Err(format!(
-                "{} of {} is {actual}, but the upgrade says {}",
+                "{} of {what} is {actual}, but the upgrade says {}",
                 algo.name(),
-                platform.url,
                 expected.to_ascii_lowercase()
             ));
         }
@@ -174,6 +210,38 @@ mod tests {
         assert_eq!(Algorithm::parse("SHA3_256"), Some(Algorithm::Sha3_256));
         assert_eq!(Algorithm::parse("sha3-512"), Some(Algorithm::Sha3_512));
         assert_eq!(Algorithm::parse("md5"), None);
+    }
+
+    #[test]
+    fn metadata_is_checked_before_any_download() {
+        let p = |sum: &str, algo: &str| PlatformDetails {
+            checksum: sum.to_owned(),
+            checksum_algorithm: algo.to_owned(),
+            url: "https://x/nym-node".to_owned(),
+            signature_url: None,
+        };
+        let sha256 = "a".repeat(64);
+        assert_eq!(
+            usable_checksum(&p(&sha256, "sha256")).unwrap(),
+            Some(Algorithm::Sha256)
+        );
+        assert_eq!(usable_checksum(&p("", "")).unwrap(), None);
+        assert!(
+            usable_checksum(&p(&sha256, "md5"))
+                .unwrap_err()
+                .contains("md5")
+        );
+        assert!(
+            usable_checksum(&p(&sha256, ""))
+                .unwrap_err()
+                .contains("no checksumAlgorithm")
+        );
+        assert!(
+            usable_checksum(&p(&sha256, "sha512"))
+                .unwrap_err()
+                .contains("128 hex")
+        );
+        assert!(usable_checksum(&p(&"g".repeat(64), "sha256")).is_err());
     }
 
     #[tokio::test]

@@ -21,6 +21,9 @@ use crate::fsutil;
 use crate::paths::NymvisorHome;
 use crate::rules::validate_name;
 
+/// Shortest accepted `upstream_polling_rate`.
+pub const MIN_POLLING_RATE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Mode of the saved configuration file: it may hold tokens and paths, so owner-only.
 pub const CONFIG_FILE_MODE: u32 = 0o600;
 
@@ -35,8 +38,11 @@ impl Config {
 
     /// Reads and parses a `config.toml` (no environment overrides, no validation).
     pub fn load_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io("failed to read the config file", path, e))?;
+        let bytes = fsutil::read_capped(path, fsutil::MAX_STATE_FILE)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::CorruptConfig {
+            path: path.to_owned(),
+            message: "is not UTF-8 text".into(),
+        })?;
         Config::from_toml_str(&text, path)
     }
 
@@ -84,9 +90,17 @@ impl Config {
 
     /// Fills derived defaults (the id) and checks values that serde cannot.
     pub fn validated(mut self) -> Result<Config> {
-        let bad = |key: &str, message: String| Error::ConfigValue {
-            key: key.to_owned(),
-            message,
+        // the key and its environment variable: the value may have come from either
+        let bad = |key: &str, message: String| match KEYS.iter().find(|d| d.path() == key) {
+            Some(def) => Error::ConfigKey {
+                key: key.to_owned(),
+                env: def.env(),
+                message,
+            },
+            None => Error::ConfigValue {
+                key: key.to_owned(),
+                message,
+            },
         };
         if self.daemon.name.is_empty() {
             return Err(bad(
@@ -107,10 +121,14 @@ impl Config {
                 "is not set (set DAEMON_HOME or --daemon-home)".into(),
             ));
         }
-        if self.nymvisor.upstream_polling_rate.is_zero() {
+        if self.nymvisor.upstream_polling_rate < MIN_POLLING_RATE {
             return Err(bad(
                 "nymvisor.upstream_polling_rate",
-                "must be longer than zero".into(),
+                format!(
+                    "{} is too short: polling faster than once every {} only loads the feed that every other node watches too",
+                    humantime::format_duration(self.nymvisor.upstream_polling_rate),
+                    humantime::format_duration(MIN_POLLING_RATE)
+                ),
             ));
         }
         if self.daemon.backup_keep == 0 {

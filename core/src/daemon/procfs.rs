@@ -1,12 +1,15 @@
 //! Reading process facts from `/proc` (Linux): start times (to tell a process from a later one
 //! that reuses its pid) and process-group membership.
 
+use std::collections::BTreeMap;
+
 use nix::unistd::Pid;
 
 /// Fields of `/proc/<pid>/stat` that nymvisor needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProcStat {
     pub state: char,
+    pub ppid: i32,
     pub pgrp: i32,
     /// Start time in clock ticks after boot: with the pid, it identifies a process for good.
     pub start_ticks: u64,
@@ -24,9 +27,22 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
     })
+}
+
+/// Every process visible in `/proc`, by pid (empty without procfs).
+pub fn table() -> BTreeMap<i32, ProcStat> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat(pid)?)))
+        .collect()
 }
 
 /// Live (non-zombie) members of process group `pgid`, other than `except`.
@@ -51,7 +67,10 @@ mod tests {
     fn parses_odd_command_names() {
         let line = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100";
         let s = parse_stat(line).unwrap();
-        assert_eq!((s.state, s.pgrp, s.start_ticks), ('S', 1234, 987654));
+        assert_eq!(
+            (s.state, s.ppid, s.pgrp, s.start_ticks),
+            ('S', 1, 1234, 987654)
+        );
         assert!(parse_stat("garbage").is_none());
     }
 
@@ -59,5 +78,7 @@ mod tests {
     fn reads_own_process() {
         let me = stat(std::process::id() as i32).unwrap();
         assert_eq!(me.pgrp, nix::unistd::getpgrp().as_raw());
+        assert_eq!(me.ppid, nix::unistd::getppid().as_raw());
+        assert!(table().contains_key(&(std::process::id() as i32)));
     }
 }

@@ -33,7 +33,7 @@ impl Supervisor {
     pub(super) async fn on_polled(&mut self, res: Result<Option<SourcedUpgrade>, SourceError>) {
         self.polling = None;
         // the HTTP stack's code is not needed again until the next poll
-        self.release_pending = true;
+        self.quiet_later();
         match res {
             Ok(None) => {}
             Ok(Some(found)) => {

@@ -61,6 +61,26 @@ impl Journal {
         fsutil::write_json(&Self::path(data_root), self)
     }
 
+    /// Renames an unreadable journal to `upgrade-journal.json.corrupt-<UTC time>`, so it is kept
+    /// for the operator and no longer stands in the way. Returns the new path.
+    pub fn move_aside(data_root: &Path) -> Result<PathBuf> {
+        let path = Self::path(data_root);
+        let now = crate::model::now();
+        let aside = data_root.join(format!(
+            "upgrade-journal.json.corrupt-{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            now.year(),
+            now.month() as u8,
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        ));
+        std::fs::rename(&path, &aside)
+            .map_err(|e| crate::Error::io("failed to move aside", &path, e))?;
+        fsutil::sync_dir(data_root)?;
+        Ok(aside)
+    }
+
     /// Removes the journal: the upgrade is finished, confirmed or abandoned.
     pub fn clear(data_root: &Path) -> Result<()> {
         let path = Self::path(data_root);

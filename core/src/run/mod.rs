@@ -7,7 +7,6 @@
 mod discover;
 mod journal;
 mod prepare;
-mod signals;
 mod state;
 mod upgrade;
 mod watch;
@@ -22,14 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::signal::unix::{Signal as SignalStream, SignalKind, signal};
 use tokio::time::Instant;
 
-use self::signals::{Signals, is_stop};
 use self::upgrade::Applied;
 use self::watch::PlanWatch;
 use crate::backup::{self, BackupStrategy};
-use crate::daemon::{self, Daemon, DaemonExit, DaemonSpec};
+use crate::daemon::signals::{Signals, is_stop};
+use crate::daemon::{self, ChildEvents, Daemon, DaemonSpec, children};
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, FileLock};
@@ -76,7 +74,7 @@ pub(crate) struct Supervisor {
     plan: UpgradePlan,
     watch: PlanWatch,
     signals: Signals,
-    sigchld: SignalStream,
+    children: ChildEvents,
     backup_strategy: Option<Arc<dyn BackupStrategy>>,
     confirming: Option<Journal>,
     refused: BTreeMap<String, (UpgradeInfo, Refusal, u32)>,
@@ -92,8 +90,8 @@ pub(crate) struct Supervisor {
     polling: Option<tokio::task::JoinHandle<Result<Option<SourcedUpgrade>, SourceError>>>,
     next_poll: Instant,
     last_poll_note: Option<String>,
-    /// Code pages should be released at the next quiet moment.
-    release_pending: bool,
+    /// When to release code pages that start-up, an upgrade or a poll needed (a quiet moment).
+    release_at: Option<Instant>,
     notifier: crate::sd_notify::Notifier,
     /// Free space that must remain after a backup (`DAEMON_BACKUP_MIN_FREE`, bytes).
     backup_min_free: u64,
@@ -107,9 +105,13 @@ pub(crate) struct Supervisor {
 pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
     let lock = FileLock::try_acquire(&inst.data.run_lock())?;
     // SIGCHLD is watched before any child exists so that no exit is missed
-    let sigchld = signal(SignalKind::child())
-        .map_err(|e| Error::Inconsistent(format!("cannot watch child processes: {e}")))?;
+    let children = ChildEvents::new()?;
     let signals = Signals::new()?;
+    if children::become_subreaper() && children::is_init() {
+        tracing::info!(
+            "running as PID 1: signals are forwarded to the daemon and every orphaned process is reaped"
+        );
+    }
     // watch first, so that a change made while the plan is being read is not missed
     let mut watch = PlanWatch::new(inst.data.root(), &inst.data.plan());
     let plan = match inst.plan() {
@@ -151,7 +153,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         polling: None,
         next_poll: Instant::now(),
         last_poll_note: None,
-        release_pending: false,
+        release_at: None,
         notifier: crate::sd_notify::Notifier::from_env(&opts.env),
         backup_min_free: backup_min_free(&opts.env)?,
         backup_strategy: backup::strategy_for(
@@ -167,7 +169,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         plan,
         watch,
         signals,
-        sigchld,
+        children,
         confirming: None,
         refused: BTreeMap::new(),
         startup_failures: 0,
@@ -206,7 +208,11 @@ enum Event {
     PlanTick,
     Timer,
     Confirmed,
+    Quiet,
 }
+
+/// How long after a start, an upgrade or a poll the moment counts as quiet.
+const QUIET_AFTER: Duration = Duration::from_secs(2);
 
 enum Step {
     Continue(Option<Daemon>),
@@ -230,7 +236,10 @@ impl Supervisor {
                     Err(e) => {
                         tracing::error!("{e}");
                         self.record_error(e.to_string());
-                        match self.on_failure(None, Duration::ZERO).await? {
+                        match self
+                            .on_failure("could not be started".to_owned(), Duration::ZERO)
+                            .await?
+                        {
                             Some(outcome) => return Ok(outcome),
                             None => continue,
                         }
@@ -249,6 +258,7 @@ impl Supervisor {
             self.ensure_preparing();
             let wake = self.next_wake();
             let poll_at = self.poll_at();
+            let release_at = self.release_at;
             let event = tokio::select! {
                 res = join_opt(self.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
                     res.unwrap_or_else(|e| Err(PrepareError::transient(format!("the prepare task failed: {e}"))))
@@ -257,11 +267,12 @@ impl Supervisor {
                     res.unwrap_or_else(|e| Err(SourceError(format!("the poll task failed: {e}"))))
                 )),
                 () = sleep_until_opt(poll_at) => Event::PollDue,
-                _ = running.exited(&mut self.sigchld) => Event::Exited,
+                _ = running.exited(&mut self.children) => Event::Exited,
                 sig = self.signals.recv() => Event::Signal(sig),
                 () = self.watch.tick() => Event::PlanTick,
                 () = tokio::time::sleep_until(wake) => Event::Timer,
                 () = sleep_until_opt(confirm_at) => Event::Confirmed,
+                () = sleep_until_opt(release_at) => Event::Quiet,
             };
             match event {
                 Event::Prepared(res) => {
@@ -279,14 +290,20 @@ impl Supervisor {
                 Event::Signal(sig) if is_stop(sig) => {
                     tracing::info!("{sig} received: stopping the daemon");
                     self.notifier.stopping();
-                    let exit = running
+                    let stopped = running
                         .stop(
                             sig,
                             self.inst.config.daemon.shutdown_grace_period,
-                            &mut self.sigchld,
+                            &mut self.children,
+                            &mut self.signals,
+                            true,
                         )
                         .await;
-                    tracing::info!("daemon stopped ({exit}); nymvisor exits");
+                    if stopped.forced {
+                        tracing::warn!("daemon killed ({}); nymvisor exits", stopped.exit);
+                    } else {
+                        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+                    }
                     return Ok(RunOutcome::Stopped(sig));
                 }
                 Event::Signal(sig) => {
@@ -295,12 +312,14 @@ impl Supervisor {
                     daemon = Some(running);
                 }
                 Event::PlanTick => {
-                    // once things have settled after a (re)start or an upgrade, give back the
-                    // code pages only they needed
-                    if std::mem::take(&mut self.release_pending) {
-                        crate::memory::release_startup_pages();
-                    }
                     self.reload_plan();
+                    daemon = Some(running);
+                }
+                Event::Quiet => {
+                    // things have settled after a (re)start, an upgrade or a poll: give back the
+                    // code pages only they needed
+                    self.release_at = None;
+                    crate::memory::release_startup_pages();
                     daemon = Some(running);
                 }
                 Event::Confirmed => {
@@ -309,7 +328,7 @@ impl Supervisor {
                         tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period", self.inst.config.daemon.name, journal.upgrade.version);
                     }
                     self.startup_failures = 0;
-                    self.release_pending = true;
+                    self.quiet_later();
                     daemon = Some(running);
                 }
                 Event::Timer => match self.try_due_upgrade(Some(running)).await? {
@@ -318,18 +337,36 @@ impl Supervisor {
                 },
                 Event::Exited => {
                     let uptime = running.uptime();
+                    // a daemon that exits 0 while what it started keeps running has forked into
+                    // the background: nymvisor cannot supervise that, and must not call it done
+                    let left: Vec<i32> = running.leftovers().iter().map(|p| p.pid).collect();
                     let exit = running
                         .finish(
                             self.inst.config.daemon.shutdown_grace_period,
-                            &mut self.sigchld,
+                            &mut self.children,
                         )
                         .await;
                     self.daemon_stopped();
-                    if exit.success() {
+                    let what = if exit.success() && !left.is_empty() {
+                        tracing::error!(
+                            pids = ?left,
+                            "the daemon daemonised itself: it exited 0 while processes it started (pids {}) kept running; they were stopped. nymvisor can only supervise a daemon that stays in the foreground",
+                            left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+                        );
+                        format!(
+                            "daemonised itself (exited 0, leaving pids {} running)",
+                            left.iter()
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    } else if exit.success() {
                         tracing::info!("the daemon exited cleanly; nymvisor exits too");
                         return Ok(RunOutcome::DaemonExited);
-                    }
-                    if let Some(outcome) = self.on_failure(Some(exit), uptime).await? {
+                    } else {
+                        format!("failed ({exit})")
+                    };
+                    if let Some(outcome) = self.on_failure(what, uptime).await? {
                         return Ok(outcome);
                     }
                 }
@@ -458,16 +495,8 @@ impl Supervisor {
 
     /// The daemon failed (or could not be started). Returns an outcome when nymvisor must stop;
     /// otherwise waits out the restart delay (or rolls back) and returns `None`.
-    async fn on_failure(
-        &mut self,
-        exit: Option<DaemonExit>,
-        uptime: Duration,
-    ) -> Result<Option<RunOutcome>> {
+    async fn on_failure(&mut self, what: String, uptime: Duration) -> Result<Option<RunOutcome>> {
         let cfg = self.inst.config.daemon.clone();
-        let what = exit.map_or_else(
-            || "could not be started".to_owned(),
-            |e| format!("failed ({e})"),
-        );
         let during_startup = uptime < cfg.startup_period_duration;
         if during_startup {
             self.startup_failures += 1;
@@ -530,6 +559,7 @@ impl Supervisor {
                         return Ok(None);
                     }
                 }
+                () = self.children.next() => {}
             }
         }
     }
@@ -547,8 +577,13 @@ impl Supervisor {
             self.plan.current.version,
             d.pid()
         ));
-        self.release_pending = true;
+        self.quiet_later();
         Ok(d)
+    }
+
+    /// Schedules the release of code pages for the next quiet moment.
+    fn quiet_later(&mut self) {
+        self.release_at = Some(Instant::now() + QUIET_AFTER);
     }
 
     fn daemon_stopped(&mut self) {

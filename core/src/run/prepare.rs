@@ -79,17 +79,40 @@ impl Preparer {
             }
         }
         let bin = self.data.upgrade_bin(&info.name);
-        if bin.is_file() {
-            self.verify_present(info, &bin).await?;
-        } else {
-            self.fetch(info, &bin).await?;
+        if !bin.is_file() {
+            return self.fetch(info, &bin).await;
         }
-        Ok(())
+        let platform = pick_platform(info).map(|(_, p)| p);
+        let digests = self.file_digests(info, platform, &bin).await?;
+        match platform.and_then(|p| checksum_mismatch(p, &digests)) {
+            // not the announced binary: a leftover of another release, or tampered with; it is
+            // not ours to trust, and the announced one can be fetched
+            Some(why) if self.can_download() => {
+                let aside = move_aside(&bin).map_err(|e| {
+                    PrepareError::transient(format!(
+                        "{} does not match the announced checksum ({why}) and cannot be moved aside: {e}",
+                        bin.display()
+                    ))
+                })?;
+                tracing::warn!(upgrade = %info.name, "{} does not match the announced checksum ({why}); moved it aside to {} and downloading the announced binary", bin.display(), aside.display());
+                self.fetch(info, &bin).await
+            }
+            _ => self.verify_present(info, platform, &bin, digests).await,
+        }
     }
 
-    /// A binary the operator placed (or a previous download): re-checked, never trusted.
-    async fn verify_present(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), PrepareError> {
-        let platform = pick_platform(info).map(|(_, p)| p);
+    /// Whether a missing or wrong binary can be fetched from upstream.
+    fn can_download(&self) -> bool {
+        self.daemon.allow_binaries_download && self.source.is_some()
+    }
+
+    /// The digests the verifiers need, of a file in place.
+    async fn file_digests(
+        &self,
+        info: &UpgradeInfo,
+        platform: Option<&PlatformDetails>,
+        bin: &Path,
+    ) -> Result<BTreeMap<String, String>, PrepareError> {
         let mut digests = self.digesters(info, platform);
         if !digests.is_empty() {
             let mut file = tokio::fs::File::open(bin).await.map_err(|e| {
@@ -108,7 +131,17 @@ impl Preparer {
                 }
             }
         }
-        let digests = finish(digests);
+        Ok(finish(digests))
+    }
+
+    /// A binary the operator placed (or a previous download): re-checked, never trusted.
+    async fn verify_present(
+        &self,
+        info: &UpgradeInfo,
+        platform: Option<&PlatformDetails>,
+        bin: &Path,
+        digests: BTreeMap<String, String>,
+    ) -> Result<(), PrepareError> {
         let candidate = Candidate {
             daemon: &self.daemon.name,
             info,
@@ -146,6 +179,14 @@ impl Preparer {
             return Err(PrepareError::permanent(format!(
                 "the {key} download has no checksum and DAEMON_ENFORCE_DOWNLOAD_CHECKSUM is on"
             )));
+        }
+        // what cannot be verified is not fetched
+        for v in self.verifiers.iter() {
+            v.verify_metadata(info, platform)
+                .map_err(|r| PrepareError {
+                    reason: format!("{} verification failed: {}", v.name(), r.reason),
+                    permanent: !r.retry,
+                })?;
         }
         let Some(source) = self.source.clone() else {
             return Err(PrepareError::permanent(format!(
@@ -286,6 +327,44 @@ pub fn pick_platform(info: &UpgradeInfo) -> Option<(String, &PlatformDetails)> {
     platform_keys()
         .into_iter()
         .find_map(|k| info.platforms.get(&k).map(|p| (k, p)))
+}
+
+/// Why a file's digests contradict the platform entry's checksum, if they do (`None` also when
+/// there is no checksum or its digest was not computed).
+fn checksum_mismatch(
+    platform: &PlatformDetails,
+    digests: &BTreeMap<String, String>,
+) -> Option<String> {
+    let expected = platform.checksum.trim();
+    if expected.is_empty() {
+        return None;
+    }
+    let algo = crate::rules::checksum_algorithm_name(&platform.checksum_algorithm);
+    let actual = digests.get(&algo)?;
+    (!actual.eq_ignore_ascii_case(expected)).then(|| {
+        format!(
+            "its {algo} is {actual}, the upgrade says {}",
+            expected.to_ascii_lowercase()
+        )
+    })
+}
+
+/// Renames `bin` to `<bin>.stale-<UTC time>` next to it.
+fn move_aside(bin: &Path) -> std::io::Result<std::path::PathBuf> {
+    let now = crate::model::now();
+    let mut name = bin.file_name().unwrap_or_default().to_owned();
+    name.push(format!(
+        ".stale-{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    ));
+    let aside = bin.with_file_name(name);
+    std::fs::rename(bin, &aside)?;
+    Ok(aside)
 }
 
 fn finish(digests: Vec<(String, Box<dyn Digest>)>) -> BTreeMap<String, String> {

@@ -90,14 +90,23 @@ impl Supervisor {
         let downtime = Instant::now();
         if let Some(d) = daemon {
             let t = Instant::now();
-            let exit = d
+            let stopped = d
                 .stop(
                     Signal::SIGINT,
                     self.inst.config.daemon.shutdown_grace_period,
-                    &mut self.sigchld,
+                    &mut self.children,
+                    &mut self.signals,
+                    false,
                 )
                 .await;
-            tracing::info!(upgrade = %name, stage = "stop", elapsed_ms = ms(t), "stopped the old daemon ({exit})");
+            tracing::info!(upgrade = %name, stage = "stop", elapsed_ms = ms(t), "stopped the old daemon ({})", stopped.exit);
+            if let Some(sig) = stopped.stop_signal {
+                // the operator wants the node down: nothing is started, the upgrade waits
+                self.daemon_stopped();
+                let _ = Journal::clear(&data_root);
+                tracing::warn!(upgrade = %name, "{sig} received while the old daemon was stopping: upgrade abandoned before the swap, nymvisor exits");
+                return Ok(Applied::Interrupted(sig));
+            }
         }
         self.daemon_stopped();
         self.failpoint("after-stop");
@@ -132,7 +141,12 @@ impl Supervisor {
             tracing::info!(upgrade = %name, stage = "backup", "backups are disabled; skipping");
         }
 
-        // swap: the commit point
+        // swap: the commit point; a stop asked for until now abandons the upgrade
+        if let Some(sig) = self.signals.try_recv_stop().await {
+            let _ = Journal::clear(&data_root);
+            tracing::warn!(upgrade = %name, "{sig} received before the swap: upgrade abandoned, nymvisor exits");
+            return Ok(Applied::Interrupted(sig));
+        }
         if let Err(e) = journal.save_at(&data_root, Stage::Swapping) {
             return abort(format!("cannot record the upgrade's progress: {e}"));
         }
@@ -146,7 +160,13 @@ impl Supervisor {
 
         // restart; a start failure counts as a startup failure of the new binary (and may roll back)
         let restart_wanted = !info.manual && self.inst.config.daemon.restart_after_upgrade;
-        let daemon = if restart_wanted {
+        // a stop asked for after the commit point: the upgrade is finished, nothing is started;
+        // the next `run` watches the new version's start as its confirmation
+        let stop_now = self.signals.try_recv_stop().await;
+        if let Some(sig) = stop_now {
+            tracing::warn!(upgrade = %name, "{sig} received after the swap: the upgrade is recorded but the new daemon is not started; nymvisor exits");
+        }
+        let daemon = if restart_wanted && stop_now.is_none() {
             let t = Instant::now();
             match self.start_daemon() {
                 Ok(d) => {
@@ -183,7 +203,13 @@ impl Supervisor {
                 d.pid()
             ));
         }
-        let journal_result = if restart_wanted {
+        let journal_result = if let Some(sig) = stop_now {
+            let r = journal.save_at(&data_root, Stage::Confirming);
+            if let Err(e) = r {
+                tracing::warn!(upgrade = %name, "could not update the upgrade journal: {e}");
+            }
+            return Ok(Applied::Interrupted(sig));
+        } else if restart_wanted {
             let r = journal.save_at(&data_root, Stage::Confirming);
             self.confirming = Some(journal);
             r
@@ -199,7 +225,7 @@ impl Supervisor {
             tracing::warn!(upgrade = %name, "could not update the upgrade journal: {e}");
         }
         tracing::info!(upgrade = %name, elapsed_ms = ms(total), "upgrade applied");
-        self.release_pending = true;
+        self.quiet_later();
         Ok(Applied::Done {
             daemon,
             restart_wanted,
@@ -362,8 +388,9 @@ impl Supervisor {
         });
         history.save(&path)?;
         Journal::clear(&data_root)?;
-        tracing::info!(upgrade = %name, stage = "rollback", elapsed_ms = ms(t), "rolled back to {} {}", journal.previous.name, journal.previous.version);
+        // recorded before the log line: whoever reads the log line finds the status up to date
         self.record_error(format!("upgrade `{name}` was rolled back: {reason}"));
+        tracing::info!(upgrade = %name, stage = "rollback", elapsed_ms = ms(t), "rolled back to {} {}", journal.previous.name, journal.previous.version);
         Ok(())
     }
 
@@ -371,7 +398,26 @@ impl Supervisor {
     pub(super) async fn recover(&mut self) -> Result<()> {
         let data_root = self.inst.data.root().to_owned();
         sweep_downloads(&self.inst.data.upgrades_dir());
-        let Some(journal) = Journal::load(&data_root)? else {
+        let journal = match Journal::load(&data_root) {
+            Ok(journal) => journal,
+            Err(e) => {
+                // only a recovery aid: `current` always names a complete, verified binary (the
+                // swap is one rename), so the node runs what it points to
+                let aside = Journal::move_aside(&data_root);
+                tracing::error!(
+                    "{e}; the upgrade journal was moved aside to {} and nymvisor starts what `current` points to",
+                    aside
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|e| format!("(nowhere: {e})"))
+                );
+                self.record_error(format!(
+                    "the upgrade journal was unreadable and was moved aside: {e}"
+                ));
+                None
+            }
+        };
+        let Some(journal) = journal else {
             return Ok(());
         };
         let name = journal.upgrade.name.clone();

@@ -1,4 +1,6 @@
-//! The signals nymvisor handles while supervising.
+//! The signals nymvisor handles while supervising: the stop signals (SIGINT, SIGTERM, SIGQUIT),
+//! which stop the daemon and end nymvisor, and the ones forwarded to the daemon (SIGHUP,
+//! SIGUSR1, SIGUSR2).
 
 use nix::sys::signal::Signal;
 use tokio::signal::unix::{Signal as Stream, SignalKind, signal};
@@ -47,6 +49,22 @@ impl Signals {
             _ = self.hup.recv() => Signal::SIGHUP,
             _ = self.usr1.recv() => Signal::SIGUSR1,
             _ = self.usr2.recv() => Signal::SIGUSR2,
+        }
+    }
+
+    /// A stop signal that has already arrived, if any (never waits). Other pending signals are
+    /// consumed and ignored, as in [`Signals::recv_stop`].
+    pub async fn try_recv_stop(&mut self) -> Option<Signal> {
+        loop {
+            let sig = tokio::select! {
+                biased;
+                sig = self.recv() => sig,
+                () = std::future::ready(()) => return None,
+            };
+            if is_stop(sig) {
+                return Some(sig);
+            }
+            tracing::info!("{sig} received while the daemon is not running; ignored");
         }
     }
 

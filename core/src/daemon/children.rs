@@ -1,0 +1,277 @@
+//! nymvisor's children, and the processes the daemon leaves behind.
+//!
+//! nymvisor is a child subreaper (`PR_SET_CHILD_SUBREAPER`; as PID 1 of a container it is init
+//! anyway): a process whose parent exits is re-parented to nymvisor instead of to the host's
+//! init. That gives two guarantees:
+//!
+//! - **Every orphan is reaped.** Children fall in two kinds. *Owned* children are the ones
+//!   nymvisor started itself (the daemon, build-info probes, verifier commands, hooks): each has
+//!   an owner that waits for it, so they are registered here at spawn time and never reaped
+//!   behind their owner's back. Every other child is an *adopted* orphan and is reaped by
+//!   [`reap_orphans`] as soon as it exits.
+//! - **Nothing the daemon started escapes.** A process the daemon started with `setsid` (or a
+//!   daemon that double-forks) leaves its process group, so signalling the group misses it. As
+//!   subreaper, nymvisor still finds it: it is either a descendant of the running daemon or,
+//!   once its parent exited, an adopted child of nymvisor. [`strays`] lists them all.
+//!
+//! Signals to processes that nymvisor has not reaped itself go through a pidfd opened before the
+//! identity (pid + start time) is checked, so a pid that was reused in the meantime is never
+//! signalled.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, MutexGuard};
+
+use nix::sys::signal::Signal;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
+use nix::unistd::Pid;
+
+use super::procfs;
+
+/// Pids of the children that have an owner waiting for them.
+static OWNED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn owned() -> MutexGuard<'static, BTreeSet<i32>> {
+    // the set stays consistent whatever panicked while holding it: it is only inserts/removes
+    OWNED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes nymvisor the reaper of its descendants' orphans. Returns whether it worked (it does on
+/// every Linux since 3.4).
+pub fn become_subreaper() -> bool {
+    match nix::sys::prctl::set_child_subreaper(true) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(
+                "cannot become a child subreaper ({e}): processes the daemon moves out of its process group cannot be stopped with it"
+            );
+            false
+        }
+    }
+}
+
+/// Whether nymvisor runs as PID 1 (the init of a container's PID namespace).
+pub fn is_init() -> bool {
+    std::process::id() == 1
+}
+
+/// Spawns a `std` command as an owned child.
+pub fn spawn_std(cmd: &mut std::process::Command) -> std::io::Result<std::process::Child> {
+    // held across the fork, so the reaper cannot see the child before it is registered
+    let mut set = owned();
+    let child = cmd.spawn()?;
+    set.insert(child.id() as i32);
+    Ok(child)
+}
+
+/// Spawns a tokio command as an owned child.
+pub fn spawn_tokio(cmd: &mut tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+    let mut set = owned();
+    let child = cmd.spawn()?;
+    if let Some(pid) = child.id() {
+        set.insert(pid as i32);
+    }
+    Ok(child)
+}
+
+/// The owner of `pid` has reaped it (or will not need it any more).
+pub fn release(pid: u32) {
+    owned().remove(&(pid as i32));
+}
+
+/// Releases an owned pid when dropped (put it next to the code that waits for the child).
+#[derive(Debug)]
+pub struct Owned(pub Option<u32>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            release(pid);
+        }
+    }
+}
+
+/// Reaps every exited child that no owner waits for. Returns the pids reaped. Never blocks.
+pub fn reap_orphans() -> Vec<i32> {
+    let mut set = owned();
+    let me = std::process::id() as i32;
+    let mut reaped = Vec::new();
+    // Fast path: peek at any exited child; an owned one hides the others, then /proc tells.
+    let mut scan = false;
+    loop {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::All, flags) {
+            Ok(WaitStatus::StillAlive) | Err(_) => break,
+            Ok(status) => match status.pid() {
+                Some(pid) if !set.contains(&pid.as_raw()) => {
+                    if reap(pid) {
+                        reaped.push(pid.as_raw());
+                    } else {
+                        break;
+                    }
+                }
+                _ => {
+                    scan = true;
+                    break;
+                }
+            },
+        }
+    }
+    if scan {
+        let table = procfs::table();
+        // forget owned pids that are no longer our children (their owner let tokio reap them)
+        set.retain(|pid| table.get(pid).is_some_and(|p| p.ppid == me));
+        for (pid, p) in &table {
+            if p.ppid == me && p.state == 'Z' && !set.contains(pid) && reap(Pid::from_raw(*pid)) {
+                reaped.push(*pid);
+            }
+        }
+    }
+    reaped
+}
+
+fn reap(pid: Pid) -> bool {
+    matches!(
+        waitpid(pid, Some(WaitPidFlag::WNOHANG)),
+        Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+    )
+}
+
+/// A process identified for good: its pid and its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proc {
+    pub pid: i32,
+    pub start_ticks: u64,
+}
+
+/// Live processes the daemon (leader `daemon`) started, wherever they went: members of its
+/// process group, descendants of the daemon, and descendants of every adopted child of
+/// nymvisor (orphans the daemon's processes left behind). The daemon itself is not included,
+/// nor anything nymvisor's other owned children (probes, verifier commands) started.
+pub fn strays(daemon: i32) -> Vec<Proc> {
+    let set = owned();
+    let me = std::process::id() as i32;
+    let table = procfs::table();
+    let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
+    for (pid, p) in &table {
+        children.entry(p.ppid).or_default().push(*pid);
+    }
+    let mut roots = vec![daemon];
+    roots.extend(
+        children
+            .get(&me)
+            .into_iter()
+            .flatten()
+            .filter(|pid| !set.contains(pid)),
+    );
+    let mut found = BTreeSet::new();
+    let mut stack = roots;
+    while let Some(pid) = stack.pop() {
+        if !found.insert(pid) {
+            continue;
+        }
+        if let Some(kids) = children.get(&pid) {
+            stack.extend(kids);
+        }
+    }
+    found.extend(
+        table
+            .iter()
+            .filter(|(_, p)| p.pgrp == daemon)
+            .map(|(pid, _)| *pid),
+    );
+    found
+        .into_iter()
+        .filter(|pid| *pid != daemon && *pid != me)
+        .filter_map(|pid| {
+            let p = table.get(&pid)?;
+            (p.state != 'Z').then_some(Proc {
+                pid,
+                start_ticks: p.start_ticks,
+            })
+        })
+        .collect()
+}
+
+/// Whether that exact process still runs (not a zombie).
+pub fn alive(p: &Proc) -> bool {
+    procfs::stat(p.pid).is_some_and(|s| s.start_ticks == p.start_ticks && s.state != 'Z')
+}
+
+/// Sends `sig` to that exact process, never to a later process that reuses its pid. Returns
+/// whether it was sent.
+pub fn signal(p: &Proc, sig: Signal) -> bool {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor or -1; no
+    // memory is passed.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, p.pid, 0) };
+    if fd < 0 {
+        // kernels before 5.3: check the identity right before kill (a tiny window remains)
+        return procfs::stat(p.pid).is_some_and(|s| s.start_ticks == p.start_ticks)
+            && nix::sys::signal::kill(Pid::from_raw(p.pid), sig).is_ok();
+    }
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nobody else.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // the pidfd pins the process it was opened for: if the start time matches now, it is the one
+    if procfs::stat(p.pid).is_none_or(|s| s.start_ticks != p.start_ticks) {
+        return false;
+    }
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+    // SAFETY: pidfd_send_signal(pidfd, sig, info = NULL, flags = 0): a valid descriptor, a valid
+    // signal number and a null siginfo pointer, which the kernel accepts.
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            raw,
+            sig as i32,
+            std::ptr::null::<nix::libc::siginfo_t>(),
+            0,
+        )
+    };
+    rc == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reaps_adopted_children_but_not_owned_ones() {
+        // a child spawned without registering stands for an adopted orphan
+        let mut orphan = std::process::Command::new("true").spawn().unwrap();
+        let mut own = spawn_std(&mut std::process::Command::new("true")).unwrap();
+        let (op, ow) = (orphan.id() as i32, own.id() as i32);
+        let mut reaped = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !reaped.contains(&op) && std::time::Instant::now() < deadline {
+            reaped.extend(reap_orphans());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(reaped.contains(&op), "the unowned child was not reaped");
+        assert!(!reaped.contains(&ow), "an owned child was reaped");
+        // its owner can still wait for it
+        assert!(own.wait().unwrap().success());
+        release(ow as u32);
+        // and the reaped one is gone for `std` too
+        assert!(orphan.wait().is_err());
+    }
+
+    #[test]
+    fn signals_only_the_identified_process() {
+        let mut child = spawn_std(std::process::Command::new("sleep").arg("30")).unwrap();
+        let pid = child.id() as i32;
+        let ticks = procfs::stat(pid).unwrap().start_ticks;
+        let wrong = Proc {
+            pid,
+            start_ticks: ticks + 1,
+        };
+        assert!(!signal(&wrong, Signal::SIGKILL), "a different start time");
+        let right = Proc {
+            pid,
+            start_ticks: ticks,
+        };
+        assert!(alive(&right));
+        assert!(signal(&right, Signal::SIGKILL));
+        assert!(!child.wait().unwrap().success());
+        release(pid as u32);
+        assert!(!alive(&right));
+    }
+}
