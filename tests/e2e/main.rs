@@ -6,6 +6,7 @@ mod backups;
 mod basics;
 mod config;
 mod crash;
+mod hardening;
 mod init;
 mod migration;
 mod plugins;

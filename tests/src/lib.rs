@@ -297,6 +297,18 @@ impl TestHome {
         global: &[&str],
         args: &[&str],
     ) -> RunHandle {
+        self.spawn_run_cmd(envs, global, args, |_| {})
+    }
+
+    /// Like [`TestHome::spawn_run_with_args`]; `customize` changes the command last (other
+    /// stdio, environment values that are not UTF-8, a wrapper program…).
+    pub fn spawn_run_cmd(
+        &self,
+        envs: &[(&str, &str)],
+        global: &[&str],
+        args: &[&str],
+        customize: impl FnOnce(&mut Command),
+    ) -> RunHandle {
         let n = std::fs::read_dir(self.path()).unwrap().count();
         let daemon_log = self.path().join(format!("daemon-{n}.log"));
         let stderr_path = self.path().join(format!("nymvisor-{n}.log"));
@@ -314,6 +326,7 @@ impl TestHome {
         for (k, v) in envs {
             cmd.env(k, v);
         }
+        customize(&mut cmd);
         RunHandle {
             child: cmd.spawn().unwrap(),
             daemon_log,
@@ -333,6 +346,11 @@ pub struct Start {
 }
 
 impl RunHandle {
+    /// nymvisor's stderr, when the command was given a pipe for it.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -530,4 +548,58 @@ pub fn plugin_lib(crate_name: &str) -> PathBuf {
                 "{file} is missing: run the tests with `cargo test --workspace`, which builds it"
             )
         })
+}
+
+/// Live or zombie children of `parent` whose command name (`/proc/<pid>/comm`) is `comm`.
+pub fn children_named(parent: i32, comm: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            ppid == Some(parent)
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
+/// Writes an executable shell script that stands for a daemon: `build-info` goes to `fake`
+/// (a stamped fake daemon), anything else runs `body`.
+pub fn script_daemon(dest: &Path, fake: &Path, body: &str) -> PathBuf {
+    let text = format!(
+        "#!/bin/sh\ncase \"$*\" in *build-info*) exec \"{}\" \"$@\";; esac\n{body}\n",
+        fake.display()
+    );
+    std::fs::write(dest, text).unwrap();
+    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dest.to_owned()
+}
+
+/// Runs `cmd` to its end, or kills it after [`PATIENCE`] and panics (for commands that must
+/// never hang).
+#[track_caller]
+pub fn output_within_patience(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if !wait_for(PATIENCE, || child.try_wait().unwrap().is_some()) {
+        let _ = child.kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "still running after {PATIENCE:?}\nstdout:\n{}\nstderr:\n{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    child.wait_with_output().unwrap()
 }

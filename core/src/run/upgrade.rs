@@ -404,15 +404,22 @@ impl Supervisor {
                 // only a recovery aid: `current` always names a complete, verified binary (the
                 // swap is one rename), so the node runs what it points to
                 let aside = Journal::move_aside(&data_root);
+                let cause = match &e {
+                    Error::CorruptJson { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                let journal = Journal::path(&data_root);
                 tracing::error!(
-                    "{e}; the upgrade journal was moved aside to {} and nymvisor starts what `current` points to",
+                    "the upgrade journal {} cannot be read ({cause}); it was moved aside to {} and nymvisor starts what `current` points to",
+                    journal.display(),
                     aside
                         .as_ref()
                         .map(|p| p.display().to_string())
-                        .unwrap_or_else(|e| format!("(nowhere: {e})"))
+                        .unwrap_or_else(|e| format!("nowhere: {e}"))
                 );
                 self.record_error(format!(
-                    "the upgrade journal was unreadable and was moved aside: {e}"
+                    "the upgrade journal {} could not be read and was moved aside: {cause}",
+                    journal.display()
                 ));
                 None
             }

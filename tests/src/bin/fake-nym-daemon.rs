@@ -9,6 +9,10 @@
 //!   - `FAKE_DAEMON_IGNORE=TERM,INT,…`  signals it ignores (logged, not acted upon);
 //!   - `FAKE_DAEMON_EXIT_AFTER_MS=N` with `FAKE_DAEMON_EXIT_CODE=C`  exits by itself;
 //!   - `FAKE_DAEMON_GRANDCHILD=1`  forks a grandchild that ignores TERM/INT and lives on;
+//!   - `FAKE_DAEMON_ESCAPE=1`  starts a helper in a session of its own (`setsid`, so it leaves
+//!     the process group) that logs `escaper pid=N`, its signals, and exits on TERM/INT;
+//!   - `FAKE_DAEMON_DAEMONIZE=1`  starts such a helper, logs `daemonized child=N` and exits 0
+//!     (a daemon that forks into the background);
 //!   - stamped `mode=crash`  exits 3 right after start (a broken release);
 //!   - stamped `nobanner=reject`  refuses `--no-banner` (an old binary, to test the fallback);
 //!   - stamped `buildinfo=hang`  never answers `build-info` (to test the probe timeout).
@@ -95,6 +99,7 @@ fn main() {
     match rest.first().map(String::as_str) {
         Some("build-info") => build_info(no_banner, &rest[1..]),
         Some("__grandchild") => grandchild(),
+        Some("__escaper") => escaper(),
         _ => daemon(&args),
     }
 }
@@ -182,6 +187,16 @@ fn daemon(args: &[String]) {
     if std::env::var("FAKE_DAEMON_GRANDCHILD").as_deref() == Ok("1") {
         spawn_grandchild();
     }
+    if std::env::var("FAKE_DAEMON_ESCAPE").as_deref() == Ok("1") {
+        spawn_escaper();
+    }
+    if std::env::var("FAKE_DAEMON_DAEMONIZE").as_deref() == Ok("1") {
+        if let Some(child) = spawn_escaper() {
+            log(&format!("daemonized child={child}"));
+        }
+        log(&format!("exit pid={pid} code=0 reason=daemonized"));
+        std::process::exit(0);
+    }
     if let Ok(ms) = std::env::var("FAKE_DAEMON_EXIT_AFTER_MS")
         && let Ok(ms) = ms.parse::<u64>()
     {
@@ -219,6 +234,42 @@ fn spawn_grandchild() {
         .spawn();
     if let Ok(child) = child {
         log(&format!("grandchild pid={}", child.id()));
+    }
+}
+
+/// Starts `__escaper`, returns its pid once it has logged itself.
+fn spawn_escaper() -> Option<u32> {
+    let exe = std::env::current_exe().ok()?;
+    let mut child = std::process::Command::new(exe)
+        .arg("__escaper")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    // it says when it has left the group, so the caller's log order is meaningful
+    let mut ready = [0u8; 1];
+    let _ = std::io::Read::read(child.stdout.as_mut()?, &mut ready);
+    Some(child.id())
+}
+
+fn escaper() {
+    let pid = std::process::id();
+    let _ = nix::unistd::setsid();
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+    log(&format!("escaper pid={pid}"));
+    let _ = std::io::stdout().write_all(b"r");
+    let _ = std::io::stdout().flush();
+    loop {
+        let Ok(sig) = set.wait() else { continue };
+        log(&format!("signal pid={pid} {sig}"));
+        if sig != Signal::SIGHUP {
+            log(&format!("exit pid={pid} code=0 reason={sig}"));
+            std::process::exit(0);
+        }
     }
 }
 
