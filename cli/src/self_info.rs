@@ -3,16 +3,16 @@
 use nymvisor_core::model::BuildInfo;
 
 pub fn build_info() -> BuildInfo {
+    let s = |v: &str| Some(v.to_owned());
     BuildInfo {
-        binary_name: "nymvisor".to_owned(),
-        build_timestamp: env!("NYMVISOR_BUILD_TIMESTAMP").to_owned(),
-        build_version: env!("CARGO_PKG_VERSION").to_owned(),
-        commit_sha: env!("NYMVISOR_COMMIT_SHA").to_owned(),
-        commit_timestamp: env!("NYMVISOR_COMMIT_TIMESTAMP").to_owned(),
-        commit_branch: env!("NYMVISOR_COMMIT_BRANCH").to_owned(),
-        rustc_version: env!("NYMVISOR_RUSTC_VERSION").to_owned(),
-        rustc_channel: env!("NYMVISOR_RUSTC_CHANNEL").to_owned(),
-        cargo_profile: env!("NYMVISOR_CARGO_PROFILE").to_owned(),
-        cargo_triple: Some(env!("NYMVISOR_CARGO_TRIPLE").to_owned()),
+        build_timestamp: s(env!("NYMVISOR_BUILD_TIMESTAMP")),
+        commit_sha: s(env!("NYMVISOR_COMMIT_SHA")),
+        commit_timestamp: s(env!("NYMVISOR_COMMIT_TIMESTAMP")),
+        commit_branch: s(env!("NYMVISOR_COMMIT_BRANCH")),
+        rustc_version: s(env!("NYMVISOR_RUSTC_VERSION")),
+        rustc_channel: s(env!("NYMVISOR_RUSTC_CHANNEL")),
+        cargo_profile: s(env!("NYMVISOR_CARGO_PROFILE")),
+        cargo_triple: s(env!("NYMVISOR_CARGO_TRIPLE")),
+        ..BuildInfo::new("nymvisor", env!("CARGO_PKG_VERSION"))
     }
 }

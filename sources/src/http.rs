@@ -145,6 +145,77 @@ impl Fetcher {
         self.get(url, max, &mut doc).await?;
         Ok(doc)
     }
+
+    /// GETs `url` with extra request headers into `sink`: non-2xx is an error, at most `max`
+    /// bytes. Headers such as `Authorization` are not sent on to another host when the answer
+    /// redirects there.
+    pub async fn get_with(
+        &self,
+        url: &url::Url,
+        headers: reqwest::header::HeaderMap,
+        max: u64,
+        sink: &mut dyn ChunkSink,
+    ) -> Result<u64, SourceError> {
+        let timeout = if max <= self.limits.caps.document {
+            self.limits.document
+        } else {
+            self.limits.download
+        };
+        let resp = self
+            .client
+            .get(url.clone())
+            .headers(headers)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| describe(url.as_str(), &e))?;
+        check_status(url.as_str(), &resp)?;
+        stream(url.as_str(), resp, max, sink).await
+    }
+
+    /// GETs a document with extra request headers and returns the answer whatever its status
+    /// (the caller reads 304, 403 and the like): status, headers and at most `max` bytes of body.
+    pub async fn exchange(
+        &self,
+        url: &url::Url,
+        headers: reqwest::header::HeaderMap,
+        max: u64,
+    ) -> Result<Answer, SourceError> {
+        let resp = self
+            .client
+            .get(url.clone())
+            .headers(headers)
+            .timeout(self.limits.document)
+            .send()
+            .await
+            .map_err(|e| describe(url.as_str(), &e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let mut body = Vec::new();
+        if status != StatusCode::NOT_MODIFIED {
+            stream(url.as_str(), resp, max, &mut body).await?;
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A whole (small) HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// A header's value as text, if present and readable.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
 }
 
 /// Parses a URL that must be http(s); `base`'s https may not be downgraded.

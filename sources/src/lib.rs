@@ -69,6 +69,14 @@ impl Limits {
     }
 }
 
+/// Where the GitHub source keeps a probed download for the prepare stage: next to the upgrades,
+/// on the same file system, never in a `/tmp` that may live in memory.
+fn staging_dir(config: &Config, env: &Env) -> Result<std::path::PathBuf, SourceError> {
+    let home = nymvisor_core::paths::NymvisorHome::from_env(env)
+        .map_err(|e| SourceError(e.to_string()))?;
+    Ok(config.upgrade_data_dir(&home).join(".github-probe"))
+}
+
 /// The configured source, or `None` for `none`.
 pub fn from_config(
     config: &Config,
@@ -111,7 +119,9 @@ pub fn from_config(
                     .unwrap_or_else(|| daemon.clone()),
                 daemon: daemon.clone(),
                 token: env.get_non_empty(&n.github_token_env).map(str::to_owned),
+                token_env: n.github_token_env.clone(),
                 allow_probe: config.daemon.allow_binaries_download && !config.signature_required(),
+                staging: staging_dir(config, env)?,
             };
             Ok(Some(Arc::new(github::GithubSource::new(settings, limits)?)))
         }

@@ -6,6 +6,7 @@ mod backups;
 mod basics;
 mod config;
 mod crash;
+mod github;
 mod hardening;
 mod init;
 mod migration;

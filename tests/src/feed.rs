@@ -12,9 +12,51 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How a path is answered.
+/// One request the server received.
 #[derive(Debug, Clone)]
+pub struct Request {
+    /// Path with the query string.
+    pub path: String,
+    /// Header names in lower case, values as sent.
+    pub headers: Vec<(String, String)>,
+    /// When it arrived.
+    pub at: std::time::SystemTime,
+}
+
+impl Request {
+    /// The value of a header (name in any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter's value.
+    pub fn query(&self, key: &str) -> Option<&str> {
+        let (_, query) = self.path.split_once('?')?;
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == key).then_some(v)
+        })
+    }
+}
+
+/// Computes a reply from the request.
+pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+/// How a path is answered.
+#[derive(Clone)]
 pub enum Reply {
+    /// Any status, headers and body.
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Whatever the handler answers for this request.
+    Func(Handler),
     /// 200 with this body.
     Body(Vec<u8>),
     /// This status with a short text body.
@@ -31,12 +73,28 @@ pub enum Reply {
     Overlong { body: Vec<u8>, declared: usize },
 }
 
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Full { status, .. } => write!(f, "Full({status})"),
+            Reply::Func(_) => f.write_str("Func"),
+            Reply::Body(b) => write!(f, "Body({} bytes)", b.len()),
+            Reply::Status(c) => write!(f, "Status({c})"),
+            Reply::Redirect(l) => write!(f, "Redirect({l})"),
+            Reply::Stall(s) => write!(f, "Stall({s})"),
+            Reply::Trickle(b, ms) => write!(f, "Trickle({}, {ms})", b.len()),
+            Reply::Endless => f.write_str("Endless"),
+            Reply::Overlong { declared, .. } => write!(f, "Overlong({declared})"),
+        }
+    }
+}
+
 /// The server. Routes can be changed while it runs.
 #[derive(Debug)]
 pub struct FeedServer {
     pub port: u16,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
-    hits: Arc<Mutex<Vec<String>>>,
+    hits: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -46,7 +104,7 @@ impl FeedServer {
         let port = listener.local_addr().expect("local addr").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
-        let hits: Arc<Mutex<Vec<String>>> = Arc::default();
+        let hits: Arc<Mutex<Vec<Request>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (r, h, s) = (routes.clone(), hits.clone(), stop.clone());
         std::thread::spawn(move || {
@@ -79,6 +137,16 @@ impl FeedServer {
 
     /// Paths requested so far.
     pub fn hits(&self) -> Vec<String> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect()
+    }
+
+    /// Requests received so far, with their headers.
+    pub fn requests(&self) -> Vec<Request> {
         self.hits.lock().unwrap().clone()
     }
 }
@@ -92,7 +160,7 @@ impl Drop for FeedServer {
 fn serve(
     mut stream: TcpStream,
     routes: &Mutex<HashMap<String, Reply>>,
-    hits: &Mutex<Vec<String>>,
+    hits: &Mutex<Vec<Request>>,
     stop: &AtomicBool,
 ) {
     let _ = stream.set_nonblocking(false);
@@ -106,11 +174,14 @@ fn serve(
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
-        // skip headers
+        let mut headers = Vec::new();
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" || line == "\n" {
                 break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
             }
         }
         let path = request_line
@@ -118,18 +189,26 @@ fn serve(
             .nth(1)
             .unwrap_or("/")
             .to_owned();
-        hits.lock().unwrap().push(path.clone());
+        let request = Request {
+            path: path.clone(),
+            headers,
+            at: std::time::SystemTime::now(),
+        };
         // routes match the path without its query string
         let route = path.split('?').next().unwrap_or("/");
-        let reply = routes
+        let mut reply = routes
             .lock()
             .unwrap()
             .get(route)
             .cloned()
             .unwrap_or(Reply::Status(404));
+        if let Reply::Func(f) = &reply {
+            reply = f(&request);
+        }
+        hits.lock().unwrap().push(request);
         let keep_alive = matches!(
             reply,
-            Reply::Body(_) | Reply::Status(_) | Reply::Redirect(_)
+            Reply::Body(_) | Reply::Status(_) | Reply::Redirect(_) | Reply::Full { .. }
         );
         if write_reply(&mut stream, reply, stop).is_err() || !keep_alive {
             return;
@@ -141,6 +220,25 @@ fn write_reply(stream: &mut TcpStream, reply: Reply, stop: &AtomicBool) -> std::
     let head =
         |status: &str, len: usize| format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\n\r\n");
     match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!("HTTP/1.1 {status} Whatever\r\n");
+            for (k, v) in headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            // a 304 has no body, and says so by omitting the length
+            if status != 304 {
+                head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            }
+            head.push_str("\r\n");
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(&body)
+        }
+        // resolved before writing
+        Reply::Func(_) => stream.write_all(head("500 Internal", 0).as_bytes()),
         Reply::Body(body) => {
             stream.write_all(head("200 OK", body.len()).as_bytes())?;
             stream.write_all(&body)

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod feed;
+pub mod github;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

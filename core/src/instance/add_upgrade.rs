@@ -202,7 +202,10 @@ fn add_binary_only(
         )));
     };
     if info.version != build.build_version
-        || info.binary_details.as_ref().is_some_and(|d| d != build)
+        || info
+            .binary_details
+            .as_ref()
+            .is_some_and(|d| !build.matches(d))
     {
         return Err(Error::UpgradeRefused(format!(
             "--add-binary: {} is version {} but upgrade `{}` expects {}{}",

@@ -311,12 +311,11 @@ impl Preparer {
             )));
         }
         if let Some(expected) = &info.binary_details
-            && expected != &build
+            && let Some(diff) = build.first_difference(expected)
         {
-            return Err(PrepareError::permanent(
-                "the binary's build information differs from the upgrade's binaryDetails"
-                    .to_owned(),
-            ));
+            return Err(PrepareError::permanent(format!(
+                "the binary's build information differs from the upgrade's binaryDetails: {diff}"
+            )));
         }
         Ok(())
     }
