@@ -49,6 +49,12 @@ pub enum Command {
     Config(OutputArgs),
     /// Show what runs, which version, what is queued, the last upgrade and the last error
     Status(OutputArgs),
+    /// Consider a refused upgrade again (its refusal is forgotten)
+    Retry {
+        /// The upgrade's name, as `status` shows it
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
     /// List or restore backups of the daemon's data
     #[command(subcommand)]
     Backups(BackupsCommand),

@@ -93,6 +93,17 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
                 OutputFormat::Text => out!("{}", status.to_text()),
             }
         }
+        Command::Retry { name } => {
+            let instance = Instance::open(&env)?;
+            let forgot = instance::retry::retry(&instance, &name)?;
+            outln!(
+                "upgrade `{}` ({} {}) will be considered again; it was refused: {}",
+                forgot.name,
+                instance.config.daemon.name,
+                forgot.version,
+                forgot.reason
+            );
+        }
         Command::Config(args) => {
             let instance = Instance::open(&env)?;
             match args.output {
@@ -213,8 +224,7 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     let source = nymvisor_plugins::upstream(&instance.config, &env).map_err(anyhow::Error::msg)?;
     let mut verifiers =
         nymvisor_verifiers::from_config(&instance.config).map_err(anyhow::Error::msg)?;
-    verifiers
-        .extend(nymvisor_plugins::from_config(&instance.config, &env).map_err(anyhow::Error::msg)?);
+    verifiers.extend(nymvisor_plugins::from_config(&instance.config));
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
         env,

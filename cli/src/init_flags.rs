@@ -61,5 +61,6 @@ fn value_name(kind: Kind) -> &'static str {
         Kind::Count => "N",
         Kind::List => "LIST",
         Kind::Choice(words) => words,
+        Kind::Bytes => "BYTES",
     }
 }

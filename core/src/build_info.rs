@@ -104,15 +104,24 @@ async fn run_once(
     args: &[&str],
     timeout: Duration,
 ) -> Result<BuildInfo, ProbeError> {
-    let mut child = crate::daemon::children::spawn_tokio(
-        Command::new(binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0),
-    )
-    .map_err(ProbeError::Spawn)?;
+    let mut cmd = Command::new(binary);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // A binary that was just written can be "busy" for a moment: any process forked while it
+    // was open for writing holds that descriptor until its own exec.
+    let mut attempts = 0;
+    let mut child = loop {
+        match crate::daemon::children::spawn_tokio(&mut cmd) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ETXTBSY) && attempts < 20 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            other => break other.map_err(ProbeError::Spawn)?,
+        }
+    };
     let pid = child.id();
     // whatever happens below, the child is reaped by the time this returns
     let _owned = crate::daemon::children::Owned(pid);

@@ -122,9 +122,25 @@ pub enum Error {
     #[error("{0}")]
     DaemonFailed(String),
 
-    /// The instance's on-disk state is inconsistent.
+    /// A signal handler could not be installed.
+    #[error("cannot watch {what}: {source}")]
+    Signals {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A background task (a backup, a restore, a download's flush) ended without an answer.
+    #[error("{what} was interrupted: {message}")]
+    Task { what: &'static str, message: String },
+
+    /// A backup was cancelled (a stop signal, a newer upgrade).
+    #[error("the backup was cancelled")]
+    Cancelled,
+
+    /// A source or a verifier could not be set up from the configuration.
     #[error("{0}")]
-    Inconsistent(String),
+    Setup(String),
 }
 
 impl Error {

@@ -21,11 +21,13 @@ pub mod memory;
 pub mod model;
 pub mod paths;
 pub mod progress;
+pub mod refusal;
 pub mod rules;
 pub mod run;
 pub mod sd_notify;
 pub mod source;
 pub mod status;
+pub mod upgrade;
 pub mod verify;
 
 pub use error::{Error, Result};

@@ -159,6 +159,16 @@ impl UpgradeDataDir {
         self.root.join("upgrade-history.json")
     }
 
+    /// Refused upgrades and why (see [`crate::model::Refusals`]).
+    pub fn refusals(&self) -> PathBuf {
+        self.root.join("upgrade-refusals.json")
+    }
+
+    /// The upgrade journal (see [`crate::model::Journal`]).
+    pub fn journal(&self) -> PathBuf {
+        self.root.join("upgrade-journal.json")
+    }
+
     /// Held (flock) by `run` for its whole life; never deleted.
     pub fn run_lock(&self) -> PathBuf {
         self.root.join("upgrade.lock")

@@ -86,18 +86,3 @@ impl Default for Caps {
         }
     }
 }
-
-impl Caps {
-    /// The defaults, with the binary cap from `NYMVISOR_MAX_BINARY_SIZE` (bytes) when set.
-    pub fn from_env(env: &crate::env::Env) -> Result<Caps, SourceError> {
-        let mut caps = Caps::default();
-        if let Some(v) = env.get_non_empty("NYMVISOR_MAX_BINARY_SIZE") {
-            caps.binary = v.trim().parse().map_err(|_| {
-                SourceError(format!(
-                    "environment variable NYMVISOR_MAX_BINARY_SIZE={v:?} is malformed: expected a number of bytes"
-                ))
-            })?;
-        }
-        Ok(caps)
-    }
-}

@@ -7,8 +7,11 @@ use time::OffsetDateTime;
 use crate::error::Result;
 use crate::fsutil::FileLock;
 use crate::instance::Instance;
-use crate::model::{self, Outcome, UpgradePlan};
-use crate::run::{Journal, RunState};
+use std::collections::BTreeMap;
+
+use crate::model::refusals::Origin;
+use crate::model::{self, Journal, Outcome, Refusals, RunState, Stage, UpgradePlan};
+use crate::upgrade::queue::{self, Entry};
 
 /// The status document (`status -o json`).
 #[derive(Debug, Clone, Serialize)]
@@ -19,7 +22,10 @@ pub struct Status {
     pub nymvisor: NymvisorStatus,
     pub daemon_process: Option<DaemonProcess>,
     pub current: Option<Current>,
-    pub queued: Vec<Queued>,
+    /// Every queued upgrade with its state, what it waits for and why it was refused.
+    pub queued: Vec<Entry>,
+    /// Offers of the upstream source that were not queued.
+    pub refused_offers: Vec<RefusedOffer>,
     /// An upgrade applied but not yet confirmed (its rollback is still possible).
     pub awaiting_confirmation: Option<String>,
     pub last_upgrade: Option<LastUpgrade>,
@@ -53,16 +59,15 @@ pub struct Current {
     pub version: String,
 }
 
+/// An offer of the upstream source that was not queued, and why.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Queued {
+pub struct RefusedOffer {
     pub name: String,
     pub version: String,
+    pub reason: String,
     #[serde(with = "time::serde::rfc3339")]
-    pub upgrade_time: OffsetDateTime,
-    /// `waiting` (binary not here yet), `binary-present`, `retrying`, `refused`.
-    pub state: &'static str,
-    pub reason: Option<String>,
+    pub refused_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,34 +114,56 @@ pub fn status(inst: &Instance) -> Result<Status> {
                 version: p.current.version.clone(),
             })
         });
-    let refused = state
+    let refusals = Refusals::load(&inst.data.refusals()).unwrap_or_default();
+    let journal = Journal::load(inst.data.root()).ok().flatten();
+    let confirming = journal
         .as_ref()
-        .map(|s| s.refused.clone())
-        .unwrap_or_default();
+        .filter(|j| j.stage == Stage::Confirming)
+        .map(|j| {
+            let started = state
+                .as_ref()
+                .and_then(|s| s.daemon_started_at)
+                .unwrap_or_else(model::now);
+            (
+                j.upgrade.name.as_str(),
+                started + inst.config.daemon.startup_period_duration,
+            )
+        });
+    // what the running nymvisor has prepared; without one, nothing is known to be verified
+    let ready: BTreeMap<String, model::UpgradeInfo> = match (&plan, &state) {
+        (Some(p), Some(st)) => st
+            .ready
+            .iter()
+            .filter_map(|n| Some((n.clone(), p.queued(n)?.clone())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
     let queued = plan
         .as_ref()
         .map(|p| {
-            p.queued_up
-                .iter()
-                .map(|q| {
-                    let r = refused.iter().find(|r| r.name == q.name);
-                    let state = match r {
-                        Some(r) if r.permanent => "refused",
-                        Some(_) => "retrying",
-                        None if inst.data.upgrade_bin(&q.name).is_file() => "binary-present",
-                        None => "waiting",
-                    };
-                    Queued {
-                        name: q.name.clone(),
-                        version: q.version.clone(),
-                        upgrade_time: q.upgrade_time,
-                        state,
-                        reason: r.map(|r| r.reason.clone()),
-                    }
-                })
-                .collect()
+            queue::decide(&queue::Snapshot {
+                now: model::now(),
+                plan: p,
+                refusals: &refusals,
+                ready: &ready,
+                preparing: state.as_ref().and_then(|s| s.preparing.as_deref()),
+                confirming,
+                plan_broken: false,
+            })
+            .entries
         })
         .unwrap_or_default();
+    let refused_offers = refusals
+        .refusals
+        .iter()
+        .filter(|r| r.origin == Origin::Upstream)
+        .map(|r| RefusedOffer {
+            name: r.name.clone(),
+            version: r.version.clone(),
+            reason: r.reason.clone(),
+            refused_at: r.last_refused_at,
+        })
+        .collect();
     let last_upgrade = inst
         .history()
         .ok()
@@ -167,10 +194,8 @@ pub fn status(inst: &Instance) -> Result<Status> {
         daemon_process,
         current,
         queued,
-        awaiting_confirmation: Journal::load(inst.data.root())
-            .ok()
-            .flatten()
-            .map(|j| j.upgrade.name),
+        refused_offers,
+        awaiting_confirmation: journal.map(|j| j.upgrade.name),
         last_upgrade,
         last_error: state.and_then(|s| {
             s.last_error.map(|message| LastError {
@@ -228,18 +253,39 @@ impl Status {
         } else {
             line("queued:".to_owned());
             for q in &self.queued {
+                let state = serde_json::to_value(q.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let waiting = q
+                    .waiting_for
+                    .and_then(|w| serde_json::to_value(w).ok())
+                    .and_then(|v| v.as_str().map(|w| format!(", waiting for {w}")))
+                    .unwrap_or_default();
+                let until = q
+                    .until
+                    .map(|t| format!(" until {}", model::rfc3339(t)))
+                    .unwrap_or_default();
                 line(format!(
-                    "  {} {} at {} — {}{}",
+                    "  {} {} at {} — {state}{waiting}{until}{}",
                     q.name,
                     q.version,
-                    model::rfc3339(q.upgrade_time),
-                    q.state,
+                    model::rfc3339(q.effective_upgrade_time),
                     q.reason
                         .as_ref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default()
                 ));
             }
+        }
+        for o in &self.refused_offers {
+            line(format!(
+                "offer refused: {} {} ({}): {}",
+                o.name,
+                o.version,
+                model::rfc3339(o.refused_at),
+                o.reason
+            ));
         }
         if let Some(u) = &self.last_upgrade {
             line(format!(

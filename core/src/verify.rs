@@ -10,6 +10,7 @@ use std::fmt::Debug;
 use std::path::Path;
 
 use crate::model::{PlatformDetails, UpgradeInfo};
+pub use crate::refusal::Refusal;
 use crate::source::{SourcedUpgrade, UpgradeSource};
 
 /// A hash being computed over a stream.
@@ -55,7 +56,7 @@ pub trait Verifier: Debug + Send + Sync {
         &self,
         _info: &UpgradeInfo,
         _platform: &PlatformDetails,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -65,7 +66,7 @@ pub trait Verifier: Debug + Send + Sync {
         &self,
         _found: &SourcedUpgrade,
         _source: &dyn UpgradeSource,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -75,31 +76,5 @@ pub trait Verifier: Debug + Send + Sync {
         &self,
         candidate: &Candidate<'_>,
         source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), Rejection>;
-}
-
-/// Why a verifier refused a candidate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    pub reason: String,
-    /// The check could not be made (e.g. the signature could not be fetched): worth retrying.
-    pub retry: bool,
-}
-
-impl Rejection {
-    /// The candidate is bad: retrying cannot help.
-    pub fn permanent(reason: impl Into<String>) -> Self {
-        Rejection {
-            reason: reason.into(),
-            retry: false,
-        }
-    }
-
-    /// The check could not be completed; a later attempt may succeed.
-    pub fn transient(reason: impl Into<String>) -> Self {
-        Rejection {
-            reason: reason.into(),
-            retry: true,
-        }
-    }
+    ) -> Result<(), Refusal>;
 }

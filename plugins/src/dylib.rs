@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use nymvisor_core::model::UpgradeInfo;
 use nymvisor_core::source::{ChunkSink, SourceError, SourcedUpgrade, UpgradeSource};
-use nymvisor_core::verify::{Candidate, Rejection, Verifier};
+use nymvisor_core::verify::{Candidate, Refusal, Verifier};
 
 use crate::exec::ExecVerifier;
 
@@ -138,15 +138,15 @@ impl DylibVerifier {
         }
     }
 
-    fn loaded(&self) -> Result<Arc<Loaded>, Rejection> {
+    fn loaded(&self) -> Result<Arc<Loaded>, Refusal> {
         let mut guard = self
             .loaded
             .lock()
-            .map_err(|_| Rejection::transient("plugin state poisoned"))?;
+            .map_err(|_| Refusal::transient("plugin state poisoned"))?;
         if let Some(l) = guard.as_ref() {
             return Ok(l.clone());
         }
-        let l = Arc::new(load(&self.path).map_err(Rejection::transient)?);
+        let l = Arc::new(load(&self.path).map_err(Refusal::transient)?);
         *guard = Some(l.clone());
         Ok(l)
     }
@@ -162,21 +162,21 @@ impl Verifier for DylibVerifier {
         &self,
         c: &Candidate<'_>,
         _source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refusal> {
         let loaded = self.loaded()?;
         let request = CString::new(ExecVerifier::request(c).to_string())
-            .map_err(|_| Rejection::permanent("the request contains a NUL byte"))?;
+            .map_err(|_| Refusal::never("the request contains a NUL byte"))?;
         let verify = loaded.verify;
         let answer = call_plugin(loaded, verify, request, self.timeout, self.busy.clone()).await?;
         let verdict: serde_json::Value = serde_json::from_str(&answer).map_err(|_| {
-            Rejection::permanent(format!(
+            Refusal::never(format!(
                 "the plugin's answer is not a verdict: {:.200}",
                 answer
             ))
         })?;
         match verdict["accept"].as_bool() {
             Some(true) => Ok(()),
-            Some(false) => Err(Rejection::permanent(
+            Some(false) => Err(Refusal::never(
                 verdict["reason"]
                     .as_str()
                     .unwrap_or("refused without a reason")
@@ -184,7 +184,7 @@ impl Verifier for DylibVerifier {
                     .take(1000)
                     .collect::<String>(),
             )),
-            None => Err(Rejection::permanent(format!(
+            None => Err(Refusal::never(format!(
                 "the plugin's answer is not a verdict: {:.200}",
                 answer
             ))),
@@ -200,12 +200,10 @@ async fn call_plugin(
     request: CString,
     timeout: Duration,
     busy: Arc<std::sync::atomic::AtomicBool>,
-) -> Result<String, Rejection> {
+) -> Result<String, Refusal> {
     use std::sync::atomic::Ordering;
     if busy.swap(true, Ordering::SeqCst) {
-        return Err(Rejection::transient(
-            "its previous call has not returned yet",
-        ));
+        return Err(Refusal::transient("its previous call has not returned yet"));
     }
     let call = tokio::task::spawn_blocking(move || {
         struct Done(Arc<std::sync::atomic::AtomicBool>);
@@ -228,12 +226,12 @@ async fn call_plugin(
         }
     });
     match tokio::time::timeout(timeout, call).await {
-        Err(_) => Err(Rejection::transient(format!(
+        Err(_) => Err(Refusal::transient(format!(
             "no answer within {}; the call was abandoned",
             humantime::format_duration(timeout)
         ))),
-        Ok(Err(e)) => Err(Rejection::transient(format!("the plugin call failed: {e}"))),
-        Ok(Ok(None)) => Err(Rejection::permanent("the plugin answered nothing")),
+        Ok(Err(e)) => Err(Refusal::transient(format!("the plugin call failed: {e}"))),
+        Ok(Ok(None)) => Err(Refusal::never("the plugin answered nothing")),
         Ok(Ok(Some(text))) => Ok(text),
     }
 }

@@ -18,7 +18,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use nymvisor_core::daemon::children;
 use nymvisor_core::source::UpgradeSource;
-use nymvisor_core::verify::{Candidate, Rejection, Verifier};
+use nymvisor_core::verify::{Candidate, Refusal, Verifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Version of the request document.
@@ -68,9 +68,9 @@ impl Verifier for ExecVerifier {
         &self,
         c: &Candidate<'_>,
         _source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refusal> {
         let request = serde_json::to_vec(&Self::request(c))
-            .map_err(|e| Rejection::permanent(format!("cannot build the request: {e}")))?;
+            .map_err(|e| Refusal::never(format!("cannot build the request: {e}")))?;
         let mut child = children::spawn_tokio(
             tokio::process::Command::new(&self.command)
                 .stdin(Stdio::piped())
@@ -79,7 +79,7 @@ impl Verifier for ExecVerifier {
                 .process_group(0)
                 .kill_on_drop(true),
         )
-        .map_err(|e| Rejection::transient(format!("cannot run it: {e}")))?;
+        .map_err(|e| Refusal::transient(format!("cannot run it: {e}")))?;
         let _owned = children::Owned(child.id());
         let pgid = child.id().map(|id| Pid::from_raw(id as i32));
         let mut stdin = child.stdin.take();
@@ -106,14 +106,13 @@ impl Verifier for ExecVerifier {
                 if let Some(pgid) = pgid {
                     let _ = killpg(pgid, Signal::SIGKILL);
                 }
-                return Err(Rejection::transient(format!(
+                return Err(Refusal::transient(format!(
                     "no answer within {}; its process group was killed",
                     humantime::format_duration(self.timeout)
                 )));
             }
         };
-        let status =
-            status.map_err(|e| Rejection::transient(format!("cannot wait for it: {e}")))?;
+        let status = status.map_err(|e| Refusal::transient(format!("cannot wait for it: {e}")))?;
         if status.success() {
             return Ok(());
         }
@@ -124,7 +123,7 @@ impl Verifier for ExecVerifier {
             .chars()
             .take(1000)
             .collect();
-        Err(Rejection::permanent(if reason.is_empty() {
+        Err(Refusal::never(if reason.is_empty() {
             format!("refused ({status}) without a reason")
         } else {
             format!("refused ({status}): {reason}")
@@ -135,16 +134,24 @@ impl Verifier for ExecVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
+    /// Written by `install` in a child process: a test thread that forks while this one holds
+    /// the script open for writing would make its execution fail with ETXTBSY.
     fn script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
         let p = dir.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let staged = dir.join(format!("{name}.staged"));
+        std::fs::write(&staged, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let ok = std::process::Command::new("install")
+            .args(["-m", "0755"])
+            .arg(&staged)
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(ok.success());
         p
     }
 
-    async fn run(v: &ExecVerifier) -> Result<(), Rejection> {
+    async fn run(v: &ExecVerifier) -> Result<(), Refusal> {
         let info: nymvisor_core::model::UpgradeInfo = serde_json::from_str(
             r#"{"name":"v1.2.0","version":"1.2.0","upgradeTime":"2026-01-01T00:00:00Z"}"#,
         )
@@ -180,7 +187,7 @@ mod tests {
         );
         let r = run(&ExecVerifier::new(no, t)).await.unwrap_err();
         assert!(
-            !r.retry && r.reason.contains("not on the allow-list"),
+            !r.retryable() && r.reason.contains("not on the allow-list"),
             "{r:?}"
         );
 
@@ -189,14 +196,14 @@ mod tests {
         let r = run(&ExecVerifier::new(hang, Duration::from_millis(300)))
             .await
             .unwrap_err();
-        assert!(r.retry && r.reason.contains("no answer"), "{r:?}");
+        assert!(r.retryable() && r.reason.contains("no answer"), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
 
         let missing = run(&ExecVerifier::new(dir.path().join("missing"), t))
             .await
             .unwrap_err();
         assert!(
-            missing.retry && missing.reason.contains("cannot run it"),
+            missing.retryable() && missing.reason.contains("cannot run it"),
             "{missing:?}"
         );
 
@@ -206,6 +213,6 @@ mod tests {
             "head -c 100000 /dev/urandom >&2; exit 1",
         );
         let r = run(&ExecVerifier::new(garbage, t)).await.unwrap_err();
-        assert!(!r.retry && r.reason.len() < 5000);
+        assert!(!r.retryable() && r.reason.len() < 5000);
     }
 }

@@ -11,18 +11,14 @@ pub mod dylib;
 pub mod exec;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use nymvisor_core::config::Config;
 use nymvisor_core::env::Env;
 use nymvisor_core::verify::Verifier;
 
-/// Default bound on one verifier command.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The plugin verifiers configured, in order. `NYMVISOR_VERIFIER_TIMEOUT` bounds each command.
-pub fn from_config(config: &Config, env: &Env) -> Result<Vec<Arc<dyn Verifier>>, String> {
-    let timeout = timeout(env)?;
+/// The plugin verifiers configured, in order. `tuning.verifier_timeout` bounds each call.
+pub fn from_config(config: &Config) -> Vec<Arc<dyn Verifier>> {
+    let timeout = config.tuning.verifier_timeout;
     let mut chain: Vec<Arc<dyn Verifier>> = Vec::new();
     for path in &config.nymvisor.plugin_paths {
         chain.push(Arc::new(dylib::DylibVerifier::new(path.clone(), timeout)));
@@ -30,7 +26,7 @@ pub fn from_config(config: &Config, env: &Env) -> Result<Vec<Arc<dyn Verifier>>,
     for cmd in &config.nymvisor.verifier_commands {
         chain.push(Arc::new(exec::ExecVerifier::new(cmd.clone(), timeout)));
     }
-    Ok(chain)
+    chain
 }
 
 /// The configured upstream source: a source plugin for `plugin:<name>`, else whatever
@@ -41,8 +37,8 @@ pub fn upstream(
 ) -> Result<Option<Arc<dyn nymvisor_core::source::UpgradeSource>>, String> {
     match &config.nymvisor.upstream_source {
         nymvisor_core::config::UpstreamSource::Plugin(name) => {
-            let timeout = timeout(env)?;
-            let limits = nymvisor_sources::Limits::from_env(env).map_err(|e| e.to_string())?;
+            let timeout = config.tuning.verifier_timeout;
+            let limits = nymvisor_sources::Limits::from_config(&config.tuning);
             let source = dylib::PluginSource::find(
                 &config.nymvisor.plugin_paths,
                 name,
@@ -53,15 +49,5 @@ pub fn upstream(
             Ok(Some(Arc::new(source)))
         }
         _ => nymvisor_sources::from_config(config, env).map_err(|e| e.to_string()),
-    }
-}
-
-/// `NYMVISOR_VERIFIER_TIMEOUT`, else [`DEFAULT_TIMEOUT`].
-fn timeout(env: &Env) -> Result<Duration, String> {
-    match env.get_non_empty("NYMVISOR_VERIFIER_TIMEOUT") {
-        Some(v) => humantime::parse_duration(v).map_err(|e| {
-            format!("environment variable NYMVISOR_VERIFIER_TIMEOUT={v:?} is malformed: {e}")
-        }),
-        None => Ok(DEFAULT_TIMEOUT),
     }
 }

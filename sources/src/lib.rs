@@ -15,12 +15,11 @@ pub mod local;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nymvisor_core::config::{Config, UpstreamSource};
+use nymvisor_core::config::{Config, TuningConfig, UpstreamSource};
 use nymvisor_core::env::Env;
 use nymvisor_core::source::{Caps, SourceError, UpgradeSource};
 
-/// Network limits (SPEC §12). Defaults suit a node on an ordinary link; each can be changed with
-/// an environment variable for slow links or tests.
+/// Network limits (docs/REFERENCE.md "Limits"), from the `[tuning]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `NYMVISOR_HTTP_CONNECT_TIMEOUT` (10s)
@@ -34,38 +33,20 @@ pub struct Limits {
     pub caps: Caps,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            connect: Duration::from_secs(10),
-            idle: Duration::from_secs(30),
-            document: Duration::from_secs(60),
-            download: Duration::from_secs(30 * 60),
-            caps: Caps::default(),
-        }
-    }
-}
-
 impl Limits {
-    /// Defaults overridden by the environment; a malformed value is an error naming the variable.
-    pub fn from_env(env: &Env) -> Result<Limits, SourceError> {
-        let mut l = Limits::default();
-        let dur = |var: &str, into: &mut Duration| -> Result<(), SourceError> {
-            if let Some(v) = env.get_non_empty(var) {
-                *into = humantime::parse_duration(v).map_err(|e| {
-                    SourceError(format!(
-                        "environment variable {var}={v:?} is malformed: {e}"
-                    ))
-                })?;
-            }
-            Ok(())
-        };
-        dur("NYMVISOR_HTTP_CONNECT_TIMEOUT", &mut l.connect)?;
-        dur("NYMVISOR_HTTP_IDLE_TIMEOUT", &mut l.idle)?;
-        dur("NYMVISOR_HTTP_DOCUMENT_TIMEOUT", &mut l.document)?;
-        dur("NYMVISOR_HTTP_DOWNLOAD_TIMEOUT", &mut l.download)?;
-        l.caps = Caps::from_env(env)?;
-        Ok(l)
+    /// The limits of the `[tuning]` section (each with its environment variable, already
+    /// applied and checked by the configuration).
+    pub fn from_config(t: &TuningConfig) -> Limits {
+        Limits {
+            connect: t.http_connect_timeout,
+            idle: t.http_idle_timeout,
+            document: t.http_document_timeout,
+            download: t.http_download_timeout,
+            caps: Caps {
+                binary: t.max_binary_size,
+                ..Caps::default()
+            },
+        }
     }
 }
 
@@ -82,7 +63,7 @@ pub fn from_config(
     config: &Config,
     env: &Env,
 ) -> Result<Option<Arc<dyn UpgradeSource>>, SourceError> {
-    let limits = Limits::from_env(env)?;
+    let limits = Limits::from_config(&config.tuning);
     let daemon = &config.daemon.name;
     match &config.nymvisor.upstream_source {
         UpstreamSource::None => Ok(None),

@@ -11,6 +11,7 @@ mod hardening;
 mod init;
 mod migration;
 mod plugins;
+mod policy;
 mod run;
 mod sources;
 mod status;

@@ -623,17 +623,14 @@ fn legacy_plan_entries_are_refused_and_the_daemon_runs() {
 
 #[test]
 fn verifier_commands_accept_and_refuse() {
-    use std::os::unix::fs::PermissionsExt;
     let home = TestHome::new();
     home.init_default("1.1.0");
     // an allow-list policy written in shell: only 1.3.0 may be installed
     let policy = home.path().join("allow-list.sh");
-    std::fs::write(
+    write_executable(
         &policy,
-        "#!/bin/sh\nreq=$(cat)\ncase \"$req\" in *'\"version\":\"1.3.0\"'*) exit 0;; esac\necho \"not on the allow-list\" >&2\nexit 1\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        b"#!/bin/sh\nreq=$(cat)\ncase \"$req\" in *'\"version\":\"1.3.0\"'*) exit 0;; esac\necho \"not on the allow-list\" >&2\nexit 1\n",
+    );
     let policy = policy.to_str().unwrap().to_owned();
     let mut nv = home.spawn_run(
         &env_with(&[("NYMVISOR_VERIFIER_COMMANDS", policy.as_str())]),

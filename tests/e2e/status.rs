@@ -41,7 +41,17 @@ fn status_while_running_with_queue_and_after_an_upgrade() {
     assert_eq!(s["daemonProcess"]["pid"], start.pid);
     assert!(s["daemonProcess"]["uptimeSeconds"].as_i64().unwrap() >= 0);
     assert_eq!(s["queued"][0]["name"], "later");
-    assert_eq!(s["queued"][0]["state"], "binary-present");
+    assert_eq!(
+        s["queued"][0]["effectiveUpgradeTime"],
+        "2099-01-01T00:00:00Z"
+    );
+    // the running nymvisor verifies the binary ahead of its time
+    assert!(
+        wait_for(PATIENCE, || status_json(&home)["queued"][0]["state"]
+            == "ready"),
+        "{}",
+        status_json(&home)
+    );
 
     let now = home.daemon_bin("now", "nym-node", "1.2.0", &[]);
     home.add_upgrade(&now, "v1.2.0", &["--now"]);

@@ -43,7 +43,33 @@ pub fn fake_daemon_bin() -> PathBuf {
 
 /// Writes a copy of the fake daemon to `dest` that reports `name` and `version`; `extra` is
 /// more `key=value` metadata (`mode=crash`, `nobanner=reject`, `buildinfo=hang`).
+///
+/// The file is written by a child process (`stamp-fake-daemon`), never by the test process
+/// itself: a test process runs many tests on many threads, and a thread that forks while another
+/// has the new binary open for writing hands that write descriptor to its child until the
+/// child's `exec`; executing the binary in that window fails with ETXTBSY ("Text file busy").
 pub fn stamp_fake_daemon(dest: &Path, name: &str, version: &str, extra: &[&str]) -> PathBuf {
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    let status = Command::new(workspace_bin("stamp-fake-daemon"))
+        .arg(dest)
+        .arg(name)
+        .arg(version)
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "stamp-fake-daemon failed for {}",
+        dest.display()
+    );
+    dest.to_owned()
+}
+
+/// What `stamp-fake-daemon` runs: the stamping itself, in the calling process.
+pub fn stamp_in_process(dest: &Path, name: &str, version: &str, extra: &[&str]) -> PathBuf {
     let mut bytes = std::fs::read(fake_daemon_bin()).unwrap();
     let at = bytes
         .windows(MARKER.len())
@@ -578,9 +604,22 @@ pub fn script_daemon(dest: &Path, fake: &Path, body: &str) -> PathBuf {
         "#!/bin/sh\ncase \"$*\" in *build-info*) exec \"{}\" \"$@\";; esac\n{body}\n",
         fake.display()
     );
-    std::fs::write(dest, text).unwrap();
-    std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(dest, text.as_bytes());
     dest.to_owned()
+}
+
+/// Writes an executable file through a child process (see [`stamp_fake_daemon`] for why).
+pub fn write_executable(dest: &Path, bytes: &[u8]) {
+    let staged = dest.with_extension("staged");
+    std::fs::write(&staged, bytes).unwrap();
+    let status = Command::new("install")
+        .args(["-m", "0755"])
+        .arg(&staged)
+        .arg(dest)
+        .status()
+        .unwrap();
+    assert!(status.success(), "install {}", dest.display());
+    std::fs::remove_file(&staged).unwrap();
 }
 
 /// Runs `cmd` to its end, or kills it after [`PATIENCE`] and panics (for commands that must

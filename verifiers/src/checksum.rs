@@ -3,7 +3,7 @@
 
 use nymvisor_core::model::{PlatformDetails, UpgradeInfo};
 use nymvisor_core::source::UpgradeSource;
-use nymvisor_core::verify::{Candidate, Digest, Rejection, Verifier};
+use nymvisor_core::verify::{Candidate, Digest, Refusal, Verifier};
 use sha2::Digest as _;
 
 /// Supported algorithms, by their canonical name.
@@ -94,18 +94,18 @@ impl Verifier for ChecksumVerifier {
         &self,
         _info: &UpgradeInfo,
         platform: &PlatformDetails,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refusal> {
         usable_checksum(platform)
             .map(|_| ())
-            .map_err(Rejection::permanent)
+            .map_err(Refusal::never)
     }
 
     async fn verify(
         &self,
         c: &Candidate<'_>,
         _source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), Rejection> {
-        self.check(c).map_err(Rejection::permanent)
+    ) -> Result<(), Refusal> {
+        self.check(c).map_err(Refusal::never)
     }
 }
 

@@ -12,17 +12,8 @@
 
 use minisign_verify::{PublicKey, Signature};
 use nymvisor_core::source::{SourcedUpgrade, UpgradeSource};
-use nymvisor_core::verify::{Candidate, Rejection, Verifier};
+use nymvisor_core::verify::{Candidate, Refusal, Verifier};
 use tokio::io::AsyncReadExt;
-
-/// A refusal and whether retrying may help.
-struct Fail(String, bool);
-
-impl From<String> for Fail {
-    fn from(reason: String) -> Self {
-        Fail(reason, false)
-    }
-}
 
 /// Largest signature file fetched.
 pub const MAX_SIGNATURE: u64 = 64 * 1024;
@@ -91,7 +82,7 @@ impl Verifier for MinisignVerifier {
         &self,
         found: &SourcedUpgrade,
         source: &dyn UpgradeSource,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), Refusal> {
         if self.keys.is_empty() {
             return Ok(());
         }
@@ -100,11 +91,10 @@ impl Verifier for MinisignVerifier {
             return Ok(()); // not offered: the binaries' own signatures still decide
         };
         let text = String::from_utf8(bytes).map_err(|_| {
-            Rejection::permanent(format!("{sig_url} is not a minisign signature (not text)"))
+            Refusal::never(format!("{sig_url} is not a minisign signature (not text)"))
         })?;
-        let sig = Signature::decode(&text).map_err(|e| {
-            Rejection::permanent(format!("{sig_url} is not a minisign signature: {e}"))
-        })?;
+        let sig = Signature::decode(&text)
+            .map_err(|e| Refusal::never(format!("{sig_url} is not a minisign signature: {e}")))?;
         if self
             .keys
             .iter()
@@ -112,7 +102,7 @@ impl Verifier for MinisignVerifier {
         {
             Ok(())
         } else {
-            Err(Rejection::permanent(format!(
+            Err(Refusal::never(format!(
                 "the feed document's signature {sig_url} is not valid for any configured key"
             )))
         }
@@ -122,20 +112,19 @@ impl Verifier for MinisignVerifier {
         &self,
         c: &Candidate<'_>,
         source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), Rejection> {
-        self.check(c, source)
-            .await
-            .map_err(|Fail(reason, retry)| Rejection { reason, retry })
+    ) -> Result<(), Refusal> {
+        self.check(c, source).await
     }
 }
 
 impl MinisignVerifier {
-    /// The error carries whether retrying may help (the signature could not be fetched).
+    /// A signature that could not be fetched is a transient refusal; anything wrong with it,
+    /// a permanent one.
     async fn check(
         &self,
         c: &Candidate<'_>,
         source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), Fail> {
+    ) -> Result<(), Refusal> {
         let (Some(platform), true) = (c.platform, c.downloaded) else {
             return Ok(());
         };
@@ -151,20 +140,24 @@ impl MinisignVerifier {
             None => Err("no source to fetch it from".to_owned()),
         };
         let text = match fetched {
-            Ok(bytes) => String::from_utf8(bytes)
-                .map_err(|_| format!("{sig_url} is not a minisign signature (not text)"))?,
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                Refusal::never(format!("{sig_url} is not a minisign signature (not text)"))
+            })?,
             Err(e) if self.required => {
-                return Err(Fail(format!("no signature at {sig_url}: {e}"), true));
+                return Err(Refusal::transient(format!(
+                    "no signature at {sig_url}: {e}"
+                )));
             }
             Err(_) => return Ok(()),
         };
         let sig = Signature::decode(&text)
-            .map_err(|e| format!("{sig_url} is not a minisign signature: {e}"))?;
+            .map_err(|e| Refusal::never(format!("{sig_url} is not a minisign signature: {e}")))?;
         check_trusted_comment(
             sig.trusted_comment(),
             file_name(&platform.url),
             &c.info.version,
-        )?;
+        )
+        .map_err(Refusal::never)?;
         let mut last_error = "no configured public key matches the signature's key id".to_owned();
         for (text_key, key) in &self.keys {
             let mut stream = match key.verify_stream(&sig) {
@@ -175,28 +168,25 @@ impl MinisignVerifier {
                     continue;
                 }
             };
-            let mut file = tokio::fs::File::open(c.path)
-                .await
-                .map_err(|e| format!("cannot read {}: {e}", c.path.display()))?;
+            let unreadable = |e: std::io::Error| {
+                Refusal::transient(format!("cannot read {}: {e}", c.path.display()))
+            };
+            let mut file = tokio::fs::File::open(c.path).await.map_err(unreadable)?;
             let mut buf = vec![0u8; 256 * 1024];
             loop {
-                let n = file
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| format!("cannot read {}: {e}", c.path.display()))?;
+                let n = file.read(&mut buf).await.map_err(unreadable)?;
                 if n == 0 {
                     break;
                 }
                 stream.update(&buf[..n]);
             }
             return stream.finalize().map_err(|e| {
-                Fail(
-                    format!("the signature at {sig_url} does not match the binary ({e})"),
-                    false,
-                )
+                Refusal::never(format!(
+                    "the signature at {sig_url} does not match the binary ({e})"
+                ))
             });
         }
-        Err(last_error.into())
+        Err(Refusal::never(last_error))
     }
 }
 

@@ -47,7 +47,7 @@ impl Cancel {
     /// An error if cancelled, for `?` inside copy loops.
     pub fn check(&self) -> Result<()> {
         if self.is_cancelled() {
-            Err(Error::Inconsistent("backup cancelled".into()))
+            Err(Error::Cancelled)
         } else {
             Ok(())
         }

@@ -24,6 +24,8 @@ pub enum Kind {
     List,
     /// One of a set of words, checked by the typed config on load.
     Choice(&'static str),
+    /// A size in bytes: a number, optionally with `KiB`, `MiB` or `GiB`.
+    Bytes,
 }
 
 /// How an `init` flag is written on the command line.
@@ -38,7 +40,7 @@ pub enum FlagStyle {
 /// One configuration key.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyDef {
-    /// `nymvisor` or `daemon`.
+    /// `nymvisor`, `daemon` or `tuning`.
     pub section: &'static str,
     pub key: &'static str,
     /// Environment variables, first is the documented one.
@@ -396,7 +398,99 @@ pub const KEYS: &[KeyDef] = &[
         Kind::OptBool,
         "Require a valid signature [default: true when keys are configured]"
     ),
+    key!(
+        "tuning",
+        "http_connect_timeout",
+        ["NYMVISOR_HTTP_CONNECT_TIMEOUT"],
+        "http-connect-timeout",
+        Value,
+        Kind::Duration,
+        "Longest wait for an HTTP connection [default: 10s]"
+    ),
+    key!(
+        "tuning",
+        "http_idle_timeout",
+        ["NYMVISOR_HTTP_IDLE_TIMEOUT"],
+        "http-idle-timeout",
+        Value,
+        Kind::Duration,
+        "Longest wait for the next bytes of an HTTP answer [default: 30s]"
+    ),
+    key!(
+        "tuning",
+        "http_document_timeout",
+        ["NYMVISOR_HTTP_DOCUMENT_TIMEOUT"],
+        "http-document-timeout",
+        Value,
+        Kind::Duration,
+        "Longest time for a whole feed document or signature [default: 60s]"
+    ),
+    key!(
+        "tuning",
+        "http_download_timeout",
+        ["NYMVISOR_HTTP_DOWNLOAD_TIMEOUT"],
+        "http-download-timeout",
+        Value,
+        Kind::Duration,
+        "Longest time for a whole binary download [default: 30m]"
+    ),
+    key!(
+        "tuning",
+        "max_binary_size",
+        ["NYMVISOR_MAX_BINARY_SIZE"],
+        "max-binary-size",
+        Value,
+        Kind::Bytes,
+        "Largest binary accepted, in bytes (or KiB/MiB/GiB) [default: 512MiB]"
+    ),
+    key!(
+        "tuning",
+        "verifier_timeout",
+        ["NYMVISOR_VERIFIER_TIMEOUT"],
+        "verifier-timeout",
+        Value,
+        Kind::Duration,
+        "Longest time a verifier plugin or command gets [default: 60s]"
+    ),
+    key!(
+        "tuning",
+        "backup_min_free",
+        ["DAEMON_BACKUP_MIN_FREE"],
+        "backup-min-free",
+        Value,
+        Kind::Bytes,
+        "Free space that must remain after a backup (bytes, or KiB/MiB/GiB) [default: 64MiB]"
+    ),
+    key!(
+        "tuning",
+        "backup_compression",
+        ["DAEMON_BACKUP_COMPRESSION"],
+        "backup-compression",
+        Value,
+        Kind::Choice("none|zstd"),
+        "Compression of `archive` backups"
+    ),
 ];
+
+/// Parses a size: a whole number of bytes, or one with a `KiB`, `MiB` or `GiB` suffix.
+pub fn parse_bytes(raw: &str) -> Result<u64, String> {
+    let t = raw.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&t[..i], t[i..].trim()),
+        None => (t, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| "expected a number of bytes, such as 65536 or 64MiB".to_owned())?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        _ => return Err(format!("unknown unit {unit:?}; use KiB, MiB or GiB")),
+    };
+    n.checked_mul(factor).ok_or_else(|| "too large".to_owned())
+}
 
 /// Parses a boolean the way the reference does: `true|false|t|f|1|0`, any case.
 pub fn parse_bool(raw: &str) -> Result<bool, String> {
@@ -440,6 +534,8 @@ pub fn parse_raw(kind: Kind, raw: &str) -> Result<Option<Value>, String> {
                 .map(|s| Value::String(s.to_owned()))
                 .collect(),
         ),
+        Kind::Bytes if raw.is_empty() => return Ok(None),
+        Kind::Bytes => Value::from(parse_bytes(raw)?),
         Kind::Choice(_) if raw.is_empty() => return Ok(None),
         Kind::Choice(words) => {
             check_choice(words, raw)?;
@@ -507,5 +603,16 @@ mod tests {
         assert!(parse_raw(Kind::Choice("copy|none"), "tar").is_err());
         assert!(parse_raw(Kind::Choice("http|plugin:<name>"), "plugin:x").is_ok());
         assert!(parse_raw(Kind::Choice("http|plugin:<name>"), "plugin:").is_err());
+        assert_eq!(
+            parse_raw(Kind::Bytes, "64MiB"),
+            Ok(Some(Value::from(64u64 << 20)))
+        );
+        assert_eq!(
+            parse_raw(Kind::Bytes, " 4096 "),
+            Ok(Some(Value::from(4096u64)))
+        );
+        assert!(parse_raw(Kind::Bytes, "abc").is_err());
+        assert!(parse_raw(Kind::Bytes, "12 parsecs").is_err());
+        assert!(parse_raw(Kind::Bytes, "-1").is_err());
     }
 }

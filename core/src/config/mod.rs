@@ -6,9 +6,10 @@
 mod keys;
 mod model;
 
-pub use keys::{FlagStyle, KEYS, KeyDef, Kind, parse_bool, parse_raw};
+pub use keys::{FlagStyle, KEYS, KeyDef, Kind, parse_bool, parse_bytes, parse_raw};
 pub use model::{
-    BackupStrategyKind, Config, DaemonConfig, LogFormat, NymvisorConfig, UpstreamSource,
+    BackupStrategyKind, Compression, Config, DaemonConfig, LogFormat, NymvisorConfig, TuningConfig,
+    UpstreamSource,
 };
 
 use std::path::{Path, PathBuf};
@@ -133,6 +134,24 @@ impl Config {
         }
         if self.daemon.backup_keep == 0 {
             return Err(bad("daemon.backup_keep", "must be at least 1".into()));
+        }
+        let t = &self.tuning;
+        for (key, value) in [
+            ("tuning.http_connect_timeout", t.http_connect_timeout),
+            ("tuning.http_idle_timeout", t.http_idle_timeout),
+            ("tuning.http_document_timeout", t.http_document_timeout),
+            ("tuning.http_download_timeout", t.http_download_timeout),
+            ("tuning.verifier_timeout", t.verifier_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(bad(key, "must be longer than zero".into()));
+            }
+        }
+        if t.max_binary_size == 0 {
+            return Err(bad(
+                "tuning.max_binary_size",
+                "must be at least 1 byte".into(),
+            ));
         }
         Ok(self)
     }

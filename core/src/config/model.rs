@@ -16,6 +16,77 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Config {
     pub nymvisor: NymvisorConfig,
     pub daemon: DaemonConfig,
+    pub tuning: TuningConfig,
+}
+
+/// The `[tuning]` section: limits for slow links and unusual hosts. Every key has a default that
+/// suits a node on an ordinary link; 0.1.41 had none of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TuningConfig {
+    /// Longest wait for a connection.
+    #[serde(with = "duration_str")]
+    pub http_connect_timeout: Duration,
+    /// Longest wait for the next bytes of an answer.
+    #[serde(with = "duration_str")]
+    pub http_idle_timeout: Duration,
+    /// Longest time for a whole feed document or signature.
+    #[serde(with = "duration_str")]
+    pub http_document_timeout: Duration,
+    /// Longest time for a whole binary.
+    #[serde(with = "duration_str")]
+    pub http_download_timeout: Duration,
+    /// Largest binary accepted, in bytes.
+    pub max_binary_size: u64,
+    /// Longest time a verifier plugin or command gets.
+    #[serde(with = "duration_str")]
+    pub verifier_timeout: Duration,
+    /// Free space that must remain after a backup, in bytes.
+    pub backup_min_free: u64,
+    /// Compression of `archive` backups.
+    pub backup_compression: Compression,
+}
+
+impl Default for TuningConfig {
+    fn default() -> Self {
+        TuningConfig {
+            http_connect_timeout: Duration::from_secs(10),
+            http_idle_timeout: Duration::from_secs(30),
+            http_document_timeout: Duration::from_secs(60),
+            http_download_timeout: Duration::from_secs(30 * 60),
+            max_binary_size: 512 * 1024 * 1024,
+            verifier_timeout: Duration::from_secs(60),
+            backup_min_free: 64 * 1024 * 1024,
+            backup_compression: Compression::None,
+        }
+    }
+}
+
+/// Compression of `archive` backups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zstd,
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Compression::None => "none",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Compression::None),
+            "zstd" => Ok(Compression::Zstd),
+            _ => Err("expected `none` or `zstd`".to_owned()),
+        }
+    }
 }
 
 /// The `[nymvisor]` section: nymvisor's own settings.
@@ -249,7 +320,7 @@ macro_rules! serde_via_str {
         }
     )*};
 }
-serde_via_str!(UpstreamSource, LogFormat, BackupStrategyKind);
+serde_via_str!(UpstreamSource, LogFormat, BackupStrategyKind, Compression);
 
 /// Durations as humantime strings (`"10s"`, `"1h 30m"`).
 mod duration_str {

@@ -76,8 +76,10 @@ pub struct ChildEvents {
 impl ChildEvents {
     /// Must be created before any child is started, so that no exit is missed.
     pub fn new() -> Result<ChildEvents> {
-        let sigchld = signal(SignalKind::child())
-            .map_err(|e| Error::Inconsistent(format!("cannot watch child processes: {e}")))?;
+        let sigchld = signal(SignalKind::child()).map_err(|source| Error::Signals {
+            what: "child processes (SIGCHLD)",
+            source,
+        })?;
         Ok(ChildEvents { sigchld })
     }
 

@@ -20,7 +20,10 @@ pub struct Signals {
 }
 
 fn stream(kind: SignalKind) -> Result<Stream> {
-    signal(kind).map_err(|e| Error::Inconsistent(format!("cannot install a signal handler: {e}")))
+    signal(kind).map_err(|source| Error::Signals {
+        what: "stop and forwarded signals",
+        source,
+    })
 }
 
 /// Signals that stop nymvisor (forwarded, then the daemon is stopped and nymvisor exits).

@@ -14,9 +14,10 @@ use crate::build_info;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, BINARY_MODE, FileLock};
 use crate::instance::Instance;
-use crate::model::{self, UpgradeInfo, UpgradePlan};
-use crate::paths::GENESIS;
-use crate::rules::{compare_versions, parse_version, validate_upgrade_name};
+use crate::model::{self, Journal, Refusals, UpgradeInfo};
+use crate::refusal::Refusal;
+use crate::rules::parse_version;
+use crate::upgrade::policy;
 
 /// Default delay before a queued upgrade is applied.
 pub const DEFAULT_UPGRADE_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -53,12 +54,7 @@ pub struct AddUpgradeOutcome {
 
 /// Validates and queues the upgrade. On error nothing on disk has changed.
 pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpgradeOutcome> {
-    validate_upgrade_name(&req.name)?;
-    if req.name == GENESIS {
-        return Err(Error::UpgradeRefused(
-            "`genesis` is the name of the initial binary; choose another --upgrade-name".into(),
-        ));
-    }
+    policy::check_name(&req.name).map_err(refused)?;
     check_executable(&req.binary)?;
     let build = build_info::probe_daemon(&req.binary, &instance.config.daemon.name).await?;
     parse_version(
@@ -69,38 +65,26 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
     let data = &instance.data;
     let _plan_lock = FileLock::acquire_blocking(&data.plan_lock())?;
     let mut plan = instance.plan()?;
+    let history = instance.history()?;
+    let journal = Journal::load(data.root())?;
+    let ctx = policy::Context {
+        current: &plan.current,
+        queued: &plan.queued_up,
+        history: &history,
+        in_flight: journal.as_ref(),
+        allow_downgrade: req.allow_downgrade || instance.config.daemon.allow_downgrade,
+    };
     let info_path = data.upgrade_info(&req.name);
     let bin_path = data.upgrade_bin(&req.name);
 
-    if plan.current.name == req.name {
-        return Err(Error::UpgradeRefused(format!(
-            "`{}` is the upgrade the daemon runs now; choose another --upgrade-name",
-            req.name
-        )));
-    }
-
-    if let Some(journal) = crate::run::Journal::load(data.root())?
-        && (journal.upgrade.name == req.name || journal.previous.name == req.name)
-    {
-        return Err(Error::UpgradeRefused(format!(
-            "upgrade `{}` is being applied or awaits confirmation by the running nymvisor; try again once it is confirmed",
-            req.name
-        )));
-    }
-
     if req.add_binary {
+        policy::admit_binary(&ctx, &req.name).map_err(refused)?;
         return add_binary_only(req, &build, &info_path, &bin_path);
     }
 
     let exists = info_path.exists() || bin_path.exists() || plan.queued(&req.name).is_some();
-    if exists && !req.force {
-        return Err(Error::UpgradeRefused(format!(
-            "upgrade `{}` already exists ({}); pass --force to overwrite it, or --add-binary to only add its binary",
-            req.name,
-            data.upgrade_dir(&req.name).display()
-        )));
-    }
-    check_version(instance, &plan, req, &build.build_version)?;
+    policy::admit_manual(&ctx, &req.name, &build.build_version, exists, req.force)
+        .map_err(refused)?;
 
     let now = model::now();
     let upgrade_time = match req.when {
@@ -133,6 +117,11 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
     plan.remove(&req.name);
     plan.insert(info.clone());
     plan.save(&data.plan())?;
+    // a new entry is a new candidate: whatever was refused under this name is forgotten
+    let mut refusals = Refusals::load(&data.refusals())?;
+    if refusals.clear(&req.name) {
+        refusals.save(&data.refusals())?;
+    }
     Ok(AddUpgradeOutcome {
         info,
         binary_only: false,
@@ -159,31 +148,8 @@ fn check_executable(binary: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Newer than what runs, and not a version that is already queued under another name.
-fn check_version(
-    instance: &Instance,
-    plan: &UpgradePlan,
-    req: &AddUpgrade,
-    version: &str,
-) -> Result<()> {
-    let allow_downgrade = req.allow_downgrade || instance.config.daemon.allow_downgrade;
-    if !allow_downgrade && compare_versions(version, &plan.current.version)?.is_le() {
-        return Err(Error::UpgradeRefused(format!(
-            "version {version} is not newer than the running {} (upgrade `{}`); pass --allow-downgrade (or set DAEMON_ALLOW_DOWNGRADE=true) to queue it anyway",
-            plan.current.version, plan.current.name
-        )));
-    }
-    if let Some(other) = plan
-        .queued_up
-        .iter()
-        .find(|q| q.name != req.name && q.version == version)
-    {
-        return Err(Error::UpgradeRefused(format!(
-            "version {version} is already queued as upgrade `{}`",
-            other.name
-        )));
-    }
-    Ok(())
+fn refused(r: Refusal) -> Error {
+    Error::UpgradeRefused(r.reason)
 }
 
 /// `--add-binary`: the upgrade's info exists and describes this binary; only the binary is

@@ -81,6 +81,9 @@ pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Path
         backup::restore_backup(strategy.as_ref(), &from, &target, &skip, &Cancel::default())
     })
     .await
-    .map_err(|e| Error::Inconsistent(format!("the restore task failed: {e}")))??;
+    .map_err(|e| Error::Task {
+        what: "restoring the backup",
+        message: e.to_string(),
+    })??;
     Ok(chosen.path.clone())
 }

@@ -4,6 +4,7 @@
 mod add_upgrade;
 pub mod backups;
 mod init;
+pub mod retry;
 
 pub use add_upgrade::{
     AddUpgrade, AddUpgradeOutcome, DEFAULT_UPGRADE_DELAY, UpgradeWhen, add_upgrade,

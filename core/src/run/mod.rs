@@ -1,19 +1,13 @@
-//! `nymvisor run`: the supervisor (SPEC §7) and the upgrade executor (SPEC §8).
-//!
-//! One task owns everything: the daemon, the signal streams, the plan watcher and the timers,
-//! and waits on all of them at once, so a signal is honoured promptly whatever else is going on
-//! (a restart delay, a backup, a wait for an upgrade time).
+//! `nymvisor run`: the event loop. It owns the daemon, the signals, the file watch, the poll and
+//! the timers, waits on all of them at once (so a signal is honoured promptly whatever else is
+//! going on), and turns events into calls: the queue decides what is due
+//! ([`crate::upgrade::queue`]), the policy whether it may happen ([`crate::upgrade::policy`]), the
+//! transaction does it ([`crate::upgrade::transaction`]).
 
-mod discover;
-mod journal;
-mod prepare;
-mod state;
-mod upgrade;
+mod failure;
+mod poll;
+mod process;
 mod watch;
-
-pub use journal::{Journal, Stage};
-pub use prepare::{PrepareError, Preparer, pick_platform};
-pub use state::{Refusal, RunState};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -21,19 +15,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use self::upgrade::Applied;
-use self::watch::PlanWatch;
-use crate::backup::{self, BackupStrategy};
+use self::poll::Poller;
+use self::process::Process;
+use self::watch::{FileWatch, PlanProblem};
+use crate::backup;
 use crate::daemon::signals::{Signals, is_stop};
 use crate::daemon::{self, ChildEvents, Daemon, DaemonSpec, children};
 use crate::env::Env;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fsutil::{self, FileLock};
 use crate::instance::Instance;
-use crate::model::{self, UpgradeInfo, UpgradePlan};
+use crate::model::refusals::Origin;
+use crate::model::{self, Journal, Refusals, RunState, UpgradeInfo, UpgradePlan};
+use crate::refusal::Refusal;
 use crate::source::{Caps, SourceError, SourcedUpgrade, UpgradeSource};
+use crate::upgrade::Preparer;
+use crate::upgrade::policy::{self, Admission};
+use crate::upgrade::queue::{self, Decision, WaitingFor};
+use crate::upgrade::transaction::{self, Applied, Setup};
 use crate::verify::Verifier;
 
 /// What `run` was given besides the instance.
@@ -62,42 +64,34 @@ pub enum RunOutcome {
     StoppedAfterUpgrade(String),
 }
 
-/// Longest single sleep: timers are re-evaluated at least this often (wall-clock changes).
+/// Longest single sleep while something is scheduled: wall-clock changes are noticed this often.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-/// First retry delay of an upgrade that could not be prepared; doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(10);
-const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How long after a start, an upgrade or a poll the moment counts as quiet.
+const QUIET_AFTER: Duration = Duration::from_secs(2);
 
-pub(crate) struct Supervisor {
+type PrepareTask = (UpgradeInfo, JoinHandle<Result<(), Refusal>>);
+
+struct Supervisor {
     inst: Instance,
-    spec: DaemonSpec,
-    plan: UpgradePlan,
-    watch: PlanWatch,
-    signals: Signals,
-    children: ChildEvents,
-    backup_strategy: Option<Arc<dyn BackupStrategy>>,
-    confirming: Option<Journal>,
-    refused: BTreeMap<String, (UpgradeInfo, Refusal, u32)>,
+    setup: Setup,
+    process: Process,
     preparer: Preparer,
-    /// Upgrades whose binary is in place and verified.
+    poller: Poller,
+    watch: FileWatch,
+    plan_problem: PlanProblem,
+    plan: UpgradePlan,
+    refusals: Refusals,
+    /// Upgrades whose binary is in place and verified, as they were when verified.
     ready: BTreeMap<String, UpgradeInfo>,
-    /// The prepare task in flight, if any.
-    preparing: Option<(
-        UpgradeInfo,
-        tokio::task::JoinHandle<Result<(), PrepareError>>,
-    )>,
-    /// The poll of the upstream source in flight, if any, and when the next one is due.
-    polling: Option<tokio::task::JoinHandle<Result<Option<SourcedUpgrade>, SourceError>>>,
-    next_poll: Instant,
-    last_poll_note: Option<String>,
-    /// When to release code pages that start-up, an upgrade or a poll needed (a quiet moment).
-    release_at: Option<Instant>,
-    notifier: crate::sd_notify::Notifier,
-    /// Free space that must remain after a backup (`DAEMON_BACKUP_MIN_FREE`, bytes).
-    backup_min_free: u64,
+    preparing: Option<PrepareTask>,
+    /// The applied upgrade whose start is watched for its confirmation.
+    confirming: Option<Journal>,
+    /// When the running daemon's startup period ends (set each turn of the loop).
+    confirm_at: Option<Instant>,
+    /// What each queued upgrade was last said to wait for (one log line per change).
+    said: BTreeMap<String, (Option<WaitingFor>, Option<time::OffsetDateTime>)>,
     startup_failures: u32,
-    state: RunState,
-    failpoint: Option<String>,
+    release_at: Option<Instant>,
     _lock: FileLock,
 }
 
@@ -113,30 +107,59 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         );
     }
     // watch first, so that a change made while the plan is being read is not missed
-    let mut watch = PlanWatch::new(inst.data.root(), &inst.data.plan());
+    let watch = FileWatch::new(inst.data.root(), &[inst.data.plan(), inst.data.refusals()]);
+    let mut plan_problem = PlanProblem::default();
     let plan = match inst.plan() {
         Ok(plan) => plan,
         Err(e) => {
             tracing::error!(
                 "{e}; running the current binary and ignoring the plan until it is fixed"
             );
-            watch.set_error(e.to_string());
-            fallback_plan(&inst)?
+            plan_problem.set(e.to_string());
+            UpgradePlan::new(fsutil::read_json(
+                &inst.data.current_link().join("upgrade-info.json"),
+            )?)
         }
     };
-    let spec = DaemonSpec {
-        binary: inst.data.current_bin(),
-        args: opts.daemon_args.clone(),
-        env: opts.env.clone(),
+    let refusals = Refusals::load(&inst.data.refusals()).unwrap_or_else(|e| {
+        tracing::error!("{e}; refused upgrades are considered again");
+        Refusals::default()
+    });
+    let tuning = &inst.config.tuning;
+    let verifiers = Arc::new(opts.verifiers.clone());
+    let state_dir = inst.home.instance_data_dir(inst.config.id());
+    let previous_state = RunState::load(&state_dir).ok().flatten();
+    let process = Process {
+        spec: DaemonSpec {
+            binary: inst.data.current_bin(),
+            args: opts.daemon_args.clone(),
+            env: opts.env.clone(),
+        },
+        children,
+        signals,
+        notifier: crate::sd_notify::Notifier::from_env(&opts.env),
+        grace: inst.config.daemon.shutdown_grace_period,
+        state: RunState {
+            nymvisor_pid: std::process::id(),
+            nymvisor_started_at: Some(model::now()),
+            ..RunState::default()
+        },
+        state_dir,
+        failpoint: opts
+            .env
+            .get_non_empty("NYMVISOR_FAILPOINT")
+            .map(str::to_owned),
     };
-    let instance_data = inst.home.instance_data_dir(inst.config.id());
-    let previous_state = RunState::load(&instance_data).ok().flatten();
-    let preparer = Preparer {
-        data: inst.data.clone(),
-        daemon: inst.config.daemon.clone(),
-        source: opts.source.clone(),
-        verifiers: Arc::new(opts.verifiers.clone()),
-        caps: Caps::from_env(&opts.env).map_err(|e| Error::Inconsistent(e.to_string()))?,
+    let setup = Setup {
+        backup: if inst.config.daemon.unsafe_skip_backup {
+            None
+        } else {
+            backup::strategy_for(
+                inst.config.daemon.backup_strategy,
+                tuning.backup_compression == crate::config::Compression::Zstd,
+            )
+        },
+        backup_min_free: tuning.backup_min_free,
         progress: opts.progress.clone(),
     };
     if let Some(source) = &opts.source {
@@ -147,73 +170,65 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         );
     }
     let mut sup = Supervisor {
-        preparer,
+        preparer: Preparer {
+            data: inst.data.clone(),
+            daemon: inst.config.daemon.clone(),
+            source: opts.source.clone(),
+            verifiers: verifiers.clone(),
+            caps: Caps {
+                binary: tuning.max_binary_size,
+                ..Caps::default()
+            },
+            progress: opts.progress.clone(),
+        },
+        poller: Poller::new(
+            opts.source.clone(),
+            verifiers,
+            inst.config.nymvisor.upstream_polling_rate,
+        ),
+        inst,
+        setup,
+        process,
+        watch,
+        plan_problem,
+        plan,
+        refusals,
         ready: BTreeMap::new(),
         preparing: None,
-        polling: None,
-        next_poll: Instant::now(),
-        last_poll_note: None,
-        release_at: None,
-        notifier: crate::sd_notify::Notifier::from_env(&opts.env),
-        backup_min_free: backup_min_free(&opts.env)?,
-        backup_strategy: backup::strategy_for(
-            inst.config.daemon.backup_strategy,
-            backup_zstd(&opts.env)?,
-        ),
-        failpoint: opts
-            .env
-            .get_non_empty("NYMVISOR_FAILPOINT")
-            .map(str::to_owned),
-        inst,
-        spec,
-        plan,
-        watch,
-        signals,
-        children,
         confirming: None,
-        refused: BTreeMap::new(),
+        confirm_at: None,
+        said: BTreeMap::new(),
         startup_failures: 0,
-        state: RunState {
-            nymvisor_pid: std::process::id(),
-            nymvisor_started_at: Some(model::now()),
-            ..RunState::default()
-        },
+        release_at: None,
         _lock: lock,
     };
     if let Some(prev) = previous_state
         && let (Some(pid), Some(ticks)) = (prev.daemon_pid, prev.daemon_start_ticks)
     {
-        daemon::stop_leftover(pid, ticks, sup.inst.config.daemon.shutdown_grace_period).await;
+        daemon::stop_leftover(pid, ticks, sup.process.grace).await;
     }
-    sup.save_state();
-    sup.recover().await?;
+    sup.process.save_state();
+    let journal =
+        transaction::recover(&sup.inst, &sup.setup, &mut sup.process, &mut sup.plan).await?;
+    sup.confirming = journal;
     let outcome = sup.main_loop().await;
-    sup.daemon_stopped();
+    sup.process.mark_stopped();
     outcome
 }
 
-/// A plan to go on with when the file cannot be read: the current binary's own info.
-fn fallback_plan(inst: &Instance) -> Result<UpgradePlan> {
-    let info_path = inst.data.current_link().join("upgrade-info.json");
-    let info: UpgradeInfo = fsutil::read_json(&info_path)?;
-    Ok(UpgradePlan::new(info))
-}
-
 enum Event {
-    Prepared(Result<(), PrepareError>),
+    Prepared(Result<(), Refusal>),
     PollDue,
     Polled(Box<Result<Option<SourcedUpgrade>, SourceError>>),
     Exited,
     Signal(Signal),
-    PlanTick,
+    FilesChanged,
     Timer,
     Confirmed,
     Quiet,
 }
 
-/// How long after a start, an upgrade or a poll the moment counts as quiet.
-const QUIET_AFTER: Duration = Duration::from_secs(2);
-
+/// What to do after handling an upgrade step.
 enum Step {
     Continue(Option<Daemon>),
     Exit(RunOutcome),
@@ -224,20 +239,22 @@ impl Supervisor {
         let mut daemon: Option<Daemon> = None;
         loop {
             if daemon.is_none() {
-                match self.try_due_upgrade(None).await? {
+                // a due upgrade whose binary is in place goes first: the old version is not
+                // started only to be stopped again
+                match self.step_upgrade(None, true).await? {
                     Step::Exit(outcome) => return Ok(outcome),
                     Step::Continue(d) => daemon = d,
                 }
             }
             let mut running = match daemon.take() {
                 Some(d) => d,
-                None => match self.start_daemon() {
+                None => match self.start() {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!("{e}");
-                        self.record_error(e.to_string());
+                        self.process.record_error(e.to_string());
                         match self
-                            .on_failure("could not be started".to_owned(), Duration::ZERO)
+                            .on_failure("could not be started".into(), Duration::ZERO)
                             .await?
                         {
                             Some(outcome) => return Ok(outcome),
@@ -246,59 +263,53 @@ impl Supervisor {
                     }
                 },
             };
-            let confirm_at = self.confirming.as_ref().map(|_| {
-                Instant::now()
-                    + self
-                        .inst
-                        .config
-                        .daemon
-                        .startup_period_duration
-                        .saturating_sub(running.uptime())
+            // an upgrade is confirmed once its daemon has run for the startup period
+            let period = self.inst.config.daemon.startup_period_duration;
+            self.confirm_at = self
+                .confirming
+                .as_ref()
+                .map(|_| Instant::now() + period.saturating_sub(running.uptime()));
+            let decision = self.decide();
+            self.say_waiting(&decision);
+            self.start_preparing(&decision);
+            if decision.apply.is_some() {
+                match self.step_upgrade(Some(running), false).await? {
+                    Step::Exit(outcome) => return Ok(outcome),
+                    Step::Continue(d) => daemon = d,
+                }
+                continue;
+            }
+            let wake = decision.wake_at.map(|t| {
+                let secs = (t - model::now()).whole_milliseconds().max(0) as u64;
+                Instant::now() + Duration::from_millis(secs).min(MAX_SLEEP)
             });
-            self.ensure_preparing();
-            let wake = self.next_wake();
-            let poll_at = self.poll_at();
-            let release_at = self.release_at;
+            let (poll_at, release_at) = (self.poller.due_at(), self.release_at);
+            let confirm_at = self.confirm_at;
             let event = tokio::select! {
                 res = join_opt(self.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
-                    res.unwrap_or_else(|e| Err(PrepareError::transient(format!("the prepare task failed: {e}"))))
+                    res.unwrap_or_else(|e| Err(Refusal::transient(format!("the prepare task failed: {e}"))))
                 ),
-                res = join_opt(self.polling.as_mut()) => Event::Polled(Box::new(
-                    res.unwrap_or_else(|e| Err(SourceError(format!("the poll task failed: {e}"))))
-                )),
+                res = self.poller.finished() => Event::Polled(Box::new(res)),
                 () = sleep_until_opt(poll_at) => Event::PollDue,
-                _ = running.exited(&mut self.children) => Event::Exited,
-                sig = self.signals.recv() => Event::Signal(sig),
-                () = self.watch.tick() => Event::PlanTick,
-                () = tokio::time::sleep_until(wake) => Event::Timer,
+                _ = running.exited(&mut self.process.children) => Event::Exited,
+                sig = self.process.signals.recv() => Event::Signal(sig),
+                () = self.watch.tick() => Event::FilesChanged,
+                () = sleep_until_opt(wake) => Event::Timer,
                 () = sleep_until_opt(confirm_at) => Event::Confirmed,
                 () = sleep_until_opt(release_at) => Event::Quiet,
             };
+            daemon = Some(running);
             match event {
-                Event::Prepared(res) => {
-                    self.on_prepared(res);
-                    daemon = Some(running);
-                }
-                Event::PollDue => {
-                    self.start_poll();
-                    daemon = Some(running);
-                }
-                Event::Polled(res) => {
-                    self.on_polled(*res).await;
-                    daemon = Some(running);
-                }
+                Event::Prepared(res) => self.on_prepared(res),
+                Event::PollDue => self.poller.start(),
+                Event::Polled(res) => self.on_polled(*res).await,
                 Event::Signal(sig) if is_stop(sig) => {
+                    let Some(running) = daemon.take() else {
+                        continue;
+                    };
                     tracing::info!("{sig} received: stopping the daemon");
-                    self.notifier.stopping();
-                    let stopped = running
-                        .stop(
-                            sig,
-                            self.inst.config.daemon.shutdown_grace_period,
-                            &mut self.children,
-                            &mut self.signals,
-                            true,
-                        )
-                        .await;
+                    self.process.notifier.stopping();
+                    let stopped = self.process.stop_for_exit(running, sig).await;
                     if stopped.forced {
                         tracing::warn!("daemon killed ({}); nymvisor exits", stopped.exit);
                     } else {
@@ -308,65 +319,24 @@ impl Supervisor {
                 }
                 Event::Signal(sig) => {
                     tracing::info!("forwarding {sig} to the daemon");
-                    running.signal_group(sig);
-                    daemon = Some(running);
+                    if let Some(d) = &daemon {
+                        d.signal_group(sig);
+                    }
                 }
-                Event::PlanTick => {
-                    self.reload_plan();
-                    daemon = Some(running);
-                }
+                Event::FilesChanged => self.reload_files(),
                 Event::Quiet => {
                     // things have settled after a (re)start, an upgrade or a poll: give back the
                     // code pages only they needed
                     self.release_at = None;
                     crate::memory::release_startup_pages();
-                    daemon = Some(running);
                 }
-                Event::Confirmed => {
-                    if let Some(journal) = self.confirming.take() {
-                        Journal::clear(self.inst.data.root())?;
-                        tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period", self.inst.config.daemon.name, journal.upgrade.version);
-                    }
-                    self.startup_failures = 0;
-                    self.quiet_later();
-                    daemon = Some(running);
-                }
-                Event::Timer => match self.try_due_upgrade(Some(running)).await? {
-                    Step::Exit(outcome) => return Ok(outcome),
-                    Step::Continue(d) => daemon = d,
-                },
+                Event::Confirmed => self.confirm()?,
+                Event::Timer => {}
                 Event::Exited => {
-                    let uptime = running.uptime();
-                    // a daemon that exits 0 while what it started keeps running has forked into
-                    // the background: nymvisor cannot supervise that, and must not call it done
-                    let left: Vec<i32> = running.leftovers().iter().map(|p| p.pid).collect();
-                    let exit = running
-                        .finish(
-                            self.inst.config.daemon.shutdown_grace_period,
-                            &mut self.children,
-                        )
-                        .await;
-                    self.daemon_stopped();
-                    let what = if exit.success() && !left.is_empty() {
-                        tracing::error!(
-                            pids = ?left,
-                            "the daemon daemonised itself: it exited 0 while processes it started (pids {}) kept running; they were stopped. nymvisor can only supervise a daemon that stays in the foreground",
-                            left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
-                        );
-                        format!(
-                            "daemonised itself (exited 0, leaving pids {} running)",
-                            left.iter()
-                                .map(|p| p.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    } else if exit.success() {
-                        tracing::info!("the daemon exited cleanly; nymvisor exits too");
-                        return Ok(RunOutcome::DaemonExited);
-                    } else {
-                        format!("failed ({exit})")
+                    let Some(running) = daemon.take() else {
+                        continue;
                     };
-                    if let Some(outcome) = self.on_failure(what, uptime).await? {
+                    if let Some(outcome) = self.on_exit(running).await? {
                         return Ok(outcome);
                     }
                 }
@@ -374,104 +344,92 @@ impl Supervisor {
         }
     }
 
-    /// Applies the first due upgrade if it is prepared. `daemon` is the running one. With no
-    /// daemon running, a binary that is already present is prepared on the spot, so a due
-    /// upgrade does not start the old version first.
-    async fn try_due_upgrade(&mut self, daemon: Option<Daemon>) -> Result<Step> {
-        let Some(info) = self.due_upgrade() else {
-            return Ok(Step::Continue(daemon));
-        };
-        if self.ready.get(&info.name) != Some(&info) {
-            if daemon.is_some() || !self.preparer.binary_present(&info) {
-                self.ensure_preparing();
-                return Ok(Step::Continue(daemon));
-            }
-            let t = std::time::Instant::now();
-            let current = self.plan.current.version.clone();
-            let prepared = tokio::select! {
-                r = self.preparer.prepare(&info, &current) => r,
-                sig = self.signals.recv_stop() => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
-            };
-            if let Err(e) = prepared {
-                self.refuse(&info, e);
-                return Ok(Step::Continue(daemon));
-            }
-            tracing::info!(upgrade = %info.name, stage = "prepare", elapsed_ms = t.elapsed().as_millis() as u64, "verified the new binary ({} {})", self.inst.config.daemon.name, info.version);
-        }
-        if self.backup_enabled()
-            && let Err(e) = backup::check_free_space(&self.backup_plan())
-        {
-            self.refuse(&info, PrepareError::transient(e.to_string()));
-            return Ok(Step::Continue(daemon));
-        }
-        // prepared against what ran then: the version rule is checked again against what runs now
-        if !self.inst.config.daemon.allow_downgrade
-            && crate::rules::compare_versions(&info.version, &self.plan.current.version)
-                .is_ok_and(|o| o.is_le())
-        {
-            self.ready.remove(&info.name);
-            self.refuse(&info, PrepareError::permanent(format!(
-                "version {} is not newer than the running {}; refusing a downgrade (set DAEMON_ALLOW_DOWNGRADE=true to allow it)",
-                info.version, self.plan.current.version
-            )));
-            return Ok(Step::Continue(daemon));
-        }
-        self.refused.remove(&info.name);
-        // whatever else was prepared was checked against the version that is about to be replaced
-        self.ready.clear();
-        let name = info.name.clone();
-        match self.apply(info.clone(), daemon).await? {
-            Applied::Done {
-                daemon,
-                restart_wanted,
-            } => {
-                self.startup_failures = 0;
-                if restart_wanted {
-                    Ok(Step::Continue(daemon))
-                } else {
-                    Ok(Step::Exit(RunOutcome::StoppedAfterUpgrade(name)))
-                }
-            }
-            Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
-            Applied::Aborted { daemon, reason } => {
-                tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {reason}");
-                self.refuse(
-                    &info,
-                    PrepareError {
-                        reason,
-                        permanent: false,
-                    },
-                );
-                Ok(Step::Continue(daemon))
-            }
+    fn start(&mut self) -> Result<Daemon> {
+        let d = self.process.start()?;
+        self.process.notifier.ready(&format!(
+            "running {} {} (pid {})",
+            self.inst.config.daemon.name,
+            self.plan.current.version,
+            d.pid()
+        ));
+        self.quiet_later();
+        Ok(d)
+    }
+
+    fn quiet_later(&mut self) {
+        self.release_at = Some(Instant::now() + QUIET_AFTER);
+    }
+
+    fn policy_context<'a>(&'a self, history: &'a model::UpgradeHistory) -> policy::Context<'a> {
+        policy::Context {
+            current: &self.plan.current,
+            queued: &self.plan.queued_up,
+            history,
+            in_flight: self.confirming.as_ref(),
+            allow_downgrade: self.inst.config.daemon.allow_downgrade,
         }
     }
 
-    /// Starts preparing the first queued upgrade that is neither ready nor waiting for a retry
-    /// (downloads happen ahead of the upgrade time, while the daemon runs).
-    fn ensure_preparing(&mut self) {
+    fn decide(&self) -> Decision {
+        let confirm_until = self.confirming.as_ref().map(|j| {
+            let left = self
+                .confirm_at
+                .map(|at| at.saturating_duration_since(Instant::now()))
+                .unwrap_or(self.inst.config.daemon.startup_period_duration);
+            (j.upgrade.name.as_str(), model::now() + left)
+        });
+        queue::decide(&queue::Snapshot {
+            now: model::now(),
+            plan: &self.plan,
+            refusals: &self.refusals,
+            ready: &self.ready,
+            preparing: self.preparing.as_ref().map(|(i, _)| i.name.as_str()),
+            confirming: confirm_until,
+            plan_broken: self.plan_problem.get().is_some(),
+        })
+    }
+
+    /// One log line whenever a queued upgrade starts waiting for something (or stops).
+    fn say_waiting(&mut self, d: &Decision) {
+        let mut said = BTreeMap::new();
+        for e in &d.entries {
+            let now = (e.waiting_for, e.until);
+            if self.said.get(&e.name) != Some(&now)
+                && let Some(w) = e.waiting_for
+            {
+                let until = e
+                    .until
+                    .map(|t| format!(" until {}", model::rfc3339(t)))
+                    .unwrap_or_default();
+                tracing::info!(upgrade = %e.name, "upgrade `{}` ({}) is due and waits for {}{until}", e.name, e.version, describe(w));
+            }
+            said.insert(e.name.clone(), now);
+        }
+        self.said = said;
+    }
+
+    /// Starts preparing what the queue says, once the policy allows it.
+    fn start_preparing(&mut self, d: &Decision) {
+        let Some(info) = d.prepare.clone() else {
+            return;
+        };
         if self.preparing.is_some() {
             return;
         }
-        let now = model::now();
-        let Some(info) = self
-            .plan
-            .queued_up
-            .iter()
-            .find(|q| self.ready.get(&q.name) != Some(*q) && self.retry_allowed(q, now))
-            .cloned()
-        else {
+        let history = self.inst.history().unwrap_or_default();
+        if let Err(r) = policy::may_apply(&self.policy_context(&history), &info) {
+            self.refuse(&info, r, Origin::Plan);
             return;
-        };
+        }
         let preparer = self.preparer.clone();
-        let current = self.plan.current.version.clone();
         let task_info = info.clone();
         tracing::debug!(upgrade = %info.name, "preparing");
-        let handle = tokio::spawn(async move { preparer.prepare(&task_info, &current).await });
+        let handle = tokio::spawn(async move { preparer.prepare(&task_info).await });
         self.preparing = Some((info, handle));
+        self.save_progress();
     }
 
-    fn on_prepared(&mut self, res: Result<(), PrepareError>) {
+    fn on_prepared(&mut self, res: Result<(), Refusal>) {
         let Some((info, _)) = self.preparing.take() else {
             return;
         };
@@ -486,240 +444,266 @@ impl Supervisor {
                     )
                 };
                 tracing::info!(upgrade = %info.name, stage = "prepare", "upgrade `{}` ({} {}) is in place and verified; {when}", info.name, self.inst.config.daemon.name, info.version);
-                self.refused.remove(&info.name);
+                if self.refusals.for_entry(&info).is_some() {
+                    self.update_refusals(|r| {
+                        r.clear(&info.name);
+                    });
+                }
                 self.ready.insert(info.name.clone(), info);
             }
-            Err(e) => self.refuse(&info, e),
+            Err(r) => self.refuse(&info, r, Origin::Plan),
         }
+        self.save_progress();
     }
 
-    /// The daemon failed (or could not be started). Returns an outcome when nymvisor must stop;
-    /// otherwise waits out the restart delay (or rolls back) and returns `None`.
-    async fn on_failure(&mut self, what: String, uptime: Duration) -> Result<Option<RunOutcome>> {
-        let cfg = self.inst.config.daemon.clone();
-        let during_startup = uptime < cfg.startup_period_duration;
-        if during_startup {
-            self.startup_failures += 1;
-        } else {
-            self.startup_failures = 0;
-        }
-        let limit = cfg.max_startup_failures.max(1);
-        tracing::warn!(
-            "the daemon {what} after {}{}",
-            humantime::format_duration(Duration::from_secs(uptime.as_secs())),
-            if during_startup {
-                format!(" (startup failure {} of {limit})", self.startup_failures)
-            } else {
-                String::new()
+    /// Applies the upgrade the queue says is due. With no daemon running (`idle`), a due upgrade
+    /// whose binary is in place is prepared on the spot.
+    async fn step_upgrade(&mut self, daemon: Option<Daemon>, idle: bool) -> Result<Step> {
+        let d = self.decide();
+        let info = match (d.apply, d.due_unprepared) {
+            (Some(info), _) => info,
+            (None, Some(info)) if idle && self.preparer.binary_present(&info) => {
+                let history = self.inst.history().unwrap_or_default();
+                if let Err(r) = policy::may_apply(&self.policy_context(&history), &info) {
+                    self.refuse(&info, r, Origin::Plan);
+                    return Ok(Step::Continue(daemon));
+                }
+                let t = std::time::Instant::now();
+                let prepared = tokio::select! {
+                    r = self.preparer.prepare(&info) => r,
+                    sig = self.process.signals.recv_stop() => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
+                };
+                if let Err(r) = prepared {
+                    self.refuse(&info, r, Origin::Plan);
+                    return Ok(Step::Continue(daemon));
+                }
+                tracing::info!(upgrade = %info.name, stage = "prepare", elapsed_ms = t.elapsed().as_millis() as u64, "verified the new binary ({} {})", self.inst.config.daemon.name, info.version);
+                info
             }
-        );
-        self.record_error(format!("daemon {what}"));
-        self.state.startup_failures = self.startup_failures;
-
-        if during_startup
-            && cfg.rollback_on_failure
-            && (self.startup_failures >= limit || !cfg.restart_on_failure)
-            && let Some(journal) = self.confirming.take()
+            _ => return Ok(Step::Continue(daemon)),
+        };
+        // prepared against what ran then: the rules are asked again against what runs now
+        let history = self.inst.history().unwrap_or_default();
+        if let Err(r) = policy::may_apply(&self.policy_context(&history), &info) {
+            self.ready.remove(&info.name);
+            self.refuse(&info, r, Origin::Plan);
+            return Ok(Step::Continue(daemon));
+        }
+        if self.setup.backup.is_some()
+            && let Err(e) =
+                backup::check_free_space(&self.inst.backup_plan(self.setup.backup_min_free))
         {
-            let reason = format!(
-                "{} {} {what} {} time(s) within its startup period",
-                cfg.name, journal.upgrade.version, self.startup_failures
-            );
-            self.rollback(journal, &reason).await?;
-            self.startup_failures = 0;
-            return Ok(None);
+            self.refuse(&info, Refusal::transient(e.to_string()), Origin::Plan);
+            return Ok(Step::Continue(daemon));
         }
-        if !cfg.restart_on_failure {
-            return Err(Error::DaemonFailed(format!(
-                "the daemon {what} and restart_on_failure is off"
-            )));
-        }
-        if self.startup_failures >= limit {
-            return Err(Error::DaemonFailed(format!(
-                "the daemon failed {} times within {} of starting; giving up",
-                self.startup_failures,
-                humantime::format_duration(cfg.startup_period_duration)
-            )));
-        }
-        tracing::info!(
-            "restarting the daemon in {}",
-            humantime::format_duration(cfg.failure_restart_delay)
-        );
-        let until = Instant::now() + cfg.failure_restart_delay;
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(until) => return Ok(None),
-                sig = self.signals.recv_stop() => {
-                    tracing::info!("{sig} received while waiting to restart the daemon: exiting");
-                    return Ok(Some(RunOutcome::Stopped(sig)));
-                }
-                () = self.watch.tick() => {
-                    self.reload_plan();
-                    if self.due_upgrade().is_some() {
-                        return Ok(None);
-                    }
-                }
-                () = self.children.next() => {}
-            }
-        }
-    }
-
-    fn start_daemon(&mut self) -> Result<Daemon> {
-        let d = Daemon::spawn(&self.spec)?;
-        self.state.daemon_pid = Some(d.pid());
-        self.state.daemon_start_ticks = d.start_ticks();
-        self.state.daemon_started_at = Some(model::now());
-        self.save_state();
-        tracing::info!("started {} (pid {})", self.spec.binary.display(), d.pid());
-        self.notifier.ready(&format!(
-            "running {} {} (pid {})",
-            self.inst.config.daemon.name,
-            self.plan.current.version,
-            d.pid()
-        ));
+        // whatever else was prepared was checked against the version that is about to be replaced
+        self.ready.clear();
+        let name = info.name.clone();
+        let applied = transaction::apply(
+            &self.inst,
+            &self.setup,
+            &mut self.process,
+            &mut self.plan,
+            info.clone(),
+            daemon,
+        )
+        .await?;
         self.quiet_later();
-        Ok(d)
-    }
-
-    /// Schedules the release of code pages for the next quiet moment.
-    fn quiet_later(&mut self) {
-        self.release_at = Some(Instant::now() + QUIET_AFTER);
-    }
-
-    fn daemon_stopped(&mut self) {
-        if self.state.daemon_pid.take().is_some() {
-            self.state.daemon_start_ticks = None;
-            self.state.daemon_started_at = None;
-            self.save_state();
+        self.save_progress();
+        match applied {
+            Applied::Done {
+                daemon,
+                restart_wanted,
+                confirming,
+            } => {
+                self.startup_failures = 0;
+                self.confirming = confirming.map(|j| *j);
+                if restart_wanted {
+                    Ok(Step::Continue(daemon))
+                } else {
+                    Ok(Step::Exit(RunOutcome::StoppedAfterUpgrade(name)))
+                }
+            }
+            Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
+            Applied::Aborted { daemon, refusal } => {
+                tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {refusal}");
+                self.refuse(&info, refusal, Origin::Plan);
+                Ok(Step::Continue(daemon))
+            }
         }
     }
 
-    fn record_error(&mut self, message: String) {
-        self.state.last_error = Some(message);
-        self.state.last_error_at = Some(model::now());
-        self.save_state();
-    }
-
-    fn save_state(&mut self) {
-        self.state.refused = self.refused.values().map(|(_, r, _)| r.clone()).collect();
-        self.state
-            .save(&self.inst.home.instance_data_dir(self.inst.config.id()));
-    }
-
-    fn reload_plan(&mut self) {
-        let reloaded = self.watch.reload();
-        if let Some(problem) = self.watch.error()
-            && self.state.last_error.as_deref() != Some(problem)
-        {
-            let problem = problem.to_owned();
-            self.record_error(problem);
+    fn confirm(&mut self) -> Result<()> {
+        if let Some(journal) = self.confirming.take() {
+            Journal::clear(self.inst.data.root())?;
+            tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period", self.inst.config.daemon.name, journal.upgrade.version);
         }
-        if let Some(plan) = reloaded {
+        self.startup_failures = 0;
+        self.quiet_later();
+        Ok(())
+    }
+
+    /// An offer of the upstream source, through the document checks and the policy.
+    async fn on_polled(&mut self, res: Result<Option<SourcedUpgrade>, SourceError>) {
+        // the HTTP stack's code is not needed again until the next poll
+        self.quiet_later();
+        let found = match res {
+            Ok(None) => return,
+            Ok(Some(found)) => found,
+            Err(e) => {
+                let note = format!("polling the upstream source failed: {e}");
+                if self.poller.is_new(&note) {
+                    tracing::error!(
+                        "{note}; the daemon keeps running and the next poll will try again"
+                    );
+                }
+                self.process.record_error(note);
+                return;
+            }
+        };
+        if let Err(note) = self.poller.vet(&found).await {
+            if self.poller.is_new(&note) {
+                tracing::warn!("{note}");
+            }
+            return;
+        }
+        let offer = found.info;
+        let history = self.inst.history().unwrap_or_default();
+        match policy::admit_offer(&self.policy_context(&history), &offer) {
+            Admission::Known => {}
+            Admission::Refused(r) => {
+                if self.refusals.for_entry(&offer).is_none() {
+                    self.refuse(&offer, r, Origin::Upstream);
+                }
+            }
+            Admission::Queue => {
+                if let Err(e) = self.queue_offer(&offer) {
+                    // ask for the whole document next time, so the release is not lost to a 304
+                    self.poller.forget();
+                    tracing::error!("could not queue the upgrade offered upstream: {e}");
+                    self.process.record_error(e.to_string());
+                }
+            }
+        }
+    }
+
+    fn queue_offer(&mut self, info: &UpgradeInfo) -> Result<()> {
+        let name = &info.name;
+        fsutil::create_dir_all(&self.inst.data.upgrade_dir(name))?;
+        fsutil::write_json(&self.inst.data.upgrade_info(name), info)?;
+        let queued = info.clone();
+        transaction::update_plan(&self.inst, &mut self.plan, |plan| {
+            plan.remove(&queued.name);
+            plan.insert(queued.clone());
+        })?;
+        tracing::info!(upgrade = %name, stage = "discover", "new release upstream: {} {} (`{name}`), due {}", self.inst.config.daemon.name, info.version, model::rfc3339(info.upgrade_time));
+        Ok(())
+    }
+
+    /// Records a refusal (on disk, so a restart does not try it again), logs it once per reason.
+    fn refuse(&mut self, info: &UpgradeInfo, refusal: Refusal, origin: Origin) {
+        let now = model::now();
+        let mut new = true;
+        self.update_refusals(|r| {
+            new = r.record(info, &refusal, origin, now).1;
+        });
+        let what = format!(
+            "upgrade `{}` ({} {})",
+            info.name, self.inst.config.daemon.name, info.version
+        );
+        let then = match self.refusals.for_entry(info).map(|r| r.next_attempt) {
+            Some(crate::refusal::NextAttempt::At(t)) => {
+                format!("; will retry at {}", model::rfc3339(t))
+            }
+            _ if origin == Origin::Upstream => "; it is not queued".to_owned(),
+            _ => "; it is skipped until its plan entry changes (or `nymvisor retry`)".to_owned(),
+        };
+        if new {
+            tracing::error!(upgrade = %info.name, "cannot apply {what}: {}{then}", refusal.reason);
+        } else {
+            tracing::debug!(upgrade = %info.name, "still cannot apply {what}: {}", refusal.reason);
+        }
+        self.process
+            .record_error(format!("upgrade `{}`: {}", info.name, refusal.reason));
+    }
+
+    /// Read-modify-write of `upgrade-refusals.json` under the plan lock (`nymvisor retry` edits
+    /// it too). When it cannot be written the change is kept in memory.
+    fn update_refusals(&mut self, change: impl FnOnce(&mut Refusals)) {
+        let path = self.inst.data.refusals();
+        let written = FileLock::acquire_blocking(&self.inst.data.plan_lock()).and_then(|_lock| {
+            let mut on_disk = Refusals::load(&path).unwrap_or_else(|_| self.refusals.clone());
+            change(&mut on_disk);
+            on_disk.save(&path)?;
+            Ok(on_disk)
+        });
+        match written {
+            Ok(r) => self.refusals = r,
+            Err(e) => tracing::warn!("could not record the refusal in {}: {e}", path.display()),
+        }
+    }
+
+    /// The plan or the refusals changed on disk.
+    fn reload_files(&mut self) {
+        for path in self.watch.changed() {
+            if path == self.inst.data.refusals() {
+                match Refusals::load(&path) {
+                    Ok(r) => self.refusals = r,
+                    Err(e) => tracing::warn!("{e}"),
+                }
+                continue;
+            }
+            let reloaded = self.plan_problem.reload(&path);
+            if let Some(problem) = self.plan_problem.get()
+                && self.process.state.last_error.as_deref() != Some(problem)
+            {
+                let problem = problem.to_owned();
+                self.process.record_error(problem);
+            }
+            let Some(plan) = reloaded else { continue };
             if plan != self.plan {
                 tracing::info!(
                     "upgrade plan changed: {} upgrade(s) queued",
                     plan.queued_up.len()
                 );
             }
-            // forget refusals of entries that changed or left the queue
-            self.refused
-                .retain(|name, (info, _, _)| plan.queued(name) == Some(&*info));
             self.plan = plan;
-        }
-    }
-
-    fn refuse(&mut self, info: &UpgradeInfo, e: PrepareError) {
-        let attempts = self.refused.get(&info.name).map_or(0, |(_, _, n)| *n) + 1;
-        let same = self
-            .refused
-            .get(&info.name)
-            .is_some_and(|(_, r, _)| r.reason == e.reason);
-        let retry_at = (!e.permanent).then(|| {
-            let backoff = FIRST_BACKOFF
-                .saturating_mul(1 << attempts.min(16).saturating_sub(1))
-                .min(MAX_BACKOFF);
-            model::now() + backoff
-        });
-        if !same {
-            tracing::error!(upgrade = %info.name, "cannot apply upgrade `{}` ({} {}): {}{}", info.name, self.inst.config.daemon.name, info.version, e.reason,
-                if e.permanent { "; it is skipped until the plan entry changes".to_owned() } else { "; will retry".to_owned() });
-        } else {
-            tracing::debug!(upgrade = %info.name, "still cannot apply upgrade: {}", e.reason);
-        }
-        let refusal = Refusal {
-            name: info.name.clone(),
-            reason: e.reason.clone(),
-            permanent: e.permanent,
-            retry_at,
-        };
-        self.refused
-            .insert(info.name.clone(), (info.clone(), refusal, attempts));
-        self.record_error(format!("upgrade `{}`: {}", info.name, e.reason));
-    }
-
-    /// Upgrades wait while the previous one awaits confirmation (its rollback must stay
-    /// possible) and while the plan file is broken (it could not be updated).
-    fn can_apply(&self) -> bool {
-        self.confirming.is_none() && self.watch.error().is_none()
-    }
-
-    /// The first queued upgrade whose time has come and that is not waiting for a retry.
-    fn due_upgrade(&self) -> Option<UpgradeInfo> {
-        if !self.can_apply() {
-            return None;
-        }
-        let now = model::now();
-        self.plan
-            .queued_up
-            .iter()
-            .find(|q| q.upgrade_time <= now && self.retry_allowed(q, now))
-            .cloned()
-    }
-
-    fn retry_allowed(&self, q: &UpgradeInfo, now: time::OffsetDateTime) -> bool {
-        match self.refused.get(&q.name) {
-            Some((info, r, _)) if info == q => !r.permanent && r.retry_at.is_none_or(|t| t <= now),
-            _ => true,
-        }
-    }
-
-    /// When the next upgrade (or retry) is due, capped at [`MAX_SLEEP`].
-    fn next_wake(&self) -> Instant {
-        if !self.can_apply() {
-            return Instant::now() + MAX_SLEEP;
-        }
-        let now = model::now();
-        let soonest = self
-            .plan
-            .queued_up
-            .iter()
-            .filter_map(|q| match self.refused.get(&q.name) {
-                Some((info, r, _)) if info == q => {
-                    if r.permanent {
-                        None
-                    } else {
-                        Some(r.retry_at.map_or(q.upgrade_time, |t| t.max(q.upgrade_time)))
-                    }
-                }
-                _ => Some(q.upgrade_time),
-            })
-            .min();
-        let delay = soonest.map_or(MAX_SLEEP, |t| {
-            let d = t - now;
-            if d.is_negative() {
-                Duration::ZERO
-            } else {
-                Duration::try_from(d).unwrap_or(MAX_SLEEP)
+            let mut pruned = self.refusals.clone();
+            if pruned.prune(&self.plan) {
+                let plan = self.plan.clone();
+                self.update_refusals(|r| {
+                    r.prune(&plan);
+                });
             }
-        });
-        Instant::now() + delay.min(MAX_SLEEP)
+        }
+    }
+
+    /// Records which upgrades are prepared or being prepared, for `status`.
+    fn save_progress(&mut self) {
+        let ready: Vec<String> = self.ready.keys().cloned().collect();
+        let preparing = self.preparing.as_ref().map(|(i, _)| i.name.clone());
+        if self.process.state.ready != ready || self.process.state.preparing != preparing {
+            self.process.state.ready = ready;
+            self.process.state.preparing = preparing;
+            self.process.save_state();
+        }
+    }
+}
+
+fn describe(w: WaitingFor) -> &'static str {
+    match w {
+        WaitingFor::Confirmation => "the previous upgrade's confirmation",
+        WaitingFor::Backoff => "its next attempt",
+        WaitingFor::Download => "its binary to be downloaded and verified",
+        WaitingFor::Earlier => "an earlier upgrade",
+        WaitingFor::Plan => "the upgrade plan to be fixed",
     }
 }
 
 /// Awaits a task if there is one; never resolves otherwise. Cancel-safe.
 async fn join_opt<T>(
-    handle: Option<&mut tokio::task::JoinHandle<T>>,
-) -> Result<T, tokio::task::JoinError> {
+    handle: Option<&mut JoinHandle<T>>,
+) -> std::result::Result<T, tokio::task::JoinError> {
     match handle {
         Some(h) => h.await,
         None => std::future::pending().await,
@@ -730,36 +714,5 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Default free space kept after a backup, so a backup never fills the disk the node writes to.
-pub const DEFAULT_BACKUP_MIN_FREE: u64 = 64 * 1024 * 1024;
-
-fn backup_min_free(env: &Env) -> Result<u64> {
-    match env.get_non_empty("DAEMON_BACKUP_MIN_FREE") {
-        None => Ok(DEFAULT_BACKUP_MIN_FREE),
-        Some(v) => v.trim().parse().map_err(|_| Error::EnvValue {
-            var: "DAEMON_BACKUP_MIN_FREE".into(),
-            value: v.into(),
-            message: "expected a number of bytes".into(),
-        }),
-    }
-}
-
-/// `DAEMON_BACKUP_COMPRESSION`: `none` (default) or `zstd` (for the `archive` strategy).
-fn backup_zstd(env: &Env) -> Result<bool> {
-    match env
-        .get_non_empty("DAEMON_BACKUP_COMPRESSION")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("none") => Ok(false),
-        Some("zstd") => Ok(true),
-        Some(other) => Err(Error::EnvValue {
-            var: "DAEMON_BACKUP_COMPRESSION".into(),
-            value: other.into(),
-            message: "expected `none` or `zstd`".into(),
-        }),
     }
 }

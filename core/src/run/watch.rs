@@ -1,4 +1,4 @@
-//! Noticing changes to `upgrade-plan.json`: inotify (via `notify`) on the upgrade data
+//! Noticing changes to `upgrade-plan.json` (and `upgrade-refusals.json`): inotify (via `notify`) on the upgrade data
 //! directory, so files replaced by rename are seen, plus a once-a-second `stat` where inotify
 //! cannot be trusted (it could not be set up, or the directory is on a network or FUSE file
 //! system, whose changes made elsewhere raise no event).
@@ -14,24 +14,10 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::error::Result;
 use crate::model::UpgradePlan;
 
 /// Identity and version of the file as seen by `stat`.
 type Stamp = (u64, i64, i64, u64);
-
-#[derive(Debug)]
-pub struct PlanWatch {
-    rx: mpsc::UnboundedReceiver<notify::EventKind>,
-    events_alive: bool,
-    /// `stat` the file once a second as well (inotify cannot be trusted here).
-    poll: bool,
-    _watcher: Option<notify::RecommendedWatcher>,
-    path: PathBuf,
-    stamp: Option<Stamp>,
-    forced: bool,
-    last_error: Option<String>,
-}
 
 /// Whether an event can mean that the file changed. Reads (open, access, close without
 /// writing) cannot.
@@ -77,49 +63,66 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
 }
 
-impl PlanWatch {
-    pub fn new(data_root: &Path, plan: &Path) -> PlanWatch {
+/// Watches files of one directory (the plan, the refusals) for changes.
+#[derive(Debug)]
+pub struct FileWatch {
+    rx: mpsc::UnboundedReceiver<notify::EventKind>,
+    events_alive: bool,
+    /// `stat` the files once a second as well (inotify cannot be trusted here).
+    poll: bool,
+    _watcher: Option<notify::RecommendedWatcher>,
+    files: Vec<(PathBuf, Option<Stamp>)>,
+    forced: bool,
+}
+
+impl FileWatch {
+    /// Watches `files`, which must all be in `dir`.
+    pub fn new(dir: &Path, files: &[PathBuf]) -> FileWatch {
         let (tx, rx) = mpsc::unbounded_channel();
-        let name = plan.file_name().map(|n| n.to_owned());
+        let names: Vec<_> = files
+            .iter()
+            .filter_map(|f| f.file_name().map(|n| n.to_owned()))
+            .collect();
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if let Ok(event) = res
                 && changes_file(&event.kind)
-                && event.paths.iter().any(|p| p.file_name() == name.as_deref())
+                && event
+                    .paths
+                    .iter()
+                    .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
             {
                 let _ = tx.send(event.kind);
             }
         })
-        .and_then(|mut w| w.watch(data_root, RecursiveMode::NonRecursive).map(|()| w));
+        .and_then(|mut w| w.watch(dir, RecursiveMode::NonRecursive).map(|()| w));
         let watcher = match watcher {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(
                     "cannot watch {} for changes ({e}); checking it every second instead",
-                    data_root.display()
+                    dir.display()
                 );
                 None
             }
         };
-        let trusted = inotify_trusted(data_root);
+        let trusted = inotify_trusted(dir);
         if watcher.is_some() && !trusted {
             tracing::info!(
                 "{} is not on a local file system: checking the upgrade plan every second as well",
-                data_root.display()
+                dir.display()
             );
         }
-        PlanWatch {
+        FileWatch {
             rx,
             poll: watcher.is_none() || !trusted,
             events_alive: watcher.is_some(),
             _watcher: watcher,
-            path: plan.to_owned(),
-            stamp: stamp(plan),
+            files: files.iter().map(|f| (f.clone(), stamp(f))).collect(),
             forced: false,
-            last_error: None,
         }
     }
 
-    /// Resolves when the plan may have changed: an event, or (where events cannot be trusted)
+    /// Resolves when a file may have changed: an event, or (where events cannot be trusted)
     /// the one-second check is due. Never resolves for reads. Cancel-safe.
     pub async fn tick(&mut self) {
         if self.events_alive {
@@ -142,19 +145,36 @@ impl PlanWatch {
         }
     }
 
-    /// Re-reads the plan if it changed since the last read. `None`: unchanged, or invalid (the
-    /// error is logged once per change; the last valid plan stays in force).
-    pub fn reload(&mut self) -> Option<UpgradePlan> {
-        let now = stamp(&self.path);
-        if !self.forced && now == self.stamp {
-            return None;
+    /// The watched files that changed since the last call (all of them after an event: the
+    /// event may have come before the `stat` could tell).
+    pub fn changed(&mut self) -> Vec<PathBuf> {
+        let forced = std::mem::take(&mut self.forced);
+        let mut out = Vec::new();
+        for (path, last) in &mut self.files {
+            let now = stamp(path);
+            if forced || now != *last {
+                *last = now;
+                out.push(path.clone());
+            }
         }
-        self.forced = false;
-        self.stamp = now;
-        match UpgradePlan::load(&self.path) {
+        out
+    }
+}
+
+/// The plan file and what is wrong with it: the last valid plan stays in force while the file
+/// is broken, and the problem is logged once per change.
+#[derive(Debug, Default)]
+pub struct PlanProblem {
+    last_error: Option<String>,
+}
+
+impl PlanProblem {
+    /// Reads the plan at `path`; `None` if it is invalid (the problem is kept and logged once).
+    pub fn reload(&mut self, path: &Path) -> Option<UpgradePlan> {
+        match UpgradePlan::load(path) {
             Ok(plan) => {
                 if self.last_error.take().is_some() {
-                    tracing::info!("{} is valid again", self.path.display());
+                    tracing::info!("{} is valid again", path.display());
                 }
                 Some(plan)
             }
@@ -169,19 +189,13 @@ impl PlanWatch {
         }
     }
 
-    /// Forget the file's stamp after nymvisor wrote the plan itself.
-    pub fn mark_written(&mut self) -> Result<()> {
-        self.stamp = stamp(&self.path);
-        Ok(())
-    }
-
-    /// Records that the plan file is broken (found outside [`PlanWatch::reload`]).
-    pub fn set_error(&mut self, message: String) {
+    /// Records that the plan file is broken (found outside [`PlanProblem::reload`]).
+    pub fn set(&mut self, message: String) {
         self.last_error = Some(message);
     }
 
     /// The current problem with the plan file, if any.
-    pub fn error(&self) -> Option<&str> {
+    pub fn get(&self) -> Option<&str> {
         self.last_error.as_deref()
     }
 }
@@ -229,7 +243,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("upgrade-plan.json");
         std::fs::write(&plan, b"{}").unwrap();
-        let mut watch = PlanWatch::new(dir.path(), &plan);
+        let mut watch = FileWatch::new(dir.path(), std::slice::from_ref(&plan));
         for _ in 0..50 {
             let _ = crate::fsutil::read_capped(&plan, 1024).unwrap();
         }

@@ -8,7 +8,7 @@ fn main() {
         std::process::exit(2);
     }
     let extra: Vec<&str> = args[3..].iter().map(String::as_str).collect();
-    let dest = nymvisor_tests::stamp_fake_daemon(
+    let dest = nymvisor_tests::stamp_in_process(
         std::path::Path::new(&args[0]),
         &args[1],
         &args[2],

@@ -1,5 +1,5 @@
-//! The prepare stage (SPEC §8.2): everything that happens while the old daemon keeps running —
-//! the version rules, fetching the binary if it is not present (streamed into a temporary file
+//! The prepare stage: everything that happens while the old daemon keeps running — fetching the
+//! binary if it is not present (streamed into a temporary file
 //! in `upgrades/<name>/bin/`, hashed as the bytes arrive, size-capped), verification, and the
 //! rename into place. A failure removes the temporary file and touches nothing else.
 
@@ -11,36 +11,15 @@ use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 
+use super::policy::check_name;
 use crate::build_info;
 use crate::config::DaemonConfig;
 use crate::model::{PlatformDetails, UpgradeInfo};
 use crate::paths::UpgradeDataDir;
-use crate::rules::{compare_versions, platform_keys, validate_upgrade_name};
+use crate::refusal::Refusal;
+use crate::rules::platform_keys;
 use crate::source::{Caps, ChunkSink, UpgradeSource};
 use crate::verify::{Candidate, Digest, Verifier};
-
-/// Why an upgrade could not be prepared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrepareError {
-    pub reason: String,
-    /// Retrying cannot help until the plan entry changes.
-    pub permanent: bool,
-}
-
-impl PrepareError {
-    pub fn permanent(reason: impl Into<String>) -> Self {
-        PrepareError {
-            reason: reason.into(),
-            permanent: true,
-        }
-    }
-    pub fn transient(reason: impl Into<String>) -> Self {
-        PrepareError {
-            reason: reason.into(),
-            permanent: false,
-        }
-    }
-}
 
 /// What the prepare stage needs; cheap to clone into a background task.
 #[derive(Debug, Clone)]
@@ -56,28 +35,14 @@ pub struct Preparer {
 impl Preparer {
     /// Whether the upgrade's binary is already in place (no download needed).
     pub fn binary_present(&self, info: &UpgradeInfo) -> bool {
-        validate_upgrade_name(&info.name).is_ok() && self.data.upgrade_bin(&info.name).is_file()
+        check_name(&info.name).is_ok() && self.data.upgrade_bin(&info.name).is_file()
     }
 
-    /// Makes `info` ready to be applied: its binary in place and verified.
-    pub async fn prepare(
-        &self,
-        info: &UpgradeInfo,
-        current_version: &str,
-    ) -> Result<(), PrepareError> {
-        validate_upgrade_name(&info.name).map_err(|e| PrepareError::permanent(e.to_string()))?;
-        if !self.daemon.allow_downgrade {
-            match compare_versions(&info.version, current_version) {
-                Ok(o) if o.is_le() => {
-                    return Err(PrepareError::permanent(format!(
-                        "version {} is not newer than the running {current_version}; refusing a downgrade (set DAEMON_ALLOW_DOWNGRADE=true to allow it)",
-                        info.version
-                    )));
-                }
-                Ok(_) => {}
-                Err(e) => return Err(PrepareError::permanent(e.to_string())),
-            }
-        }
+    /// Makes `info` ready to be applied: its binary in place and verified. Whether it may be
+    /// applied at all ([`super::policy::may_apply`]) is the caller's question; only the name is
+    /// checked here, since it becomes a path.
+    pub async fn prepare(&self, info: &UpgradeInfo) -> Result<(), Refusal> {
+        check_name(&info.name)?;
         let bin = self.data.upgrade_bin(&info.name);
         if !bin.is_file() {
             return self.fetch(info, &bin).await;
@@ -89,7 +54,7 @@ impl Preparer {
             // not ours to trust, and the announced one can be fetched
             Some(why) if self.can_download() => {
                 let aside = move_aside(&bin).map_err(|e| {
-                    PrepareError::transient(format!(
+                    Refusal::transient(format!(
                         "{} does not match the announced checksum ({why}) and cannot be moved aside: {e}",
                         bin.display()
                     ))
@@ -112,16 +77,16 @@ impl Preparer {
         info: &UpgradeInfo,
         platform: Option<&PlatformDetails>,
         bin: &Path,
-    ) -> Result<BTreeMap<String, String>, PrepareError> {
+    ) -> Result<BTreeMap<String, String>, Refusal> {
         let mut digests = self.digesters(info, platform);
         if !digests.is_empty() {
-            let mut file = tokio::fs::File::open(bin).await.map_err(|e| {
-                PrepareError::transient(format!("cannot read {}: {e}", bin.display()))
-            })?;
+            let mut file = tokio::fs::File::open(bin)
+                .await
+                .map_err(|e| Refusal::transient(format!("cannot read {}: {e}", bin.display())))?;
             let mut buf = vec![0u8; 256 * 1024];
             loop {
                 let n = file.read(&mut buf).await.map_err(|e| {
-                    PrepareError::transient(format!("cannot read {}: {e}", bin.display()))
+                    Refusal::transient(format!("cannot read {}: {e}", bin.display()))
                 })?;
                 if n == 0 {
                     break;
@@ -141,7 +106,7 @@ impl Preparer {
         platform: Option<&PlatformDetails>,
         bin: &Path,
         digests: BTreeMap<String, String>,
-    ) -> Result<(), PrepareError> {
+    ) -> Result<(), Refusal> {
         let candidate = Candidate {
             daemon: &self.daemon.name,
             info,
@@ -155,9 +120,9 @@ impl Preparer {
     }
 
     /// Downloads, verifies and installs the binary.
-    async fn fetch(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), PrepareError> {
+    async fn fetch(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), Refusal> {
         if !self.daemon.allow_binaries_download {
-            return Err(PrepareError::permanent(format!(
+            return Err(Refusal::never(format!(
                 "its binary {} is not present and downloads are disabled (DAEMON_ALLOW_BINARIES_DOWNLOAD=false); add it with `nymvisor add-upgrade <BINARY> --upgrade-name {} --add-binary`",
                 bin.display(),
                 info.name
@@ -165,7 +130,7 @@ impl Preparer {
         }
         let Some((key, platform)) = pick_platform(info) else {
             let offered: Vec<_> = info.platforms.keys().cloned().collect();
-            return Err(PrepareError::permanent(format!(
+            return Err(Refusal::never(format!(
                 "no download for platform {} (offered: {})",
                 platform_keys()[0],
                 if offered.is_empty() {
@@ -176,35 +141,31 @@ impl Preparer {
             )));
         };
         if self.daemon.enforce_download_checksum && platform.checksum.trim().is_empty() {
-            return Err(PrepareError::permanent(format!(
+            return Err(Refusal::never(format!(
                 "the {key} download has no checksum and DAEMON_ENFORCE_DOWNLOAD_CHECKSUM is on"
             )));
         }
         // what cannot be verified is not fetched
         for v in self.verifiers.iter() {
             v.verify_metadata(info, platform)
-                .map_err(|r| PrepareError {
-                    reason: format!("{} verification failed: {}", v.name(), r.reason),
-                    permanent: !r.retry,
-                })?;
+                .map_err(|r| r.context(format_args!("{} verification failed", v.name())))?;
         }
         let Some(source) = self.source.clone() else {
-            return Err(PrepareError::permanent(format!(
+            return Err(Refusal::never(format!(
                 "its binary {} is not present and no upstream source is configured to download it from",
                 bin.display()
             )));
         };
         let dir = self.data.upgrade_bin_dir(&info.name);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            PrepareError::transient(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Refusal::transient(format!("cannot create {}: {e}", dir.display())))?;
         // dropped (and deleted) on every early return below
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{}.", self.daemon.name))
             .suffix(".download")
             .tempfile_in(&dir)
             .map_err(|e| {
-                PrepareError::transient(format!(
+                Refusal::transient(format!(
                     "cannot create a temporary file in {}: {e}",
                     dir.display()
                 ))
@@ -221,14 +182,14 @@ impl Preparer {
             file: tmp
                 .as_file()
                 .try_clone()
-                .map_err(|e| PrepareError::transient(e.to_string()))?,
+                .map_err(|e| Refusal::transient(e.to_string()))?,
             digests: self.digesters(info, Some(platform)),
         };
         let t = std::time::Instant::now();
         let size = source
             .download(&platform.url, self.caps.binary, &mut sink)
             .await
-            .map_err(|e| PrepareError::transient(format!("download failed: {e}")))?;
+            .map_err(|e| Refusal::transient(format!("download failed: {e}")))?;
         let FileSink {
             file, digests, bar, ..
         } = sink;
@@ -236,7 +197,7 @@ impl Preparer {
         // flushing hundreds of MiB can take a while: off the supervisor's thread
         let synced = tokio::task::spawn_blocking(move || file.sync_all()).await;
         if let Err(e) = synced.map_err(std::io::Error::other).and_then(|r| r) {
-            return Err(PrepareError::transient(format!(
+            return Err(Refusal::transient(format!(
                 "cannot write {}: {e}",
                 tmp.path().display()
             )));
@@ -259,13 +220,13 @@ impl Preparer {
             std::fs::Permissions::from_mode(crate::fsutil::BINARY_MODE),
         )
         .map_err(|e| {
-            PrepareError::transient(format!("cannot make {} executable: {e}", tmp.display()))
+            Refusal::transient(format!("cannot make {} executable: {e}", tmp.display()))
         })?;
         self.check_build_info(info, &tmp).await?;
         tmp.persist_noclobber(bin).map_err(|e| {
-            PrepareError::transient(format!("cannot install {}: {}", bin.display(), e.error))
+            Refusal::transient(format!("cannot install {}: {}", bin.display(), e.error))
         })?;
-        crate::fsutil::sync_dir(&dir).map_err(|e| PrepareError::transient(e.to_string()))?;
+        crate::fsutil::sync_dir(&dir).map_err(|e| Refusal::transient(e.to_string()))?;
         Ok(())
     }
 
@@ -285,27 +246,24 @@ impl Preparer {
         all
     }
 
-    async fn run_verifiers(&self, candidate: &Candidate<'_>) -> Result<(), PrepareError> {
+    async fn run_verifiers(&self, candidate: &Candidate<'_>) -> Result<(), Refusal> {
         for v in self.verifiers.iter() {
             let t = std::time::Instant::now();
             v.verify(candidate, self.source.as_deref())
                 .await
-                .map_err(|r| PrepareError {
-                    reason: format!("{} verification failed: {}", v.name(), r.reason),
-                    permanent: !r.retry,
-                })?;
+                .map_err(|r| r.context(format_args!("{} verification failed", v.name())))?;
             tracing::debug!(upgrade = %candidate.info.name, verifier = v.name(), elapsed_ms = t.elapsed().as_millis() as u64, "accepted");
         }
         Ok(())
     }
 
     /// The last check (SPEC §10): the binary's own build information matches the upgrade.
-    async fn check_build_info(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), PrepareError> {
+    async fn check_build_info(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), Refusal> {
         let build = build_info::probe_daemon(bin, &self.daemon.name)
             .await
-            .map_err(|e| PrepareError::permanent(e.to_string()))?;
+            .map_err(|e| Refusal::never(e.to_string()))?;
         if build.build_version != info.version {
-            return Err(PrepareError::permanent(format!(
+            return Err(Refusal::never(format!(
                 "the binary reports version {} but the upgrade is for {}",
                 build.build_version, info.version
             )));
@@ -313,7 +271,7 @@ impl Preparer {
         if let Some(expected) = &info.binary_details
             && let Some(diff) = build.first_difference(expected)
         {
-            return Err(PrepareError::permanent(format!(
+            return Err(Refusal::never(format!(
                 "the binary's build information differs from the upgrade's binaryDetails: {diff}"
             )));
         }

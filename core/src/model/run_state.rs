@@ -9,18 +9,6 @@ use time::OffsetDateTime;
 use crate::error::Result;
 use crate::fsutil;
 
-/// One queued upgrade that could not be prepared.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Refusal {
-    pub name: String,
-    pub reason: String,
-    /// A permanent refusal is not retried until the plan entry changes.
-    pub permanent: bool,
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    pub retry_at: Option<OffsetDateTime>,
-}
-
 /// The state document.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,8 +25,12 @@ pub struct RunState {
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub last_error_at: Option<OffsetDateTime>,
+    /// Queued upgrades whose binary is in place and verified.
     #[serde(default)]
-    pub refused: Vec<Refusal>,
+    pub ready: Vec<String>,
+    /// The upgrade whose binary is being fetched or verified.
+    #[serde(default)]
+    pub preparing: Option<String>,
 }
 
 impl RunState {

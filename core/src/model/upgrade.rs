@@ -1,0 +1,43 @@
+//! `upgrade-info.json`: one release of the daemon — what to run, where to get it, when.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::BuildInfo;
+
+/// Download details of one platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformDetails {
+    /// Hex digest; empty means none.
+    #[serde(default)]
+    pub checksum: String,
+    #[serde(default)]
+    pub checksum_algorithm: String,
+    pub url: String,
+    /// Optional detached minisign signature URL (not in 0.1.41, which ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_url: Option<String>,
+}
+
+/// One release of the daemon: what to run and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeInfo {
+    #[serde(default)]
+    pub manual: bool,
+    pub name: String,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub publish_date: Option<OffsetDateTime>,
+    pub version: String,
+    #[serde(default)]
+    pub platforms: BTreeMap<String, PlatformDetails>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub upgrade_time: OffsetDateTime,
+    #[serde(default)]
+    pub binary_details: Option<BuildInfo>,
+}

@@ -1,0 +1,129 @@
+//! When the daemon ends: a clean exit, a daemon that forked into the background, a failure —
+//! and the restart policy (`restart_on_failure`, `failure_restart_delay`,
+//! `max_startup_failures` within `startup_period_duration`, rollback of an unconfirmed upgrade).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{RunOutcome, Supervisor};
+use crate::daemon::Daemon;
+use crate::error::{Error, Result};
+use crate::upgrade::transaction;
+
+impl Supervisor {
+    /// The daemon's leader exited. Returns an outcome when nymvisor must stop.
+    pub(super) async fn on_exit(&mut self, running: Daemon) -> Result<Option<RunOutcome>> {
+        let uptime = running.uptime();
+        // a daemon that exits 0 while what it started keeps running has forked into the
+        // background: nymvisor cannot supervise that, and must not call it done
+        let left: Vec<i32> = running.leftovers().iter().map(|p| p.pid).collect();
+        let exit = running
+            .finish(self.process.grace, &mut self.process.children)
+            .await;
+        self.process.mark_stopped();
+        let pids = left
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = if exit.success() && !left.is_empty() {
+            tracing::error!(
+                pids = ?left,
+                "the daemon daemonised itself: it exited 0 while processes it started (pids {pids}) kept running; they were stopped. nymvisor can only supervise a daemon that stays in the foreground"
+            );
+            format!("daemonised itself (exited 0, leaving pids {pids} running)")
+        } else if exit.success() {
+            tracing::info!("the daemon exited cleanly; nymvisor exits too");
+            return Ok(Some(RunOutcome::DaemonExited));
+        } else {
+            format!("failed ({exit})")
+        };
+        self.on_failure(what, uptime).await
+    }
+
+    /// The daemon failed (or could not be started). Returns an outcome when nymvisor must stop;
+    /// otherwise waits out the restart delay (or rolls back) and returns `None`.
+    pub(super) async fn on_failure(
+        &mut self,
+        what: String,
+        uptime: Duration,
+    ) -> Result<Option<RunOutcome>> {
+        let cfg = self.inst.config.daemon.clone();
+        let during_startup = uptime < cfg.startup_period_duration;
+        if during_startup {
+            self.startup_failures += 1;
+        } else {
+            self.startup_failures = 0;
+        }
+        let limit = cfg.max_startup_failures.max(1);
+        tracing::warn!(
+            "the daemon {what} after {}{}",
+            humantime::format_duration(Duration::from_secs(uptime.as_secs())),
+            if during_startup {
+                format!(" (startup failure {} of {limit})", self.startup_failures)
+            } else {
+                String::new()
+            }
+        );
+        self.process.record_error(format!("daemon {what}"));
+        self.process.state.startup_failures = self.startup_failures;
+
+        if during_startup
+            && cfg.rollback_on_failure
+            && (self.startup_failures >= limit || !cfg.restart_on_failure)
+            && let Some(journal) = self.confirming.take()
+        {
+            let reason = format!(
+                "{} {} {what} {} time(s) within its startup period",
+                cfg.name, journal.upgrade.version, self.startup_failures
+            );
+            transaction::rollback(
+                &self.inst,
+                &self.setup,
+                &mut self.process,
+                &mut self.plan,
+                journal,
+                &reason,
+            )
+            .await?;
+            self.startup_failures = 0;
+            return Ok(None);
+        }
+        if !cfg.restart_on_failure {
+            return Err(Error::DaemonFailed(format!(
+                "the daemon {what} and restart_on_failure is off"
+            )));
+        }
+        if self.startup_failures >= limit {
+            return Err(Error::DaemonFailed(format!(
+                "the daemon failed {} times within {} of starting; giving up",
+                self.startup_failures,
+                humantime::format_duration(cfg.startup_period_duration)
+            )));
+        }
+        tracing::info!(
+            "restarting the daemon in {}",
+            humantime::format_duration(cfg.failure_restart_delay)
+        );
+        let until = Instant::now() + cfg.failure_restart_delay;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return Ok(None),
+                sig = self.process.signals.recv_stop() => {
+                    tracing::info!("{sig} received while waiting to restart the daemon: exiting");
+                    return Ok(Some(RunOutcome::Stopped(sig)));
+                }
+                () = self.watch.tick() => {
+                    self.reload_files();
+                    // a due upgrade does not wait for the restart delay
+                    let d = self.decide();
+                    if d.apply.is_some() || d.due_unprepared.is_some() {
+                        return Ok(None);
+                    }
+                }
+                () = self.process.children.next() => {}
+            }
+        }
+    }
+}

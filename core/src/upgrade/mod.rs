@@ -1,0 +1,13 @@
+//! The upgrade itself, apart from the event loop that drives it:
+//! - [`policy`]: whether an upgrade may be queued and applied (the one copy of the rules);
+//! - [`queue`]: what is due, what to prepare and when to wake (pure, clock passed in);
+//! - [`prepare`](Preparer): fetching and verifying a binary while the old daemon runs;
+//! - [`transaction`]: stop → backup → swap → restart → record, rollback and crash recovery.
+
+mod backup_step;
+pub mod policy;
+mod prepare;
+pub mod queue;
+pub mod transaction;
+
+pub use prepare::{Preparer, pick_platform};

@@ -1,0 +1,464 @@
+//! What is due, what to prepare, and when to wake up: a pure function of a snapshot of the
+//! plan, the refusals and the supervisor's progress, with the clock passed in.
+//!
+//! The queue's rules (docs/ARCHITECTURE.md):
+//! - queued upgrades are taken oldest `upgradeTime` first, one at a time;
+//! - a refused entry waits for its next attempt (backoff), or for good until it changes;
+//! - binaries are prepared ahead of time, one upgrade at a time, in queue order;
+//! - a due upgrade is applied once prepared, and waits while the previous upgrade awaits
+//!   confirmation (its rollback must stay possible) and while the plan file is broken (it could
+//!   not be recorded);
+//! - every waiting upgrade says what it waits for and until when.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::model::{Refusals, UpgradeInfo, UpgradePlan};
+use crate::refusal::NextAttempt;
+
+/// What the queue looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot<'a> {
+    pub now: OffsetDateTime,
+    pub plan: &'a UpgradePlan,
+    pub refusals: &'a Refusals,
+    /// Upgrades whose binary is in place and verified, as they were when verified.
+    pub ready: &'a BTreeMap<String, UpgradeInfo>,
+    /// The upgrade being prepared, if any.
+    pub preparing: Option<&'a str>,
+    /// The upgrade awaiting confirmation and when its startup period ends, if any.
+    pub confirming: Option<(&'a str, OffsetDateTime)>,
+    /// The plan file does not parse (nothing can be recorded in it).
+    pub plan_broken: bool,
+}
+
+/// Where a queued upgrade stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Waiting for its time; its binary is not prepared yet.
+    Scheduled,
+    /// Its binary is being downloaded or verified.
+    Preparing,
+    /// Its binary is in place and verified.
+    Ready,
+    /// Its time has come and it is prepared: it is applied now.
+    Due,
+    /// It was refused for now and is tried again later.
+    Retrying,
+    /// It was refused until its entry changes (or `nymvisor retry`).
+    Refused,
+}
+
+/// What a due upgrade waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitingFor {
+    /// The previous upgrade awaits confirmation.
+    Confirmation,
+    /// Its next attempt after a refusal.
+    Backoff,
+    /// Its binary to be downloaded and verified.
+    Download,
+    /// An earlier due upgrade goes first.
+    Earlier,
+    /// The plan file to be fixed.
+    Plan,
+}
+
+/// One queued upgrade as the queue sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub name: String,
+    pub version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub upgrade_time: OffsetDateTime,
+    /// When it may be applied (its `upgradeTime`, after the timing rules).
+    #[serde(with = "time::serde::rfc3339")]
+    pub effective_upgrade_time: OffsetDateTime,
+    pub state: State,
+    pub waiting_for: Option<WaitingFor>,
+    /// Until when it waits, when that is known.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// Why it was refused.
+    pub reason: Option<String>,
+}
+
+/// What to do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Start preparing this upgrade (ahead of its time).
+    pub prepare: Option<UpgradeInfo>,
+    /// Apply this upgrade now: it is due and prepared.
+    pub apply: Option<UpgradeInfo>,
+    /// This upgrade is due but not prepared yet.
+    pub due_unprepared: Option<UpgradeInfo>,
+    /// The next time the decision may change by itself.
+    pub wake_at: Option<OffsetDateTime>,
+    pub entries: Vec<Entry>,
+}
+
+fn earliest(a: Option<OffsetDateTime>, b: OffsetDateTime) -> Option<OffsetDateTime> {
+    Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// The decision for `s`.
+pub fn decide(s: &Snapshot<'_>) -> Decision {
+    let mut d = Decision {
+        prepare: None,
+        apply: None,
+        due_unprepared: None,
+        wake_at: None,
+        entries: Vec::new(),
+    };
+    let mut due_seen = false;
+    for q in &s.plan.queued_up {
+        let effective = q.upgrade_time;
+        let mut entry = Entry {
+            name: q.name.clone(),
+            version: q.version.clone(),
+            upgrade_time: q.upgrade_time,
+            effective_upgrade_time: effective,
+            state: State::Scheduled,
+            waiting_for: None,
+            until: None,
+            reason: None,
+        };
+        if let Some(r) = s.refusals.for_entry(q) {
+            entry.reason = Some(r.reason.clone());
+            match r.next_attempt {
+                NextAttempt::Never => {
+                    entry.state = State::Refused;
+                    d.entries.push(entry);
+                    continue;
+                }
+                NextAttempt::At(t) if t > s.now => {
+                    entry.state = State::Retrying;
+                    entry.waiting_for = Some(WaitingFor::Backoff);
+                    entry.until = Some(t);
+                    d.wake_at = earliest(d.wake_at, t);
+                    d.entries.push(entry);
+                    continue;
+                }
+                NextAttempt::At(_) => entry.state = State::Retrying,
+            }
+        }
+        let ready = s.ready.get(&q.name) == Some(q);
+        let preparing = s.preparing == Some(q.name.as_str());
+        if preparing {
+            entry.state = State::Preparing;
+        } else if ready {
+            entry.state = State::Ready;
+        } else if s.preparing.is_none() && d.prepare.is_none() {
+            d.prepare = Some(q.clone());
+        }
+        if effective > s.now {
+            d.wake_at = earliest(d.wake_at, effective);
+            d.entries.push(entry);
+            continue;
+        }
+        // due
+        if due_seen {
+            entry.waiting_for = Some(WaitingFor::Earlier);
+        } else if s.plan_broken {
+            entry.waiting_for = Some(WaitingFor::Plan);
+        } else if let Some((_, until)) = s.confirming {
+            entry.waiting_for = Some(WaitingFor::Confirmation);
+            entry.until = Some(until);
+        } else if !ready {
+            entry.waiting_for = Some(WaitingFor::Download);
+            d.due_unprepared = Some(q.clone());
+        } else {
+            entry.state = State::Due;
+            d.apply = Some(q.clone());
+        }
+        due_seen = true;
+        d.entries.push(entry);
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::refusals::Origin;
+    use crate::refusal::Refusal;
+    use time::macros::datetime;
+
+    fn fixture(name: &str) -> UpgradePlan {
+        let text = match name {
+            "three" => include_str!("testdata/plan-three-queued.json"),
+            _ => include_str!("testdata/plan-nothing-queued.json"),
+        };
+        serde_json::from_str(text).unwrap()
+    }
+
+    /// 2026-11-28T12:00Z: v1.2.0 (10:00) is due, v1.3.0 (14:00) and v1.4.0 (Dec 1) are not.
+    const NOON: OffsetDateTime = datetime!(2026-11-28 12:00 UTC);
+
+    struct World {
+        plan: UpgradePlan,
+        refusals: Refusals,
+        ready: BTreeMap<String, UpgradeInfo>,
+        preparing: Option<String>,
+        confirming: Option<(String, OffsetDateTime)>,
+        plan_broken: bool,
+        now: OffsetDateTime,
+    }
+
+    impl World {
+        fn new(plan: &str) -> World {
+            World {
+                plan: fixture(plan),
+                refusals: Refusals::default(),
+                ready: BTreeMap::new(),
+                preparing: None,
+                confirming: None,
+                plan_broken: false,
+                now: NOON,
+            }
+        }
+        fn ready(mut self, name: &str) -> World {
+            let q = self.plan.queued(name).unwrap().clone();
+            self.ready.insert(name.to_owned(), q);
+            self
+        }
+        fn refuse(mut self, name: &str, r: Refusal) -> World {
+            let q = self.plan.queued(name).unwrap().clone();
+            self.refusals.record(&q, &r, Origin::Plan, self.now);
+            self
+        }
+        fn decide(&self) -> Decision {
+            decide(&Snapshot {
+                now: self.now,
+                plan: &self.plan,
+                refusals: &self.refusals,
+                ready: &self.ready,
+                preparing: self.preparing.as_deref(),
+                confirming: self.confirming.as_ref().map(|(n, t)| (n.as_str(), *t)),
+                plan_broken: self.plan_broken,
+            })
+        }
+    }
+
+    fn name(i: &Option<UpgradeInfo>) -> Option<&str> {
+        i.as_ref().map(|i| i.name.as_str())
+    }
+
+    fn states(d: &Decision) -> Vec<(&str, State, Option<WaitingFor>)> {
+        d.entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.state, e.waiting_for))
+            .collect()
+    }
+
+    #[test]
+    fn nothing_queued_nothing_to_do() {
+        let d = World::new("nothing").decide();
+        assert_eq!(
+            d,
+            Decision {
+                prepare: None,
+                apply: None,
+                due_unprepared: None,
+                wake_at: None,
+                entries: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn the_first_entry_is_prepared_ahead_of_its_time() {
+        let mut w = World::new("three");
+        w.now = datetime!(2026-11-28 09:00 UTC);
+        let d = w.decide();
+        assert_eq!(name(&d.prepare), Some("v1.2.0"));
+        assert_eq!(d.apply, None);
+        assert_eq!(d.due_unprepared, None);
+        assert_eq!(d.wake_at, Some(datetime!(2026-11-28 10:00 UTC)));
+        assert!(
+            d.entries
+                .iter()
+                .all(|e| e.state == State::Scheduled && e.waiting_for.is_none())
+        );
+    }
+
+    #[test]
+    fn a_due_entry_that_is_not_prepared_waits_for_its_download() {
+        let d = World::new("three").decide();
+        assert_eq!(name(&d.prepare), Some("v1.2.0"));
+        assert_eq!(name(&d.due_unprepared), Some("v1.2.0"));
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Download));
+        assert_eq!(d.wake_at, Some(datetime!(2026-11-28 14:00 UTC)));
+    }
+
+    #[test]
+    fn a_due_prepared_entry_is_applied() {
+        let d = World::new("three").ready("v1.2.0").decide();
+        assert_eq!(name(&d.apply), Some("v1.2.0"));
+        assert_eq!(d.entries[0].state, State::Due);
+        // the next one is prepared meanwhile
+        assert_eq!(name(&d.prepare), Some("v1.3.0"));
+    }
+
+    #[test]
+    fn one_preparation_at_a_time() {
+        let mut w = World::new("three");
+        w.preparing = Some("v1.3.0".into());
+        let d = w.decide();
+        assert_eq!(d.prepare, None);
+        assert_eq!(
+            states(&d),
+            vec![
+                ("v1.2.0", State::Scheduled, Some(WaitingFor::Download)),
+                ("v1.3.0", State::Preparing, None),
+                ("v1.4.0", State::Scheduled, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ready_entry_that_changed_is_prepared_again() {
+        let mut w = World::new("three").ready("v1.2.0");
+        w.plan.queued_up[0]
+            .platforms
+            .get_mut("linux-x86_64")
+            .unwrap()
+            .checksum = "bb".repeat(32);
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(name(&d.prepare), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn due_entries_go_oldest_first_one_at_a_time() {
+        let mut w = World::new("three").ready("v1.2.0").ready("v1.3.0");
+        w.now = datetime!(2026-11-28 15:00 UTC);
+        let d = w.decide();
+        assert_eq!(name(&d.apply), Some("v1.2.0"));
+        assert_eq!(d.entries[1].waiting_for, Some(WaitingFor::Earlier));
+    }
+
+    #[test]
+    fn the_previous_upgrade_must_be_confirmed_first() {
+        let mut w = World::new("three").ready("v1.2.0");
+        let until = datetime!(2026-11-28 12:02 UTC);
+        w.confirming = Some(("v1.1.9".into(), until));
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Confirmation));
+        assert_eq!(d.entries[0].until, Some(until));
+        // preparing ahead goes on
+        assert_eq!(name(&d.prepare), Some("v1.3.0"));
+    }
+
+    #[test]
+    fn a_broken_plan_holds_every_due_upgrade() {
+        let mut w = World::new("three").ready("v1.2.0");
+        w.plan_broken = true;
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Plan));
+    }
+
+    #[test]
+    fn a_refused_entry_is_skipped_for_good_until_it_changes() {
+        let w = World::new("three").refuse("v1.2.0", Refusal::never("bad checksum"));
+        let d = w.decide();
+        assert_eq!(d.entries[0].state, State::Refused);
+        assert_eq!(d.entries[0].reason.as_deref(), Some("bad checksum"));
+        assert_eq!(name(&d.prepare), Some("v1.3.0"), "the next one is prepared");
+        assert_eq!(d.apply, None);
+        assert_eq!(d.due_unprepared, None);
+        // its entry changes: a new candidate
+        let mut w = w;
+        w.plan.queued_up[0].version = "1.2.1".into();
+        let d = w.decide();
+        assert_eq!(d.entries[0].state, State::Scheduled);
+        assert_eq!(name(&d.prepare), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn a_transient_refusal_waits_for_its_backoff() {
+        let w = World::new("three").refuse("v1.2.0", Refusal::transient("mirror down"));
+        let d = w.decide();
+        let e = &d.entries[0];
+        assert_eq!(
+            (e.state, e.waiting_for),
+            (State::Retrying, Some(WaitingFor::Backoff))
+        );
+        assert_eq!(e.until, Some(NOON + time::Duration::seconds(10)));
+        assert_eq!(d.wake_at, Some(NOON + time::Duration::seconds(10)));
+        assert_eq!(name(&d.prepare), Some("v1.3.0"));
+        assert_eq!(d.due_unprepared, None);
+    }
+
+    #[test]
+    fn after_the_backoff_it_is_tried_again() {
+        let mut w = World::new("three").refuse("v1.2.0", Refusal::transient("mirror down"));
+        w.now = NOON + time::Duration::seconds(11);
+        let d = w.decide();
+        assert_eq!(d.entries[0].state, State::Retrying);
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Download));
+        assert_eq!(name(&d.prepare), Some("v1.2.0"));
+        assert_eq!(name(&d.due_unprepared), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn a_retry_at_a_fixed_time() {
+        let at = datetime!(2026-11-28 13:00 UTC);
+        let w = World::new("three").refuse("v1.2.0", Refusal::until("hook said later", at));
+        let d = w.decide();
+        assert_eq!(d.entries[0].until, Some(at));
+        assert_eq!(d.wake_at, Some(at));
+    }
+
+    #[test]
+    fn the_wake_up_is_the_earliest_of_times_and_retries() {
+        let mut w = World::new("three").refuse("v1.2.0", Refusal::transient("x"));
+        w.now = datetime!(2026-11-28 13:59:55 UTC);
+        // the backoff (14:00:05) comes after v1.3.0's time (14:00)
+        assert_eq!(w.decide().wake_at, Some(datetime!(2026-11-28 14:00 UTC)));
+    }
+
+    #[test]
+    fn everything_refused_means_no_wake_up() {
+        let w = World::new("three")
+            .refuse("v1.2.0", Refusal::never("a"))
+            .refuse("v1.3.0", Refusal::never("b"))
+            .refuse("v1.4.0", Refusal::never("c"));
+        let d = w.decide();
+        assert_eq!((d.prepare, d.apply, d.wake_at), (None, None, None));
+        assert!(d.entries.iter().all(|e| e.state == State::Refused));
+    }
+
+    #[test]
+    fn an_upstream_refusal_of_another_entry_does_not_block_the_queued_one() {
+        let mut w = World::new("three");
+        let mut offer = w.plan.queued_up[0].clone();
+        offer.version = "1.2.9".into();
+        w.refusals
+            .record(&offer, &Refusal::never("changed"), Origin::Upstream, NOON);
+        let d = w.decide();
+        assert_eq!(d.entries[0].state, State::Scheduled);
+        assert_eq!(name(&d.prepare), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn entries_serialize_for_status() {
+        let d = World::new("three").ready("v1.2.0").decide();
+        let v = serde_json::to_value(&d.entries[0]).unwrap();
+        assert_eq!(v["state"], "due");
+        assert_eq!(v["effectiveUpgradeTime"], "2026-11-28T10:00:00Z");
+        assert_eq!(v["waitingFor"], serde_json::Value::Null);
+        let d = World::new("three").decide();
+        assert_eq!(
+            serde_json::to_value(&d.entries[0]).unwrap()["waitingFor"],
+            "download"
+        );
+    }
+}
