@@ -3,7 +3,7 @@
 //! missing entries), downloads redirected to object storage, ETags, rate limits, private
 //! repositories.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use nymvisor_tests::github::*;
 use nymvisor_tests::*;
@@ -227,16 +227,10 @@ fn a_rate_limit_stops_api_requests_until_its_reset() {
         let (bytes, details) = release_bytes(&home);
         let hashes = hashes_json(TAG, &[("nym-node", &bytes, Some(details))]);
         let mock = GithubMock::start(vec![ours(&bytes, Some(hashes), true)]);
-        // whole seconds, as X-RateLimit-Reset has them
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(now + 4);
-        mock.set_rate_limit(Some(if retry_after {
-            RateLimit::RetryAfter(4, reset)
-        } else {
-            RateLimit::Reset(reset)
+        // the first listing request is limited for 3 s from when it arrives
+        mock.set_rate_limit(Some(RateLimit::Next {
+            secs: 3,
+            retry_after,
         }));
         let mut nv = spawn_github(&home, &mock, &[]);
         nv.wait_stderr("rate limit is exhausted");
@@ -253,6 +247,7 @@ fn a_rate_limit_stops_api_requests_until_its_reset() {
         );
         // polls go on every second, but the next request waits for the reset
         assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+        let reset = mock.rate_limited_until().unwrap();
         let listing = mock.listing_requests();
         assert!(listing.len() >= 2);
         let first_limited = listing[0].at;

@@ -92,6 +92,9 @@ pub enum RateLimit {
     Reset(SystemTime),
     /// `429` with `Retry-After` of this many seconds, until the given time.
     RetryAfter(u64, SystemTime),
+    /// The next listing request is limited for `secs` seconds from when it arrives, with a
+    /// `403` + `X-RateLimit-Reset` or (`retry_after`) a `429` + `Retry-After`.
+    Next { secs: u64, retry_after: bool },
 }
 
 #[derive(Debug, Default)]
@@ -149,6 +152,14 @@ impl GithubMock {
 
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
         self.state.lock().unwrap().rate_limit = limit;
+    }
+
+    /// When the rate limit announced ends (once one was announced).
+    pub fn rate_limited_until(&self) -> Option<SystemTime> {
+        match self.state.lock().unwrap().rate_limit {
+            Some(RateLimit::Reset(t) | RateLimit::RetryAfter(_, t)) => Some(t),
+            _ => None,
+        }
     }
 
     /// Replaces the releases (e.g. a new one is published); routes follow.
@@ -235,7 +246,19 @@ fn authorized(state: &Mutex<MockState>, req: &Request) -> bool {
 
 fn listing(state: &Mutex<MockState>, req: &Request, api: &str) -> Reply {
     let now = SystemTime::now();
-    let limit = state.lock().unwrap().rate_limit;
+    let mut limit = state.lock().unwrap().rate_limit;
+    if let Some(RateLimit::Next { secs, retry_after }) = limit {
+        // whole seconds, as X-RateLimit-Reset has them, rounded up
+        let since = now.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs() + 1 + secs);
+        let next = if retry_after {
+            RateLimit::RetryAfter(secs + 1, reset)
+        } else {
+            RateLimit::Reset(reset)
+        };
+        state.lock().unwrap().rate_limit = Some(next);
+        limit = Some(next);
+    }
     match limit {
         Some(RateLimit::Reset(at)) if now < at => {
             let reset = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
