@@ -123,6 +123,8 @@ fn partial_details_and_a_broken_entry_of_another_binary() {
     )]);
     let mut nv = spawn_github(&home, &mock, &[]);
     assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    // the records are written right after the new daemon started
+    nv.wait_stderr("upgrade applied");
     assert_eq!(mock.downloads_of("nym-node"), 1, "no probe was needed");
     let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
     assert_eq!(

@@ -299,7 +299,8 @@ fn as_pid_1_of_a_container_it_reaps_orphans_and_forwards_signals() {
     }));
     let nv_pid = inner[0];
     nv.wait_events("the orphans", |ev| ev.iter().any(|l| l == "orphans-made"));
-    let daemon = nv.starts()[0].pid;
+    // the script logs its orphans before it becomes the fake daemon (`exec`)
+    let daemon = nv.wait_start(1).pid;
     assert!(
         daemon < 10,
         "the daemon runs inside the container (pid {daemon})"

@@ -72,7 +72,7 @@ impl Supervisor {
         if during_startup
             && cfg.rollback_on_failure
             && (self.startup_failures >= limit || !cfg.restart_on_failure)
-            && let Some(journal) = self.confirming.take()
+            && let Some(journal) = self.book.confirming.take()
         {
             let reason = format!(
                 "{} {} {what} {} time(s) within its startup period",
@@ -82,7 +82,7 @@ impl Supervisor {
                 &self.inst,
                 &self.setup,
                 &mut self.process,
-                &mut self.plan,
+                &mut self.book.plan,
                 journal,
                 &reason,
             )
@@ -117,7 +117,7 @@ impl Supervisor {
                 () = self.watch.tick() => {
                     self.reload_files();
                     // a due upgrade does not wait for the restart delay
-                    let d = self.decide();
+                    let d = self.book.decide(&self.inst, None);
                     if d.apply.is_some() || d.due_unprepared.is_some() {
                         return Ok(None);
                     }

@@ -2,12 +2,14 @@
 //! - [`policy`]: whether an upgrade may be queued and applied (the one copy of the rules);
 //! - [`queue`]: what is due, what to prepare and when to wake (pure, clock passed in);
 //! - [`prepare`](Preparer): fetching and verifying a binary while the old daemon runs;
-//! - [`transaction`]: stop → backup → swap → restart → record, rollback and crash recovery.
+//! - [`transaction`]: stop → backup → swap → restart → record, and rollback;
+//! - [`recover`]: finishing or abandoning an upgrade interrupted by a crash.
 
 mod backup_step;
 pub mod policy;
 mod prepare;
 pub mod queue;
+pub mod recover;
 pub mod transaction;
 
 pub use prepare::{Preparer, pick_platform};

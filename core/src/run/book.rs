@@ -1,0 +1,245 @@
+//! The supervisor's book of upgrades: the plan in force (and what is wrong with the file), the
+//! refusals, what is prepared or being prepared, the upgrade awaiting confirmation, and what each
+//! queued upgrade was last said to wait for. It keeps `upgrade-refusals.json` and the run state's
+//! progress fields in step, and asks the queue and the policy; it decides nothing itself.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::process::Process;
+use super::watch::PlanProblem;
+use crate::error::Result;
+use crate::fsutil::{self, FileLock};
+use crate::instance::Instance;
+use crate::model::refusals::Origin;
+use crate::model::{self, Journal, Refusals, UpgradeHistory, UpgradeInfo, UpgradePlan};
+use crate::refusal::NextAttempt;
+use crate::refusal::Refusal;
+use crate::upgrade::policy;
+use crate::upgrade::queue::{self, Decision, WaitingFor};
+use crate::upgrade::transaction;
+
+/// A prepare task in flight.
+pub type PrepareTask = (UpgradeInfo, JoinHandle<Result<(), Refusal>>);
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Book {
+    pub plan: UpgradePlan,
+    pub plan_problem: PlanProblem,
+    pub refusals: Refusals,
+    /// Upgrades whose binary is in place and verified, as they were when verified.
+    pub ready: BTreeMap<String, UpgradeInfo>,
+    pub preparing: Option<PrepareTask>,
+    /// The applied upgrade whose start is watched for its confirmation.
+    pub confirming: Option<Journal>,
+    /// What each queued upgrade was last said to wait for (one log line per change).
+    said: BTreeMap<String, (Option<WaitingFor>, Option<time::OffsetDateTime>)>,
+}
+
+impl Book {
+    pub fn new(plan: UpgradePlan, plan_problem: PlanProblem, refusals: Refusals) -> Book {
+        Book {
+            plan,
+            plan_problem,
+            refusals,
+            ready: BTreeMap::new(),
+            preparing: None,
+            confirming: None,
+            said: BTreeMap::new(),
+        }
+    }
+
+    /// What the policy looks at.
+    pub fn context<'a>(
+        &'a self,
+        inst: &Instance,
+        history: &'a UpgradeHistory,
+    ) -> policy::Context<'a> {
+        policy::Context {
+            current: &self.plan.current,
+            queued: &self.plan.queued_up,
+            history,
+            in_flight: self.confirming.as_ref(),
+            allow_downgrade: inst.config.daemon.allow_downgrade,
+        }
+    }
+
+    /// [`policy::may_apply`] against what runs now.
+    pub fn may_apply(
+        &self,
+        inst: &Instance,
+        info: &UpgradeInfo,
+    ) -> std::result::Result<(), Refusal> {
+        let history = inst.history().unwrap_or_default();
+        policy::may_apply(&self.context(inst, &history), info)
+    }
+
+    /// The queue's decision now. `confirm_at`: when the running daemon's startup period ends.
+    pub fn decide(&self, inst: &Instance, confirm_at: Option<Instant>) -> Decision {
+        let confirming = self.confirming.as_ref().map(|j| {
+            let left = confirm_at
+                .map(|at| at.saturating_duration_since(Instant::now()))
+                .unwrap_or(inst.config.daemon.startup_period_duration);
+            (j.upgrade.name.as_str(), model::now() + left)
+        });
+        queue::decide(&queue::Snapshot {
+            now: model::now(),
+            plan: &self.plan,
+            refusals: &self.refusals,
+            ready: &self.ready,
+            preparing: self.preparing.as_ref().map(|(i, _)| i.name.as_str()),
+            confirming,
+            plan_broken: self.plan_problem.get().is_some(),
+        })
+    }
+
+    /// One log line whenever a queued upgrade starts waiting for something (or for something
+    /// else, or until another time).
+    pub fn say_waiting(&mut self, d: &Decision) {
+        let mut said = BTreeMap::new();
+        for e in &d.entries {
+            let now = (e.waiting_for, e.until);
+            if self.said.get(&e.name) != Some(&now)
+                && let Some(w) = e.waiting_for
+            {
+                let until = e
+                    .until
+                    .map(|t| format!(" until {}", model::rfc3339(t)))
+                    .unwrap_or_default();
+                tracing::info!(upgrade = %e.name, "upgrade `{}` ({}) is due and waits for {}{until}", e.name, e.version, describe(w));
+            }
+            said.insert(e.name.clone(), now);
+        }
+        self.said = said;
+    }
+
+    /// Records a refusal (on disk, so a restart does not try it again) and logs it once per
+    /// reason.
+    pub fn refuse(
+        &mut self,
+        inst: &Instance,
+        process: &mut Process,
+        info: &UpgradeInfo,
+        refusal: Refusal,
+        origin: Origin,
+    ) {
+        let now = model::now();
+        let mut new = true;
+        self.update_refusals(inst, |r| {
+            new = r.record(info, &refusal, origin, now).1;
+        });
+        let what = format!(
+            "upgrade `{}` ({} {})",
+            info.name, inst.config.daemon.name, info.version
+        );
+        let then = match self.refusals.for_entry(info).map(|r| r.next_attempt) {
+            Some(NextAttempt::At(t)) => format!("; will retry at {}", model::rfc3339(t)),
+            _ if origin == Origin::Upstream => "; it is not queued".to_owned(),
+            _ => "; it is skipped until its plan entry changes (or `nymvisor retry`)".to_owned(),
+        };
+        if new {
+            tracing::error!(upgrade = %info.name, "cannot apply {what}: {}{then}", refusal.reason);
+        } else {
+            tracing::debug!(upgrade = %info.name, "still cannot apply {what}: {}", refusal.reason);
+        }
+        process.record_error(format!("upgrade `{}`: {}", info.name, refusal.reason));
+    }
+
+    /// Forgets the refusal of an entry that is prepared now.
+    pub fn forget_refusal(&mut self, inst: &Instance, info: &UpgradeInfo) {
+        if self.refusals.for_entry(info).is_some() {
+            self.update_refusals(inst, |r| {
+                r.clear(&info.name);
+            });
+        }
+    }
+
+    /// Read-modify-write of `upgrade-refusals.json` under the plan lock (`nymvisor retry` edits
+    /// it too). When it cannot be written the change is kept in memory.
+    fn update_refusals(&mut self, inst: &Instance, change: impl FnOnce(&mut Refusals)) {
+        let path = inst.data.refusals();
+        let memory = self.refusals.clone();
+        let written = FileLock::acquire_blocking(&inst.data.plan_lock()).and_then(|_lock| {
+            let mut on_disk = Refusals::load(&path).unwrap_or(memory);
+            change(&mut on_disk);
+            on_disk.save(&path)?;
+            Ok(on_disk)
+        });
+        match written {
+            Ok(r) => self.refusals = r,
+            Err(e) => tracing::warn!("could not record the refusal in {}: {e}", path.display()),
+        }
+    }
+
+    /// A watched file changed on disk: the plan or the refusals.
+    pub fn reload(&mut self, inst: &Instance, process: &mut Process, path: &Path) {
+        if path == inst.data.refusals() {
+            match Refusals::load(path) {
+                Ok(r) => self.refusals = r,
+                Err(e) => tracing::warn!("{e}"),
+            }
+            return;
+        }
+        let reloaded = self.plan_problem.reload(path);
+        if let Some(problem) = self.plan_problem.get()
+            && process.state.last_error.as_deref() != Some(problem)
+        {
+            let problem = problem.to_owned();
+            process.record_error(problem);
+        }
+        let Some(plan) = reloaded else { return };
+        if plan != self.plan {
+            tracing::info!(
+                "upgrade plan changed: {} upgrade(s) queued",
+                plan.queued_up.len()
+            );
+        }
+        self.plan = plan;
+        // refusals of entries that changed or left the queue are forgotten
+        if self.refusals.clone().prune(&self.plan) {
+            let plan = self.plan.clone();
+            self.update_refusals(inst, |r| {
+                r.prune(&plan);
+            });
+        }
+    }
+
+    /// Queues an offer the policy admitted: its `upgrade-info.json`, then the plan.
+    pub fn queue_offer(&mut self, inst: &Instance, info: &UpgradeInfo) -> Result<()> {
+        let name = &info.name;
+        fsutil::create_dir_all(&inst.data.upgrade_dir(name))?;
+        fsutil::write_json(&inst.data.upgrade_info(name), info)?;
+        let queued = info.clone();
+        transaction::update_plan(inst, &mut self.plan, |plan| {
+            plan.remove(&queued.name);
+            plan.insert(queued.clone());
+        })?;
+        tracing::info!(upgrade = %name, stage = "discover", "new release upstream: {} {} (`{name}`), due {}", inst.config.daemon.name, info.version, model::rfc3339(info.upgrade_time));
+        Ok(())
+    }
+
+    /// Records which upgrades are prepared or being prepared, for `status`.
+    pub fn save_progress(&self, process: &mut Process) {
+        let ready: Vec<String> = self.ready.keys().cloned().collect();
+        let preparing = self.preparing.as_ref().map(|(i, _)| i.name.clone());
+        if process.state.ready != ready || process.state.preparing != preparing {
+            process.state.ready = ready;
+            process.state.preparing = preparing;
+            process.save_state();
+        }
+    }
+}
+
+fn describe(w: WaitingFor) -> &'static str {
+    match w {
+        WaitingFor::Confirmation => "the previous upgrade's confirmation",
+        WaitingFor::Backoff => "its next attempt",
+        WaitingFor::Download => "its binary to be downloaded and verified",
+        WaitingFor::Earlier => "an earlier upgrade",
+        WaitingFor::Plan => "the upgrade plan to be fixed",
+    }
+}

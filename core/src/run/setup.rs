@@ -1,0 +1,135 @@
+//! Setting `run` up: the run lock, the signal handlers (before any child exists), the file
+//! watch (before the plan is read, so no change is missed), the plan, the refusals, the process
+//! side, a daemon left behind by an earlier nymvisor, and the recovery of an interrupted upgrade.
+
+use std::sync::Arc;
+
+use super::book::Book;
+use super::poll::Poller;
+use super::process::Process;
+use super::watch::{FileWatch, PlanProblem};
+use super::{RunOptions, Supervisor};
+use crate::backup;
+use crate::config::Compression;
+use crate::daemon::signals::Signals;
+use crate::daemon::{self, ChildEvents, DaemonSpec, children};
+use crate::error::Result;
+use crate::fsutil::{self, FileLock};
+use crate::instance::Instance;
+use crate::model::{self, Refusals, RunState, UpgradePlan};
+use crate::source::Caps;
+use crate::upgrade::Preparer;
+use crate::upgrade::recover;
+use crate::upgrade::transaction::Setup;
+
+/// A supervisor ready to start the daemon.
+pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor> {
+    let lock = FileLock::try_acquire(&inst.data.run_lock())?;
+    // SIGCHLD is watched before any child exists so that no exit is missed
+    let children = ChildEvents::new()?;
+    let signals = Signals::new()?;
+    if children::become_subreaper() && children::is_init() {
+        tracing::info!(
+            "running as PID 1: signals are forwarded to the daemon and every orphaned process is reaped"
+        );
+    }
+    // watch first, so that a change made while the plan is being read is not missed
+    let watch = FileWatch::new(inst.data.root(), &[inst.data.plan(), inst.data.refusals()]);
+    let mut plan_problem = PlanProblem::default();
+    let plan = match inst.plan() {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::error!(
+                "{e}; running the current binary and ignoring the plan until it is fixed"
+            );
+            plan_problem.set(e.to_string());
+            UpgradePlan::new(fsutil::read_json(
+                &inst.data.current_link().join("upgrade-info.json"),
+            )?)
+        }
+    };
+    let refusals = Refusals::load(&inst.data.refusals()).unwrap_or_else(|e| {
+        tracing::error!("{e}; refused upgrades are considered again");
+        Refusals::default()
+    });
+    let tuning = &inst.config.tuning;
+    let verifiers = Arc::new(opts.verifiers.clone());
+    let state_dir = inst.home.instance_data_dir(inst.config.id());
+    let previous_state = RunState::load(&state_dir).ok().flatten();
+    let process = Process {
+        spec: DaemonSpec {
+            binary: inst.data.current_bin(),
+            args: opts.daemon_args.clone(),
+            env: opts.env.clone(),
+        },
+        children,
+        signals,
+        notifier: crate::sd_notify::Notifier::from_env(&opts.env),
+        grace: inst.config.daemon.shutdown_grace_period,
+        state: RunState {
+            nymvisor_pid: std::process::id(),
+            nymvisor_started_at: Some(model::now()),
+            ..RunState::default()
+        },
+        state_dir,
+        failpoint: opts
+            .env
+            .get_non_empty("NYMVISOR_FAILPOINT")
+            .map(str::to_owned),
+    };
+    let setup = Setup {
+        backup: if inst.config.daemon.unsafe_skip_backup {
+            None
+        } else {
+            backup::strategy_for(
+                inst.config.daemon.backup_strategy,
+                tuning.backup_compression == Compression::Zstd,
+            )
+        },
+        backup_min_free: tuning.backup_min_free,
+        progress: opts.progress.clone(),
+    };
+    if let Some(source) = &opts.source {
+        tracing::info!(
+            "watching {} every {} for new releases",
+            source.describe(),
+            humantime::format_duration(inst.config.nymvisor.upstream_polling_rate)
+        );
+    }
+    let mut sup = Supervisor {
+        preparer: Preparer {
+            data: inst.data.clone(),
+            daemon: inst.config.daemon.clone(),
+            source: opts.source.clone(),
+            verifiers: verifiers.clone(),
+            caps: Caps {
+                binary: tuning.max_binary_size,
+                ..Caps::default()
+            },
+            progress: opts.progress.clone(),
+        },
+        poller: Poller::new(
+            opts.source.clone(),
+            verifiers,
+            inst.config.nymvisor.upstream_polling_rate,
+        ),
+        inst,
+        setup,
+        process,
+        watch,
+        book: Book::new(plan, plan_problem, refusals),
+        confirm_at: None,
+        startup_failures: 0,
+        release_at: None,
+        _lock: lock,
+    };
+    if let Some(prev) = previous_state
+        && let (Some(pid), Some(ticks)) = (prev.daemon_pid, prev.daemon_start_ticks)
+    {
+        daemon::stop_leftover(pid, ticks, sup.process.grace).await;
+    }
+    sup.process.save_state();
+    sup.book.confirming =
+        recover::recover(&sup.inst, &sup.setup, &mut sup.process, &mut sup.book.plan).await?;
+    Ok(sup)
+}
