@@ -221,9 +221,8 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
 async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
-    let source = nymvisor_plugins::upstream(&instance.config, &env).map_err(anyhow::Error::msg)?;
-    let mut verifiers =
-        nymvisor_verifiers::from_config(&instance.config).map_err(anyhow::Error::msg)?;
+    let source = nymvisor_plugins::upstream(&instance.config, &env)?;
+    let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
     verifiers.extend(nymvisor_plugins::from_config(&instance.config));
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,

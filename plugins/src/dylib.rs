@@ -17,6 +17,9 @@ use nymvisor_core::model::UpgradeInfo;
 use nymvisor_core::source::{ChunkSink, SourceError, SourcedUpgrade, UpgradeSource};
 use nymvisor_core::verify::{Candidate, Refusal, Verifier};
 
+use nymvisor_sources::fetch::Fetcher;
+
+use crate::error::Error;
 use crate::exec::ExecVerifier;
 
 /// The ABI version nymvisor speaks.
@@ -44,22 +47,21 @@ impl std::fmt::Debug for Loaded {
     }
 }
 
-fn load(path: &PathBuf) -> Result<Loaded, String> {
+fn load(path: &PathBuf) -> Result<Loaded, Error> {
     if !path.is_file() {
-        return Err(format!("the plugin {} does not exist", path.display()));
+        return Err(Error::Missing { path: path.clone() });
     }
     // SAFETY: loading a library runs its initialisers; the operator configured this file as a
     // nymvisor plugin, which is the trust decision this feature exists for.
-    let lib = unsafe { libloading::Library::new(path) }
-        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+    let lib = unsafe { libloading::Library::new(path) }.map_err(|e| Error::Load {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     // SAFETY: each symbol is looked up with the type the ABI gives it.
     let (abi, name, verify, free) = unsafe {
-        let get = |sym: &[u8]| {
-            format!(
-                "{} lacks {}",
-                path.display(),
-                String::from_utf8_lossy(&sym[..sym.len() - 1])
-            )
+        let get = |sym: &[u8]| Error::Symbol {
+            path: path.clone(),
+            symbol: String::from_utf8_lossy(&sym[..sym.len() - 1]).into_owned(),
         };
         let abi: AbiFn = *lib
             .get::<AbiFn>(b"nymvisor_plugin_abi_version\0")
@@ -84,10 +86,11 @@ fn load(path: &PathBuf) -> Result<Loaded, String> {
     // SAFETY: ABI functions take no arguments; the name is a static NUL-terminated string.
     let version = unsafe { abi() };
     if version != ABI_VERSION {
-        return Err(format!(
-            "{} speaks plugin ABI version {version}, this nymvisor speaks {ABI_VERSION}; rebuild the plugin",
-            path.display()
-        ));
+        return Err(Error::Abi {
+            path: path.clone(),
+            found: version,
+            expected: ABI_VERSION,
+        });
     }
     let name_ptr = unsafe { name() };
     let name = if name_ptr.is_null() {
@@ -146,7 +149,7 @@ impl DylibVerifier {
         if let Some(l) = guard.as_ref() {
             return Ok(l.clone());
         }
-        let l = Arc::new(load(&self.path).map_err(Refusal::transient)?);
+        let l = Arc::new(load(&self.path).map_err(|e| Refusal::transient(e.to_string()))?);
         *guard = Some(l.clone());
         Ok(l)
     }
@@ -238,43 +241,49 @@ async fn call_plugin(
 
 /// An upstream source provided by a plugin (`NYMVISOR_UPSTREAM_SOURCE=plugin:<name>`): the
 /// plugin's `nymvisor_plugin_latest` gives the upgrade-info document; binaries are fetched from
-/// the document's URLs (http(s) with nymvisor's limits, or `file://`).
+/// the document's URLs (http(s) with nymvisor's limits, or `file://` inside
+/// `NYMVISOR_LOCAL_MIRROR_DIRECTORY`).
 #[derive(Debug)]
 pub struct PluginSource {
     loaded: Arc<Loaded>,
     latest: LatestFn,
     daemon: String,
     timeout: Duration,
-    fetcher: nymvisor_sources::http::Fetcher,
+    fetcher: Fetcher,
     busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PluginSource {
-    /// The plugin named `name` among `paths` that exports `nymvisor_plugin_latest`.
+    /// The plugin named `name` among `paths` that exports `nymvisor_plugin_latest`. Its
+    /// `file://` URLs are read inside `file_root` only (none: refused).
     pub fn find(
         paths: &[PathBuf],
         name: &str,
         daemon: &str,
         timeout: Duration,
         limits: nymvisor_sources::Limits,
-    ) -> Result<PluginSource, String> {
+        file_root: Option<&std::path::Path>,
+    ) -> Result<PluginSource, Error> {
         let mut seen = Vec::new();
         for path in paths {
             match load(path) {
                 Ok(l) if l.name == name => {
                     let Some(latest) = l.latest else {
-                        return Err(format!(
-                            "the plugin `{name}` ({}) is not a source: it lacks nymvisor_plugin_latest",
-                            path.display()
-                        ));
+                        return Err(Error::NotASource {
+                            name: name.to_owned(),
+                            path: path.clone(),
+                        });
                     };
+                    let mut fetcher = Fetcher::new(limits)?;
+                    if let Some(root) = file_root {
+                        fetcher = fetcher.with_file_root(root);
+                    }
                     return Ok(PluginSource {
                         loaded: Arc::new(l),
                         latest,
                         daemon: daemon.to_owned(),
                         timeout,
-                        fetcher: nymvisor_sources::http::Fetcher::new(limits)
-                            .map_err(|e| e.to_string())?,
+                        fetcher,
                         busy: Arc::default(),
                     });
                 }
@@ -282,14 +291,14 @@ impl PluginSource {
                 Err(e) => seen.push(format!("({e})")),
             }
         }
-        Err(format!(
-            "no plugin named `{name}` among NYMVISOR_PLUGIN_PATHS (found: {})",
-            if seen.is_empty() {
+        Err(Error::NoSuchPlugin {
+            name: name.to_owned(),
+            found: if seen.is_empty() {
                 "none".to_owned()
             } else {
                 seen.join(", ")
-            }
-        ))
+            },
+        })
     }
 }
 
@@ -340,26 +349,8 @@ impl UpgradeSource for PluginSource {
         max_bytes: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64, SourceError> {
-        if let Some(path) = url.strip_prefix("file://") {
-            let bytes = tokio::fs::read(path)
-                .await
-                .map_err(|e| SourceError(format!("cannot read {path}: {e}")))?;
-            if bytes.len() as u64 > max_bytes {
-                return Err(SourceError(format!(
-                    "{path} is larger than the {max_bytes}-byte cap"
-                )));
-            }
-            sink.accept(&bytes)
-                .map_err(|e| SourceError(format!("cannot store {path}: {e}")))?;
-            return Ok(bytes.len() as u64);
-        }
-        let url =
-            url::Url::parse(url).map_err(|e| SourceError(format!("invalid URL {url:?}: {e}")))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(SourceError(format!(
-                "refusing to fetch {url}: only http(s) and file:// URLs are allowed"
-            )));
-        }
-        self.fetcher.get(&url, max_bytes, sink).await
+        // one path from URL to bytes: http(s) with nymvisor's limits, file:// inside the mirror
+        let url = self.fetcher.resolve(url, None)?;
+        Ok(self.fetcher.get(&url, max_bytes, sink).await?)
     }
 }

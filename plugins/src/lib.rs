@@ -8,7 +8,10 @@
 //! Plugins run before commands, in the configured order.
 
 pub mod dylib;
+pub mod error;
 pub mod exec;
+
+pub use error::Error;
 
 use std::sync::Arc;
 
@@ -34,7 +37,7 @@ pub fn from_config(config: &Config) -> Vec<Arc<dyn Verifier>> {
 pub fn upstream(
     config: &Config,
     env: &Env,
-) -> Result<Option<Arc<dyn nymvisor_core::source::UpgradeSource>>, String> {
+) -> Result<Option<Arc<dyn nymvisor_core::source::UpgradeSource>>, Error> {
     match &config.nymvisor.upstream_source {
         nymvisor_core::config::UpstreamSource::Plugin(name) => {
             let timeout = config.tuning.verifier_timeout;
@@ -45,9 +48,10 @@ pub fn upstream(
                 &config.daemon.name,
                 timeout,
                 limits,
+                config.nymvisor.local_mirror_directory.as_deref(),
             )?;
             Ok(Some(Arc::new(source)))
         }
-        _ => nymvisor_sources::from_config(config, env).map_err(|e| e.to_string()),
+        _ => Ok(nymvisor_sources::from_config(config, env)?),
     }
 }

@@ -41,7 +41,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::Limits;
-use crate::http::{Answer, Fetcher, web_url};
+use crate::error::Error;
+use crate::fetch::{Answer, Fetcher};
 
 /// Most pages of 100 releases read to find the daemon's release.
 pub const MAX_PAGES: usize = 10;
@@ -279,14 +280,16 @@ fn hash_entry(doc: &[u8], asset: &str, daemon: &str) -> HashEntry {
 }
 
 impl GithubSource {
-    pub fn new(settings: GithubSettings, limits: Limits) -> Result<GithubSource, SourceError> {
+    pub fn new(settings: GithubSettings, limits: Limits) -> Result<GithubSource, Error> {
         let base = settings.api_url.trim_end_matches('/');
-        let api = web_url(&format!("{base}/"), None)
-            .map_err(|e| SourceError(format!("the GitHub API URL: {e}")))?;
+        let fetcher = Fetcher::new(limits)?;
+        let api = fetcher
+            .resolve(&format!("{base}/"), None)
+            .map_err(|e| Error::Setup(format!("the GitHub API URL: {e}")))?;
         // a probe left by an earlier nymvisor is not trusted: it is fetched again if needed
         let _ = std::fs::remove_dir_all(&settings.staging);
         Ok(GithubSource {
-            fetcher: Fetcher::new(limits)?,
+            fetcher,
             api,
             settings,
             state: Mutex::new(State::default()),
@@ -327,11 +330,11 @@ impl GithubSource {
         h
     }
 
-    fn check_blocked(&self) -> Result<(), SourceError> {
+    fn check_blocked(&self) -> Result<(), Error> {
         let mut state = self.state();
         if let Some((until, msg)) = &state.blocked {
             if SystemTime::now() < *until {
-                return Err(SourceError(msg.clone()));
+                return Err(Error::Github(msg.clone()));
             }
             state.blocked = None;
         }
@@ -343,10 +346,10 @@ impl GithubSource {
         &self,
         index: usize,
         url: &str,
-    ) -> Result<Option<(Vec<Release>, PageMemo)>, SourceError> {
-        let url = web_url(url, None)?;
+    ) -> Result<Option<(Vec<Release>, PageMemo)>, Error> {
+        let url = self.fetcher.resolve(url, None)?;
         if !self.on_api_host(&url) {
-            return Err(SourceError(format!(
+            return Err(Error::Github(format!(
                 "the release listing of {} points to {url}, outside the API at {}; not followed",
                 self.settings.repository, self.api
             )));
@@ -379,7 +382,7 @@ impl GithubSource {
                 self.settings.token_env,
             );
             self.state().blocked = Some((until, msg.clone()));
-            return Err(SourceError(msg));
+            return Err(Error::Github(msg));
         }
         if !answer.status.is_success() {
             let hint = match answer.status {
@@ -392,13 +395,13 @@ impl GithubSource {
                 }
                 _ => String::new(),
             };
-            return Err(SourceError(format!(
+            return Err(Error::Github(format!(
                 "GET {url}: HTTP {}; the answer is ignored{hint}",
                 answer.status
             )));
         }
         let releases: Vec<Release> = serde_json::from_slice(&answer.body)
-            .map_err(|e| SourceError(format!("GET {url}: not a GitHub release listing: {e}")))?;
+            .map_err(|e| Error::Github(format!("GET {url}: not a GitHub release listing: {e}")))?;
         let memo = PageMemo {
             etag: answer.header(ETAG.as_str()).map(str::to_owned),
             next: answer.header("link").and_then(next_link),
@@ -440,8 +443,8 @@ impl GithubSource {
         url: &str,
         max: u64,
         sink: &mut dyn ChunkSink,
-    ) -> Result<u64, SourceError> {
-        let url = web_url(url, None)?;
+    ) -> Result<u64, Error> {
+        let url = self.fetcher.resolve(url, None)?;
         let headers = if self.on_api_host(&url) {
             self.api_headers("application/octet-stream")
         } else {
@@ -544,7 +547,7 @@ impl GithubSource {
         let mut sink = HashingFile::new(file, checksum.0);
         self.fetch_asset(&url, self.fetcher.limits().caps.binary, &mut sink)
             .await
-            .map_err(|e| e.0)?;
+            .map_err(|e| e.to_string())?;
         let actual = sink
             .finish()
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -570,7 +573,7 @@ impl GithubSource {
         url: &str,
         max: u64,
         sink: &mut dyn ChunkSink,
-    ) -> Option<Result<u64, SourceError>> {
+    ) -> Option<Result<u64, Error>> {
         let staged = {
             let mut state = self.state();
             if state.staged.as_ref().is_none_or(|s| s.url != url) {
@@ -630,28 +633,28 @@ impl ChunkSink for HashingFile {
     }
 }
 
-fn stream_file(path: &Path, max: u64, sink: &mut dyn ChunkSink) -> Result<u64, SourceError> {
+fn stream_file(path: &Path, max: u64, sink: &mut dyn ChunkSink) -> Result<u64, Error> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)
-        .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| Error::Github(format!("cannot read {}: {e}", path.display())))?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
         let n = file
             .read(&mut buf)
-            .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| Error::Github(format!("cannot read {}: {e}", path.display())))?;
         if n == 0 {
             return Ok(total);
         }
         total += n as u64;
         if total > max {
-            return Err(SourceError(format!(
+            return Err(Error::Github(format!(
                 "{} is more than the {max}-byte cap",
                 path.display()
             )));
         }
         sink.accept(&buf[..n])
-            .map_err(|e| SourceError(format!("cannot store the data: {e}")))?;
+            .map_err(|e| Error::Github(format!("cannot store the data: {e}")))?;
     }
 }
 
@@ -719,7 +722,7 @@ impl UpgradeSource for GithubSource {
             let capped = read >= MAX_PAGES;
             // nothing to remember: ask for whole pages next time
             self.state().pages.clear();
-            return Err(SourceError(format!(
+            return Err(Error::Github(format!(
                 "no release of {} {}is tagged {} (not a draft or prerelease) with an asset named {}{}",
                 self.settings.repository,
                 if capped {
@@ -736,7 +739,8 @@ impl UpgradeSource for GithubSource {
                 } else {
                     "; check NYMVISOR_GITHUB_TAG_PATTERN and NYMVISOR_GITHUB_ASSET_NAME".to_owned()
                 }
-            )));
+            ))
+            .into());
         };
         // a release is evaluated (and probed) once, whatever the outcome
         let key = format!(
@@ -784,9 +788,9 @@ impl UpgradeSource for GithubSource {
         sink: &mut dyn ChunkSink,
     ) -> Result<u64, SourceError> {
         if let Some(result) = self.take_staged(url, max_bytes, sink) {
-            return result;
+            return Ok(result?);
         }
-        self.fetch_asset(url, max_bytes, sink).await
+        Ok(self.fetch_asset(url, max_bytes, sink).await?)
     }
 }
 

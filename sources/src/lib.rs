@@ -8,16 +8,20 @@
 //!
 //! [`from_config`] picks one from the configuration.
 
+pub mod error;
+pub mod fetch;
 pub mod github;
 pub mod http;
 pub mod local;
+
+pub use error::Error;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use nymvisor_core::config::{Config, TuningConfig, UpstreamSource};
 use nymvisor_core::env::Env;
-use nymvisor_core::source::{Caps, SourceError, UpgradeSource};
+use nymvisor_core::source::{Caps, UpgradeSource};
 
 /// Network limits (docs/REFERENCE.md "Limits"), from the `[tuning]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,17 +56,14 @@ impl Limits {
 
 /// Where the GitHub source keeps a probed download for the prepare stage: next to the upgrades,
 /// on the same file system, never in a `/tmp` that may live in memory.
-fn staging_dir(config: &Config, env: &Env) -> Result<std::path::PathBuf, SourceError> {
+fn staging_dir(config: &Config, env: &Env) -> Result<std::path::PathBuf, Error> {
     let home = nymvisor_core::paths::NymvisorHome::from_env(env)
-        .map_err(|e| SourceError(e.to_string()))?;
+        .map_err(|e| Error::Setup(e.to_string()))?;
     Ok(config.upgrade_data_dir(&home).join(".github-probe"))
 }
 
 /// The configured source, or `None` for `none`.
-pub fn from_config(
-    config: &Config,
-    env: &Env,
-) -> Result<Option<Arc<dyn UpgradeSource>>, SourceError> {
+pub fn from_config(config: &Config, env: &Env) -> Result<Option<Arc<dyn UpgradeSource>>, Error> {
     let limits = Limits::from_config(&config.tuning);
     let daemon = &config.daemon.name;
     match &config.nymvisor.upstream_source {
@@ -80,13 +81,11 @@ pub fn from_config(
         }
         UpstreamSource::Local => {
             let dir = config.nymvisor.local_mirror_directory.clone().ok_or_else(|| {
-                SourceError("the local source needs a mirror directory: set NYMVISOR_LOCAL_MIRROR_DIRECTORY".into())
+                Error::Setup("the local source needs a mirror directory: set NYMVISOR_LOCAL_MIRROR_DIRECTORY".into())
             })?;
             Ok(Some(Arc::new(local::LocalSource::new(
-                &dir,
-                daemon,
-                limits.caps,
-            ))))
+                &dir, daemon, limits,
+            )?)))
         }
         UpstreamSource::Github => {
             let n = &config.nymvisor;
@@ -106,7 +105,7 @@ pub fn from_config(
             };
             Ok(Some(Arc::new(github::GithubSource::new(settings, limits)?)))
         }
-        other => Err(SourceError(format!(
+        other => Err(Error::Setup(format!(
             "the upstream source `{other}` is not available in this build yet; use `http`, `local` or `none`"
         ))),
     }

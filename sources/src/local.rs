@@ -1,129 +1,58 @@
 //! A local directory mirror laid out like the feed: `<dir>/<daemon>/upgrade-info.json`, with
-//! binary URLs relative to that file (or `file://` URLs). For air-gapped hosts and private
-//! mirrors. Symlinks are not followed, and relative URLs may not leave the mirror.
+//! binary URLs relative to that file (or `file://` URLs inside the mirror). For air-gapped hosts
+//! and private mirrors. Files are read by [`crate::fetch::Fetcher`]: never through a symlink,
+//! never outside the mirror, capped.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nymvisor_core::model::UpgradeInfo;
-use nymvisor_core::source::{Caps, ChunkSink, SourceError, SourcedUpgrade, UpgradeSource};
-use tokio::io::AsyncReadExt;
+use nymvisor_core::source::{ChunkSink, SourceError, SourcedUpgrade, UpgradeSource};
+
+use crate::Limits;
+use crate::error::Error;
+use crate::fetch::Fetcher;
 
 /// See the module docs.
 #[derive(Debug, Clone)]
 pub struct LocalSource {
+    fetcher: Fetcher,
     root: PathBuf,
-    info_dir: PathBuf,
-    caps: Caps,
+    info: url::Url,
 }
 
 impl LocalSource {
-    pub fn new(root: &Path, daemon: &str, caps: Caps) -> LocalSource {
-        LocalSource {
+    pub fn new(root: &Path, daemon: &str, limits: Limits) -> Result<LocalSource, Error> {
+        let path = root.join(daemon).join("upgrade-info.json");
+        let info = url::Url::from_file_path(&path).map_err(|()| {
+            Error::Setup(format!(
+                "the local mirror directory {} must be an absolute path",
+                root.display()
+            ))
+        })?;
+        Ok(LocalSource {
+            fetcher: Fetcher::new(limits)?.with_file_root(root),
             root: root.to_owned(),
-            info_dir: root.join(daemon),
-            caps,
-        }
+            info,
+        })
     }
 
     fn info_path(&self) -> PathBuf {
-        self.info_dir.join("upgrade-info.json")
+        self.info.to_file_path().unwrap_or_default()
     }
 
-    /// The file a URL names: `file:///abs` as is, anything else relative to the info file and
-    /// inside the mirror.
-    fn resolve(&self, url: &str) -> Result<PathBuf, SourceError> {
-        if url.starts_with("file://") {
-            return url::Url::parse(url)
-                .ok()
-                .and_then(|u| u.to_file_path().ok())
-                .ok_or_else(|| SourceError(format!("{url}: not a usable file:// URL")));
+    /// The URL a link in the document names: relative to the document, or `file://`.
+    fn resolve(&self, link: &str) -> Result<url::Url, Error> {
+        let url = self.fetcher.resolve(link, Some(&self.info))?;
+        if url.scheme() != "file" {
+            return Err(Error::Url {
+                url: link.to_owned(),
+                reason: format!(
+                    "the local source only reads files inside the mirror {} (relative paths or file:// URLs)",
+                    self.root.display()
+                ),
+            });
         }
-        if url.contains("://") {
-            return Err(SourceError(format!(
-                "{url}: the local source only reads files (relative paths or file:// URLs)"
-            )));
-        }
-        let rel = Path::new(url);
-        let outside = || {
-            SourceError(format!(
-                "{url}: relative URLs must stay inside the mirror {}",
-                self.root.display()
-            ))
-        };
-        if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
-            return Err(outside());
-        }
-        // a symlinked directory on the way must not lead out of the mirror either
-        let path = self.info_dir.join(rel);
-        if let (Ok(root), Some(Ok(parent))) = (
-            self.root.canonicalize(),
-            path.parent().map(Path::canonicalize),
-        ) && !parent.starts_with(&root)
-        {
-            return Err(outside());
-        }
-        Ok(path)
-    }
-
-    async fn read_capped(
-        path: &Path,
-        max: u64,
-        sink: &mut dyn ChunkSink,
-    ) -> Result<u64, SourceError> {
-        // O_NOFOLLOW: a symlink is refused, not followed; O_NONBLOCK: a FIFO cannot hang the open.
-        // The checks are made on the opened file, so nothing can be swapped in between.
-        let mut file = tokio::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-            .open(path)
-            .await
-            .map_err(|e| {
-                if e.raw_os_error() == Some(nix::libc::ELOOP) {
-                    SourceError(format!(
-                        "{} is a symlink; the local source does not follow symlinks",
-                        path.display()
-                    ))
-                } else {
-                    SourceError(format!("cannot open {}: {e}", path.display()))
-                }
-            })?;
-        let meta = file
-            .metadata()
-            .await
-            .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
-        if !meta.is_file() {
-            return Err(SourceError(format!(
-                "{} is not a regular file",
-                path.display()
-            )));
-        }
-        if meta.len() > max {
-            return Err(SourceError(format!(
-                "{} is {} bytes, more than the {max}-byte cap",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = file
-                .read(&mut buf)
-                .await
-                .map_err(|e| SourceError(format!("cannot read {}: {e}", path.display())))?;
-            if n == 0 {
-                return Ok(total);
-            }
-            total += n as u64;
-            if total > max {
-                return Err(SourceError(format!(
-                    "{} grew past the {max}-byte cap while being read",
-                    path.display()
-                )));
-            }
-            sink.accept(&buf[..n])
-                .map_err(|e| SourceError(format!("cannot store {}: {e}", path.display())))?;
-        }
+        Ok(url)
     }
 }
 
@@ -134,22 +63,19 @@ impl UpgradeSource for LocalSource {
     }
 
     async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
-        let path = self.info_path();
-        if !path.exists() {
+        if !self.info_path().exists() {
             return Ok(None);
         }
-        let mut doc = Vec::new();
-        Self::read_capped(&path, self.caps.document, &mut doc).await?;
-        let info: UpgradeInfo = serde_json::from_slice(&doc).map_err(|e| {
-            SourceError(format!(
-                "{} is not a valid upgrade-info document: {e}",
-                path.display()
-            ))
+        let cap = self.fetcher.limits().caps.document;
+        let doc = self.fetcher.get_small(&self.info, cap).await?;
+        let info: UpgradeInfo = serde_json::from_slice(&doc).map_err(|e| Error::Document {
+            url: self.info.to_string(),
+            what: format!("not a valid upgrade-info document: {e}"),
         })?;
         Ok(Some(SourcedUpgrade {
             info,
             document: doc,
-            document_url: format!("file://{}", path.display()),
+            document_url: self.info.to_string(),
         }))
     }
 
@@ -159,7 +85,7 @@ impl UpgradeSource for LocalSource {
         max_bytes: u64,
         sink: &mut dyn ChunkSink,
     ) -> Result<u64, SourceError> {
-        let path = self.resolve(url)?;
-        Self::read_capped(&path, max_bytes, sink).await
+        let url = self.resolve(url)?;
+        Ok(self.fetcher.get(&url, max_bytes, sink).await?)
     }
 }

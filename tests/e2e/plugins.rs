@@ -94,11 +94,14 @@ fn a_plugin_can_be_the_upstream_source() {
         plugin.to_str().unwrap().to_owned(),
         feed.to_str().unwrap().to_owned(),
     );
+    // the plugin's file:// URLs are read inside the local mirror directory only
+    let mirror = release.parent().unwrap().to_str().unwrap().to_owned();
     env.extend_from_slice(&[
         ("NYMVISOR_UPSTREAM_SOURCE", "plugin:test-plugin"),
         ("NYMVISOR_PLUGIN_PATHS", plugin_s.as_str()),
         ("NYMVISOR_TEST_PLUGIN_FEED", feed_s.as_str()),
         ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
+        ("NYMVISOR_LOCAL_MIRROR_DIRECTORY", mirror.as_str()),
     ]);
     let mut nv = home.spawn_run(&env, &[]);
     nv.wait_start(1);

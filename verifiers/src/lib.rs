@@ -9,7 +9,10 @@
 //! core's prepare stage and always runs last).
 
 pub mod checksum;
+pub mod error;
 pub mod signature;
+
+pub use error::Error;
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use nymvisor_core::verify::Verifier;
 
 /// The verifiers for a configuration, in the order they run (checksum, then signature).
 /// A configured key that cannot be parsed is an error.
-pub fn from_config(config: &Config) -> Result<Vec<Arc<dyn Verifier>>, String> {
+pub fn from_config(config: &Config) -> Result<Vec<Arc<dyn Verifier>>, Error> {
     let mut chain: Vec<Arc<dyn Verifier>> = vec![Arc::new(checksum::ChecksumVerifier {
         enforce: config.daemon.enforce_download_checksum,
     })];

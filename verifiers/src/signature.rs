@@ -13,6 +13,8 @@
 use minisign_verify::{PublicKey, Signature};
 use nymvisor_core::source::{SourcedUpgrade, UpgradeSource};
 use nymvisor_core::verify::{Candidate, Refusal, Verifier};
+
+use crate::error::Error;
 use tokio::io::AsyncReadExt;
 
 /// Largest signature file fetched.
@@ -27,21 +29,20 @@ pub struct MinisignVerifier {
 
 impl MinisignVerifier {
     /// Parses the base64 public keys; an unreadable key is an error that quotes it.
-    pub fn new(keys: &[String], required: bool) -> Result<MinisignVerifier, String> {
+    pub fn new(keys: &[String], required: bool) -> Result<MinisignVerifier, Error> {
         let keys = keys
             .iter()
             .map(|k| {
                 PublicKey::from_base64(k.trim())
                     .map(|pk| (k.trim().to_owned(), pk))
-                    .map_err(|e| {
-                        format!(
-                            "DAEMON_MINISIGN_PUBLIC_KEYS: {k:?} is not a minisign public key: {e}"
-                        )
+                    .map_err(|e| Error::Key {
+                        key: k.clone(),
+                        reason: e.to_string(),
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if required && keys.is_empty() {
-            return Err("a signature is required (DAEMON_REQUIRE_SIGNATURE) but no DAEMON_MINISIGN_PUBLIC_KEYS are configured".into());
+            return Err(Error::NoKeys);
         }
         Ok(MinisignVerifier { keys, required })
     }

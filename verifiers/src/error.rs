@@ -1,0 +1,16 @@
+//! The error type of the verifiers crate: what is wrong with the verification settings.
+
+/// A verifier cannot be set up from the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configured public key cannot be read.
+    #[error("DAEMON_MINISIGN_PUBLIC_KEYS: {key:?} is not a minisign public key: {reason}")]
+    Key { key: String, reason: String },
+
+    /// Signatures are required but there is no key to check them with.
+    #[error(
+        "a signature is required (DAEMON_REQUIRE_SIGNATURE) but no DAEMON_MINISIGN_PUBLIC_KEYS are configured"
+    )]
+    NoKeys,
+}
