@@ -1,4 +1,4 @@
-//! The command line (SPEC §2), as clap definitions only.
+//! The command line (docs/REFERENCE.md "Commands"), as clap definitions only.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! The daemon protocol (SPEC §6): asking a binary for its build information.
+//! The daemon protocol (docs/REFERENCE.md "Build information"): asking a binary for its build
+//! information.
 //!
 //! The binary is run in its own process group with a timeout; when the timeout fires the whole
 //! group is killed, so a probe can never leave a process behind or hang nymvisor.

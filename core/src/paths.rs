@@ -1,4 +1,5 @@
-//! Typed paths for every file and directory nymvisor uses (SPEC §4).
+//! Typed paths for every file and directory nymvisor uses (docs/REFERENCE.md "Files and
+//! formats").
 //!
 //! Nothing here touches the disk except [`NymvisorHome::instances`], which lists a directory.
 

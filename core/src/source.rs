@@ -69,7 +69,7 @@ pub trait UpgradeSource: Debug + Send + Sync {
     }
 }
 
-/// Size caps (SPEC §12).
+/// Size caps (docs/REFERENCE.md "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {
     pub document: u64,

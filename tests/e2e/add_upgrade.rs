@@ -1,4 +1,4 @@
-//! `nymvisor add-upgrade` (SPEC §8.5): what it writes and everything it refuses.
+//! `nymvisor add-upgrade`: what it writes and everything it refuses.
 
 use nymvisor_tests::*;
 

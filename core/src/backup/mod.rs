@@ -1,4 +1,5 @@
-//! Backups of the daemon's data before a swap (SPEC §11).
+//! Backups of the daemon's data before a swap (docs/OPERATOR_GUIDE.md "Backups, rollback,
+//! restore").
 //!
 //! A [`BackupStrategy`] copies a tree into a directory that does not exist yet; [`take_backup`]
 //! wraps it with what every strategy shares: the free-space check, the temporary name renamed

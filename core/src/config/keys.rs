@@ -575,6 +575,20 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_documented() {
+        let reference = include_str!("../../../docs/REFERENCE.md");
+        for def in KEYS {
+            let row = format!("| `{}` | `{}`", def.path(), def.env());
+            assert!(reference.contains(&row), "docs/REFERENCE.md lacks {row}");
+            assert!(
+                reference.contains(&format!("`--{}`", def.flag)),
+                "docs/REFERENCE.md lacks --{}",
+                def.flag
+            );
+        }
+    }
+
+    #[test]
     fn keys_are_unique() {
         let mut envs: Vec<_> = KEYS.iter().flat_map(|k| k.envs.iter()).collect();
         let mut flags: Vec<_> = KEYS.iter().map(|k| k.flag).collect();

@@ -1,4 +1,4 @@
-//! `nymvisor add-upgrade` (SPEC §8.5): queueing an upgrade with a local binary.
+//! `nymvisor add-upgrade`: queueing an upgrade with a local binary.
 //!
 //! Everything is checked before anything is written; then the binary is copied atomically, its
 //! `upgrade-info.json` written, and the plan updated last, under the plan lock, so a running

@@ -161,7 +161,8 @@ fn confirm_same_setup(instance: &Instance, binary: &Path) -> Result<()> {
     Ok(())
 }
 
-/// SPEC §7: two instances never share an upgrade data directory silently.
+/// Two instances never share an upgrade data directory silently (0.1.41 did, and an upgrade of
+/// one broke the other).
 fn refuse_shared_data_dir(instance: &Instance) -> Result<()> {
     let ours = instance.data.root();
     for other in instance.home.instances()? {

@@ -30,7 +30,8 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// The instance a command is about: located, loaded and overridden by `env` (SPEC §3).
+    /// The instance a command is about: located, loaded and overridden by `env`
+    /// (docs/REFERENCE.md "Configuration").
     pub fn open(env: &Env) -> Result<Instance> {
         let (config_path, config) = config::load_effective(env)?;
         let home = NymvisorHome::from_env(env)?;

@@ -1,5 +1,6 @@
 //! The upgrade journal: the intent recorded before each irreversible step of an upgrade, so a
-//! nymvisor killed at any point can finish or roll back what it was doing (SPEC §8.5).
+//! nymvisor killed at any point can finish or roll back what it was doing (docs/REFERENCE.md
+//! "The upgrade pipeline").
 //!
 //! It lives in the upgrade data directory (`upgrade-journal.json`), is written atomically, and
 //! exists only while an upgrade is in flight or awaiting confirmation.

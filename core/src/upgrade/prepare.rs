@@ -257,7 +257,7 @@ impl Preparer {
         Ok(())
     }
 
-    /// The last check (SPEC §10): the binary's own build information matches the upgrade.
+    /// The last check: the binary's own build information matches the upgrade.
     async fn check_build_info(&self, info: &UpgradeInfo, bin: &Path) -> Result<(), Refusal> {
         let build = build_info::probe_daemon(bin, &self.daemon.name)
             .await
