@@ -5,12 +5,14 @@
 
 mod keys;
 mod model;
+mod values;
 
-pub use keys::{FlagStyle, KEYS, KeyDef, Kind, parse_bool, parse_bytes, parse_raw};
+pub use keys::{FlagStyle, KEYS, KeyDef};
 pub use model::{
     BackupStrategyKind, Compression, Config, DaemonConfig, LogFormat, NymvisorConfig, TuningConfig,
     UpstreamSource,
 };
+pub use values::{Kind, parse_bool, parse_bytes, parse_raw};
 
 use std::path::{Path, PathBuf};
 
