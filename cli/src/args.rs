@@ -49,6 +49,14 @@ pub enum Command {
     Config(OutputArgs),
     /// Show what runs, which version, what is queued, the last upgrade and the last error
     Status(OutputArgs),
+    /// Apply no upgrade automatically until `unhold` (`add-upgrade --now` still applies)
+    Hold {
+        /// Why (shown by `status` and in the log)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Lift the hold: upgrades are applied again
+    Unhold,
     /// Consider a refused upgrade again (its refusal is forgotten)
     Retry {
         /// The upgrade's name, as `status` shows it

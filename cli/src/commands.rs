@@ -93,6 +93,26 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
                 OutputFormat::Text => out!("{}", status.to_text()),
             }
         }
+        Command::Hold { reason } => {
+            let instance = Instance::open(&env)?;
+            let h = instance::hold::hold(&instance, reason)?;
+            outln!(
+                "upgrades of `{}` are on hold since {}{}; nothing is applied automatically until `nymvisor unhold` (`add-upgrade --now` still applies)",
+                instance.config.id(),
+                model::rfc3339(h.since),
+                h.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+            );
+        }
+        Command::Unhold => {
+            let instance = Instance::open(&env)?;
+            match instance::hold::unhold(&instance)? {
+                Some(_) => outln!(
+                    "the hold is lifted: upgrades of `{}` are applied again",
+                    instance.config.id()
+                ),
+                None => outln!("upgrades of `{}` were not on hold", instance.config.id()),
+            }
+        }
         Command::Retry { name } => {
             let instance = Instance::open(&env)?;
             let forgot = instance::retry::retry(&instance, &name)?;
@@ -230,6 +250,7 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
         source,
         verifiers,
         progress: progress_sink(&instance.config),
+        health: nymvisor_sources::health::from_config(&instance.config)?,
     };
     match run::run(instance, opts).await {
         Ok(outcome) => {

@@ -16,6 +16,7 @@ pub mod env;
 pub mod error;
 pub mod failpoint;
 pub mod fsutil;
+pub mod health;
 pub mod instance;
 pub mod memory;
 pub mod model;

@@ -165,6 +165,11 @@ impl UpgradeDataDir {
         self.root.join("upgrade-refusals.json")
     }
 
+    /// The hold on automatic upgrades (see [`crate::model::Hold`]).
+    pub fn hold(&self) -> PathBuf {
+        self.root.join("upgrade-hold.json")
+    }
+
     /// The upgrade journal (see [`crate::model::Journal`]).
     pub fn journal(&self) -> PathBuf {
         self.root.join("upgrade-journal.json")

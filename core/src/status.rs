@@ -10,7 +10,8 @@ use crate::instance::Instance;
 use std::collections::BTreeMap;
 
 use crate::model::refusals::Origin;
-use crate::model::{self, Journal, Outcome, Refusals, RunState, Stage, UpgradePlan};
+use crate::model::run_state::HealthState;
+use crate::model::{self, Hold, Journal, Outcome, Refusals, RunState, Stage, UpgradePlan};
 use crate::upgrade::queue::{self, Entry};
 
 /// The status document (`status -o json`).
@@ -32,6 +33,10 @@ pub struct Status {
     pub last_error: Option<LastError>,
     /// A problem reading the plan, if any.
     pub plan_error: Option<String>,
+    /// The operator's hold on automatic upgrades, if one is in force.
+    pub hold: Option<Hold>,
+    /// The health probe's last answers, when a health URL is configured.
+    pub health: Option<HealthState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,6 +120,8 @@ pub fn status(inst: &Instance) -> Result<Status> {
             })
         });
     let refusals = Refusals::load(&inst.data.refusals()).unwrap_or_default();
+    let timing = inst.timing().unwrap_or_default();
+    let hold = inst.hold().ok().flatten();
     let journal = Journal::load(inst.data.root()).ok().flatten();
     let confirming = journal
         .as_ref()
@@ -149,6 +156,8 @@ pub fn status(inst: &Instance) -> Result<Status> {
                 preparing: state.as_ref().and_then(|s| s.preparing.as_deref()),
                 confirming,
                 plan_broken: false,
+                timing: &timing,
+                hold: hold.as_ref(),
             })
             .entries
         })
@@ -197,6 +206,11 @@ pub fn status(inst: &Instance) -> Result<Status> {
         refused_offers,
         awaiting_confirmation: journal.map(|j| j.upgrade.name),
         last_upgrade,
+        hold,
+        health: state
+            .as_ref()
+            .and_then(|s| s.health.clone())
+            .filter(|_| inst.config.daemon.health_url.is_some()),
         last_error: state.and_then(|s| {
             s.last_error.map(|message| LastError {
                 message,
@@ -314,6 +328,25 @@ impl Status {
         }
         if let Some(e) = &self.plan_error {
             line(format!("plan problem:  {e}"));
+        }
+        if let Some(h) = &self.hold {
+            line(format!(
+                "hold:          since {}{} — nothing is applied automatically (`nymvisor unhold`)",
+                model::rfc3339(h.since),
+                h.reason
+                    .as_ref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(h) = &self.health {
+            line(format!(
+                "health:        {} at {} ({}), {} failure(s) in a row",
+                if h.healthy { "healthy" } else { "unhealthy" },
+                model::rfc3339(h.last_probe_at),
+                h.last_answer,
+                h.consecutive_failures
+            ));
         }
         out
     }

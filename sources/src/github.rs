@@ -530,6 +530,7 @@ impl GithubSource {
             .collect(),
             upgrade_time: published.unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
             binary_details: Some(details),
+            immediate: false,
         })
     }
 

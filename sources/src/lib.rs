@@ -11,6 +11,7 @@
 pub mod error;
 pub mod fetch;
 pub mod github;
+pub mod health;
 pub mod http;
 pub mod local;
 

@@ -376,6 +376,87 @@ pub const KEYS: &[KeyDef] = &[
         "Require a valid signature [default: true when keys are configured]"
     ),
     key!(
+        "daemon",
+        "upgrade_spread",
+        ["DAEMON_UPGRADE_SPREAD"],
+        "upgrade-spread",
+        Value,
+        Kind::Duration,
+        "Spread upstream upgrades over this long after their upgradeTime (per-instance offset) [default: 0s]"
+    ),
+    key!(
+        "daemon",
+        "upgrade_windows",
+        ["DAEMON_UPGRADE_WINDOWS"],
+        "upgrade-windows",
+        Value,
+        Kind::OptStr,
+        "When upstream upgrades may be applied, in UTC, e.g. \"Mon-Fri 02:00-05:00, Sun 00:00-06:00\" [default: any time]"
+    ),
+    key!(
+        "daemon",
+        "health_url",
+        ["DAEMON_HEALTH_URL"],
+        "health-url",
+        Value,
+        Kind::OptStr,
+        "The daemon's health endpoint; gates the confirmation of upgrades and restarts a hung daemon"
+    ),
+    key!(
+        "daemon",
+        "health_interval",
+        ["DAEMON_HEALTH_INTERVAL"],
+        "health-interval",
+        Value,
+        Kind::Duration,
+        "How often the health endpoint is probed [default: 30s]"
+    ),
+    key!(
+        "daemon",
+        "health_timeout",
+        ["DAEMON_HEALTH_TIMEOUT"],
+        "health-timeout",
+        Value,
+        Kind::Duration,
+        "Longest wait for a health answer [default: 5s]"
+    ),
+    key!(
+        "daemon",
+        "health_failure_threshold",
+        ["DAEMON_HEALTH_FAILURE_THRESHOLD"],
+        "health-failure-threshold",
+        Value,
+        Kind::Count,
+        "Consecutive failed health probes after which the daemon is restarted [default: 3]"
+    ),
+    key!(
+        "daemon",
+        "pre_upgrade_command",
+        ["DAEMON_PRE_UPGRADE_COMMAND"],
+        "pre-upgrade-command",
+        Value,
+        Kind::OptStr,
+        "Shell command run before the old daemon is stopped; non-zero postpones the upgrade"
+    ),
+    key!(
+        "daemon",
+        "post_upgrade_command",
+        ["DAEMON_POST_UPGRADE_COMMAND"],
+        "post-upgrade-command",
+        Value,
+        Kind::OptStr,
+        "Shell command run once an upgrade's outcome is known"
+    ),
+    key!(
+        "daemon",
+        "hook_timeout",
+        ["DAEMON_HOOK_TIMEOUT"],
+        "hook-timeout",
+        Value,
+        Kind::Duration,
+        "Longest time an upgrade hook gets (its process group is killed) [default: 5m]"
+    ),
+    key!(
         "tuning",
         "http_connect_timeout",
         ["NYMVISOR_HTTP_CONNECT_TIMEOUT"],

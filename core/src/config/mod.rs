@@ -137,6 +137,33 @@ impl Config {
         if self.daemon.backup_keep == 0 {
             return Err(bad("daemon.backup_keep", "must be at least 1".into()));
         }
+        if let Some(w) = &self.daemon.upgrade_windows {
+            crate::upgrade::timing::Windows::parse(w)
+                .map_err(|e| bad("daemon.upgrade_windows", format!("{w:?}: {e}")))?;
+        }
+        if let Some(url) = &self.daemon.health_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(bad(
+                "daemon.health_url",
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        for (key, value) in [
+            ("daemon.health_interval", self.daemon.health_interval),
+            ("daemon.health_timeout", self.daemon.health_timeout),
+            ("daemon.hook_timeout", self.daemon.hook_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(bad(key, "must be longer than zero".into()));
+            }
+        }
+        if self.daemon.health_failure_threshold == 0 {
+            return Err(bad(
+                "daemon.health_failure_threshold",
+                "must be at least 1".into(),
+            ));
+        }
         let t = &self.tuning;
         for (key, value) in [
             ("tuning.http_connect_timeout", t.http_connect_timeout),

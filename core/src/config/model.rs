@@ -148,6 +148,29 @@ pub struct DaemonConfig {
     /// `None`: a signature is required exactly when keys are configured.
     #[serde(with = "opt_bool")]
     pub require_signature: Option<bool>,
+    // ---- fleet rollouts and health ----
+    /// Upstream upgrades are applied at `upgradeTime` + a per-instance offset in `[0, spread)`.
+    #[serde(with = "duration_str")]
+    pub upgrade_spread: Duration,
+    /// When upstream upgrades may be applied (UTC), e.g. `Mon-Fri 02:00-05:00, Sun 00:00-06:00`.
+    #[serde(with = "opt_str")]
+    pub upgrade_windows: Option<String>,
+    /// The daemon's health endpoint (e.g. nym-node's `http://127.0.0.1:8080/api/v1/health`).
+    #[serde(with = "opt_str")]
+    pub health_url: Option<String>,
+    #[serde(with = "duration_str")]
+    pub health_interval: Duration,
+    #[serde(with = "duration_str")]
+    pub health_timeout: Duration,
+    pub health_failure_threshold: u32,
+    /// Runs after the new binary is prepared, before the old daemon is stopped (`sh -c`).
+    #[serde(with = "opt_str")]
+    pub pre_upgrade_command: Option<String>,
+    /// Runs once the outcome of an upgrade is known (`sh -c`).
+    #[serde(with = "opt_str")]
+    pub post_upgrade_command: Option<String>,
+    #[serde(with = "duration_str")]
+    pub hook_timeout: Duration,
 }
 
 impl Default for NymvisorConfig {
@@ -196,6 +219,15 @@ impl Default for DaemonConfig {
             backup_exclude: Vec::new(),
             minisign_public_keys: Vec::new(),
             require_signature: None,
+            upgrade_spread: Duration::ZERO,
+            upgrade_windows: None,
+            health_url: None,
+            health_interval: Duration::from_secs(30),
+            health_timeout: Duration::from_secs(5),
+            health_failure_threshold: 3,
+            pre_upgrade_command: None,
+            post_upgrade_command: None,
+            hook_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -109,6 +109,7 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
         platforms: Default::default(),
         upgrade_time,
         binary_details: Some(build),
+        immediate: req.when == UpgradeWhen::Now,
     };
 
     fsutil::create_dir_all(&data.upgrade_bin_dir(&req.name))?;

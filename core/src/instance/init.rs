@@ -84,6 +84,7 @@ pub async fn init<'a>(
         platforms: Default::default(),
         upgrade_time: OffsetDateTime::UNIX_EPOCH,
         binary_details: Some(build),
+        immediate: false,
     };
     let data = &instance.data;
     fsutil::create_dir_all(&data.upgrade_bin_dir(GENESIS))?;

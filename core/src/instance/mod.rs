@@ -3,6 +3,7 @@
 
 mod add_upgrade;
 pub mod backups;
+pub mod hold;
 mod init;
 pub mod retry;
 
@@ -80,6 +81,52 @@ impl Instance {
             keep: cfg.daemon.backup_keep as usize,
             min_free_after,
         }
+    }
+
+    /// Spread and windows of this instance, with its fleet seed (drawn once, kept in the
+    /// instance's data directory across restarts and upgrades).
+    pub fn timing(&self) -> Result<crate::upgrade::timing::Timing> {
+        let windows = match &self.config.daemon.upgrade_windows {
+            Some(text) => Some(crate::upgrade::timing::Windows::parse(text).map_err(
+                |message| crate::error::Error::ConfigKey {
+                    key: "daemon.upgrade_windows".into(),
+                    env: "DAEMON_UPGRADE_WINDOWS",
+                    message,
+                },
+            )?),
+            None => None,
+        };
+        Ok(crate::upgrade::timing::Timing {
+            seed: self.fleet_seed()?,
+            spread: self.config.daemon.upgrade_spread,
+            windows,
+        })
+    }
+
+    /// The instance's fleet seed: read, or drawn from the kernel's random source and saved.
+    pub fn fleet_seed(&self) -> Result<u64> {
+        let dir = self.home.instance_data_dir(self.config.id());
+        let path = dir.join("fleet-seed");
+        if let Ok(bytes) = crate::fsutil::read_capped(&path, 64)
+            && let Ok(seed) = u64::from_str_radix(String::from_utf8_lossy(&bytes).trim(), 16)
+        {
+            return Ok(seed);
+        }
+        let mut raw = [0u8; 8];
+        let seed = match std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut raw))
+        {
+            Ok(()) => u64::from_le_bytes(raw),
+            Err(_) => fastrand::u64(..),
+        };
+        crate::fsutil::create_dir_all(&dir)?;
+        crate::fsutil::atomic_write(&path, format!("{seed:016x}\n").as_bytes(), 0o644)?;
+        Ok(seed)
+    }
+
+    /// The hold on automatic upgrades, if one is in force.
+    pub fn hold(&self) -> Result<Option<crate::model::Hold>> {
+        crate::model::Hold::load(&self.data.hold())
     }
 
     /// The current version record, from either file name.

@@ -5,6 +5,7 @@
 mod build_info;
 mod current;
 mod history;
+pub mod hold;
 pub mod journal;
 mod plan;
 pub mod refusals;
@@ -14,6 +15,7 @@ mod upgrade;
 pub use build_info::BuildInfo;
 pub use current::CurrentVersionInfo;
 pub use history::{HistoryEntry, Outcome, UpgradeHistory};
+pub use hold::Hold;
 pub use journal::{Journal, Stage};
 pub use plan::UpgradePlan;
 pub use refusals::{RefusalRecord, Refusals};

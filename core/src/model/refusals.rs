@@ -25,6 +25,8 @@ pub enum Origin {
     Plan,
     /// An offer of the upstream source that was not queued.
     Upstream,
+    /// A queued entry the pre-upgrade hook said not now to.
+    Hook,
 }
 
 /// One refused upgrade.
@@ -143,7 +145,7 @@ impl Refusals {
     pub fn prune(&mut self, plan: &UpgradePlan) -> bool {
         let before = self.refusals.len();
         self.refusals.retain(|r| match r.origin {
-            Origin::Plan => plan.queued(&r.name) == Some(&r.upgrade),
+            Origin::Plan | Origin::Hook => plan.queued(&r.name) == Some(&r.upgrade),
             Origin::Upstream => plan.queued(&r.name).is_none() && plan.current.name != r.name,
         });
         before != self.refusals.len()

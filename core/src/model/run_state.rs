@@ -31,6 +31,21 @@ pub struct RunState {
     /// The upgrade whose binary is being fetched or verified.
     #[serde(default)]
     pub preparing: Option<String>,
+    /// The health probe's last answers (with a health URL).
+    #[serde(default)]
+    pub health: Option<HealthState>,
+}
+
+/// What the health probe said last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthState {
+    pub healthy: bool,
+    /// The answer in words (`HTTP 200`, `HTTP 503: {"status":"down"}`, `connection refused`).
+    pub last_answer: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_probe_at: OffsetDateTime,
+    pub consecutive_failures: u32,
 }
 
 impl RunState {

@@ -40,4 +40,17 @@ pub struct UpgradeInfo {
     pub upgrade_time: OffsetDateTime,
     #[serde(default)]
     pub binary_details: Option<BuildInfo>,
+    /// Queued with `add-upgrade --now`: applied as soon as it is prepared, regardless of the
+    /// spread, the windows and a hold (not in 0.1.41, which ignores it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub immediate: bool,
+}
+
+impl UpgradeInfo {
+    /// Whether the timing rules (spread, windows) apply: to upgrades from upstream (they come
+    /// with downloads), not to binaries the operator queued (`add-upgrade` writes no platforms)
+    /// and never to `--now`.
+    pub fn follows_fleet_timing(&self) -> bool {
+        !self.immediate && !self.platforms.is_empty()
+    }
 }

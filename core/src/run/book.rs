@@ -15,11 +15,12 @@ use crate::error::Result;
 use crate::fsutil::{self, FileLock};
 use crate::instance::Instance;
 use crate::model::refusals::Origin;
-use crate::model::{self, Journal, Refusals, UpgradeHistory, UpgradeInfo, UpgradePlan};
+use crate::model::{self, Hold, Journal, Refusals, UpgradeHistory, UpgradeInfo, UpgradePlan};
 use crate::refusal::NextAttempt;
 use crate::refusal::Refusal;
 use crate::upgrade::policy;
 use crate::upgrade::queue::{self, Decision, WaitingFor};
+use crate::upgrade::timing::Timing;
 use crate::upgrade::transaction;
 
 /// A prepare task in flight.
@@ -38,11 +39,23 @@ pub struct Book {
     pub confirming: Option<Journal>,
     /// What each queued upgrade was last said to wait for (one log line per change).
     said: BTreeMap<String, (Option<WaitingFor>, Option<time::OffsetDateTime>)>,
+    /// Spread and windows.
+    pub timing: Timing,
+    /// The operator's hold, if one is in force.
+    pub hold: Option<Hold>,
 }
 
 impl Book {
-    pub fn new(plan: UpgradePlan, plan_problem: PlanProblem, refusals: Refusals) -> Book {
+    pub fn new(
+        plan: UpgradePlan,
+        plan_problem: PlanProblem,
+        refusals: Refusals,
+        timing: Timing,
+        hold: Option<Hold>,
+    ) -> Book {
         Book {
+            timing,
+            hold,
             plan,
             plan_problem,
             refusals,
@@ -94,6 +107,8 @@ impl Book {
             preparing: self.preparing.as_ref().map(|(i, _)| i.name.as_str()),
             confirming,
             plan_broken: self.plan_problem.get().is_some(),
+            timing: &self.timing,
+            hold: self.hold.as_ref(),
         })
     }
 
@@ -177,6 +192,28 @@ impl Book {
 
     /// A watched file changed on disk: the plan or the refusals.
     pub fn reload(&mut self, inst: &Instance, process: &mut Process, path: &Path) {
+        if path == inst.data.hold() {
+            match Hold::load(path) {
+                Ok(hold) => {
+                    match (&self.hold, &hold) {
+                        (None, Some(h)) => tracing::info!(
+                            "upgrades are on hold{}: nothing is applied automatically until `nymvisor unhold`",
+                            h.reason
+                                .as_deref()
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default()
+                        ),
+                        (Some(_), None) => {
+                            tracing::info!("the hold is lifted: upgrades are applied again")
+                        }
+                        _ => {}
+                    }
+                    self.hold = hold;
+                }
+                Err(e) => tracing::warn!("{e}"),
+            }
+            return;
+        }
         if path == inst.data.refusals() {
             match Refusals::load(path) {
                 Ok(r) => self.refusals = r,
@@ -236,8 +273,12 @@ impl Book {
 
 fn describe(w: WaitingFor) -> &'static str {
     match w {
+        WaitingFor::Spread => "this node's turn in the fleet's spread",
+        WaitingFor::Window => "the next maintenance window",
+        WaitingFor::Hold => "the hold to be lifted (`nymvisor unhold`)",
         WaitingFor::Confirmation => "the previous upgrade's confirmation",
         WaitingFor::Backoff => "its next attempt",
+        WaitingFor::Hook => "the pre-upgrade hook's next attempt",
         WaitingFor::Download => "its binary to be downloaded and verified",
         WaitingFor::Earlier => "an earlier upgrade",
         WaitingFor::Plan => "the upgrade plan to be fixed",

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{RunOutcome, Supervisor};
 use crate::daemon::Daemon;
 use crate::error::{Error, Result};
-use crate::upgrade::transaction;
+use crate::upgrade::{hooks, transaction};
 
 impl Supervisor {
     /// The daemon's leader exited. Returns an outcome when nymvisor must stop.
@@ -22,6 +22,9 @@ impl Supervisor {
             .finish(self.process.grace, &mut self.process.children)
             .await;
         self.process.mark_stopped();
+        if let Some(h) = self.health.as_mut() {
+            h.daemon_stopped();
+        }
         let pids = left
             .iter()
             .map(|p| p.to_string())
@@ -78,6 +81,7 @@ impl Supervisor {
                 "{} {} {what} {} time(s) within its startup period",
                 cfg.name, journal.upgrade.version, self.startup_failures
             );
+            let (upgrade, previous) = (journal.upgrade.clone(), journal.previous.version.clone());
             transaction::rollback(
                 &self.inst,
                 &self.setup,
@@ -87,6 +91,13 @@ impl Supervisor {
                 &reason,
             )
             .await?;
+            hooks::spawn_post(
+                &self.inst,
+                &self.process.spec.env,
+                &upgrade,
+                &previous,
+                "rolled-back",
+            );
             self.startup_failures = 0;
             return Ok(None);
         }

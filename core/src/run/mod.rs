@@ -6,6 +6,7 @@
 
 mod book;
 mod failure;
+mod health;
 mod poll;
 mod process;
 mod setup;
@@ -35,6 +36,7 @@ use crate::model::{self, Journal, UpgradeInfo};
 use crate::refusal::Refusal;
 use crate::source::{SourceError, SourcedUpgrade, UpgradeSource};
 use crate::upgrade::Preparer;
+use crate::upgrade::hooks;
 use crate::upgrade::policy::{self, Admission};
 use crate::upgrade::queue::Decision;
 use crate::upgrade::transaction::{self, Applied, Setup};
@@ -53,6 +55,8 @@ pub struct RunOptions {
     pub verifiers: Vec<Arc<dyn Verifier>>,
     /// Where to show the progress of downloads and backups (an interactive terminal), if anywhere.
     pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
+    /// The daemon's health endpoint, if one is configured.
+    pub health: Option<Arc<dyn crate::health::HealthProbe>>,
 }
 
 /// Why `run` ended without an error (exit status 0).
@@ -79,6 +83,7 @@ struct Supervisor {
     poller: Poller,
     watch: FileWatch,
     book: Book,
+    health: Option<health::Monitor>,
     /// When the running daemon's startup period ends (set each turn of the loop).
     confirm_at: Option<Instant>,
     startup_failures: u32,
@@ -104,10 +109,12 @@ enum Event {
     Timer,
     Confirmed,
     Quiet,
+    HealthDue,
+    Health(crate::health::Health),
 }
 
 /// What to do after handling an upgrade step.
-enum Step {
+pub(super) enum Step {
     Continue(Option<Daemon>),
     Exit(RunOutcome),
 }
@@ -164,6 +171,7 @@ impl Supervisor {
             });
             let (poll_at, release_at) = (self.poller.due_at(), self.release_at);
             let confirm_at = self.confirm_at;
+            let health_at = self.health.as_ref().and_then(|h| h.due_at());
             let event = tokio::select! {
                 res = join_opt(self.book.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
                     res.unwrap_or_else(|e| Err(Refusal::transient(format!("the prepare task failed: {e}"))))
@@ -176,6 +184,8 @@ impl Supervisor {
                 () = sleep_until_opt(wake) => Event::Timer,
                 () = sleep_until_opt(confirm_at) => Event::Confirmed,
                 () = sleep_until_opt(release_at) => Event::Quiet,
+                () = sleep_until_opt(health_at) => Event::HealthDue,
+                h = health_answer(self.health.as_mut()) => Event::Health(h),
             };
             daemon = Some(running);
             match event {
@@ -209,7 +219,24 @@ impl Supervisor {
                     self.release_at = None;
                     crate::memory::release_startup_pages();
                 }
-                Event::Confirmed => self.confirm()?,
+                Event::Confirmed | Event::Health(_) => {
+                    let Some(running) = daemon.take() else {
+                        continue;
+                    };
+                    let step = match event {
+                        Event::Health(h) => self.on_health(h, running).await?,
+                        _ => self.end_of_startup(running).await?,
+                    };
+                    match step {
+                        Step::Exit(outcome) => return Ok(outcome),
+                        Step::Continue(d) => daemon = d,
+                    }
+                }
+                Event::HealthDue => {
+                    if let Some(h) = self.health.as_mut() {
+                        h.start();
+                    }
+                }
                 Event::Timer => {}
                 Event::Exited => {
                     let Some(running) = daemon.take() else {
@@ -225,6 +252,9 @@ impl Supervisor {
 
     fn start(&mut self) -> Result<Daemon> {
         let d = self.process.start()?;
+        if let Some(h) = self.health.as_mut() {
+            h.daemon_started();
+        }
         self.process.notifier.ready(&format!(
             "running {} {} (pid {})",
             self.inst.config.daemon.name,
@@ -328,9 +358,51 @@ impl Supervisor {
             self.refuse(&info, Refusal::transient(e.to_string()));
             return Ok(Step::Continue(daemon));
         }
+        if self.book.hold.is_some() && info.immediate {
+            tracing::info!(upgrade = %info.name, "upgrades are on hold, but `{}` was queued with `add-upgrade --now`: the hold is overridden for it", info.name);
+        }
+        // the operator's pre-upgrade hook, while the old daemon still runs
+        if let Some(command) = self.inst.config.daemon.pre_upgrade_command.clone() {
+            let call = hooks::HookCall {
+                command: &command,
+                upgrade: &info,
+                current_version: &self.book.plan.current.version,
+                outcome: None,
+            };
+            let t = std::time::Instant::now();
+            let result = tokio::select! {
+                r = hooks::run(&self.inst, &self.process.spec.env, &call) => r,
+                sig = self.process.signals.recv_stop() => {
+                    // the hook's group is killed when its future is dropped
+                    let Some(running) = daemon else {
+                        return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                    };
+                    tracing::info!("{sig} received during the pre-upgrade hook: stopping the daemon");
+                    let stopped = self.process.stop_for_exit(running, sig).await;
+                    tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+                    return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                }
+            };
+            match result {
+                hooks::HookResult::Ok => {
+                    tracing::info!(upgrade = %info.name, stage = "pre-upgrade-hook", elapsed_ms = t.elapsed().as_millis() as u64, "the pre-upgrade hook agreed")
+                }
+                hooks::HookResult::Failed(reason) => {
+                    self.book.refuse(
+                        &self.inst,
+                        &mut self.process,
+                        &info,
+                        Refusal::transient(format!("the pre-upgrade hook said not now: {reason}")),
+                        Origin::Hook,
+                    );
+                    return Ok(Step::Continue(daemon));
+                }
+            }
+        }
         // whatever else was prepared was checked against the version that is about to be replaced
         self.book.ready.clear();
         let name = info.name.clone();
+        let previous_version = self.book.plan.current.version.clone();
         let applied = transaction::apply(
             &self.inst,
             &self.setup,
@@ -350,6 +422,11 @@ impl Supervisor {
             } => {
                 self.startup_failures = 0;
                 self.book.confirming = confirming.map(|j| *j);
+                if daemon.is_some()
+                    && let Some(h) = self.health.as_mut()
+                {
+                    h.daemon_started();
+                }
                 if restart_wanted {
                     Ok(Step::Continue(daemon))
                 } else {
@@ -359,6 +436,13 @@ impl Supervisor {
             Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
             Applied::Aborted { daemon, refusal } => {
                 tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {refusal}");
+                hooks::spawn_post(
+                    &self.inst,
+                    &self.process.spec.env,
+                    &info,
+                    &previous_version,
+                    "failed",
+                );
                 self.refuse(&info, refusal);
                 Ok(Step::Continue(daemon))
             }
@@ -368,7 +452,15 @@ impl Supervisor {
     fn confirm(&mut self) -> Result<()> {
         if let Some(journal) = self.book.confirming.take() {
             Journal::clear(self.inst.data.root())?;
-            tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period", self.inst.config.daemon.name, journal.upgrade.version);
+            tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period{}", self.inst.config.daemon.name, journal.upgrade.version,
+                if self.health.is_some() { " and answered healthy" } else { "" });
+            hooks::spawn_post(
+                &self.inst,
+                &self.process.spec.env,
+                &journal.upgrade,
+                &journal.previous.version,
+                "confirmed",
+            );
         }
         self.startup_failures = 0;
         self.quiet_later();
@@ -426,6 +518,14 @@ impl Supervisor {
         for path in self.watch.changed() {
             self.book.reload(&self.inst, &mut self.process, &path);
         }
+    }
+}
+
+/// The health probe's answer, when one is in flight; never resolves otherwise. Cancel-safe.
+async fn health_answer(monitor: Option<&mut health::Monitor>) -> crate::health::Health {
+    match monitor {
+        Some(m) => m.finished().await,
+        None => std::future::pending().await,
     }
 }
 

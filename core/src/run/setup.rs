@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::book::Book;
+use super::health::Monitor;
 use super::poll::Poller;
 use super::process::Process;
 use super::watch::{FileWatch, PlanProblem};
@@ -34,7 +35,10 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         );
     }
     // watch first, so that a change made while the plan is being read is not missed
-    let watch = FileWatch::new(inst.data.root(), &[inst.data.plan(), inst.data.refusals()]);
+    let watch = FileWatch::new(
+        inst.data.root(),
+        &[inst.data.plan(), inst.data.refusals(), inst.data.hold()],
+    );
     let mut plan_problem = PlanProblem::default();
     let plan = match inst.plan() {
         Ok(plan) => plan,
@@ -52,6 +56,24 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         tracing::error!("{e}; refused upgrades are considered again");
         Refusals::default()
     });
+    let timing = inst.timing()?;
+    let inst_health_interval = inst.config.daemon.health_interval;
+    let hold = inst.hold().unwrap_or_else(|e| {
+        tracing::error!("{e}; taken as a hold until it is fixed");
+        Some(model::Hold {
+            reason: Some(format!("unreadable hold file: {e}")),
+            since: model::now(),
+        })
+    });
+    if let Some(h) = &hold {
+        tracing::info!(
+            "upgrades are on hold{}: nothing is applied automatically until `nymvisor unhold`",
+            h.reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
     let tuning = &inst.config.tuning;
     let verifiers = Arc::new(opts.verifiers.clone());
     let state_dir = inst.home.instance_data_dir(inst.config.id());
@@ -117,7 +139,15 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         setup,
         process,
         watch,
-        book: Book::new(plan, plan_problem, refusals),
+        book: Book::new(plan, plan_problem, refusals, timing, hold),
+        health: opts.health.clone().map(|probe| {
+            tracing::info!(
+                "probing the daemon's health at {} every {}",
+                probe.describe(),
+                humantime::format_duration(inst_health_interval)
+            );
+            Monitor::new(probe, inst_health_interval)
+        }),
         confirm_at: None,
         startup_failures: 0,
         release_at: None,

@@ -6,10 +6,12 @@
 //! - [`recover`]: finishing or abandoning an upgrade interrupted by a crash.
 
 mod backup_step;
+pub mod hooks;
 pub mod policy;
 mod prepare;
 pub mod queue;
 pub mod recover;
+pub mod timing;
 pub mod transaction;
 
 pub use prepare::{Preparer, pick_platform};

@@ -2,7 +2,11 @@
 //! plan, the refusals and the supervisor's progress, with the clock passed in.
 //!
 //! The queue's rules (docs/ARCHITECTURE.md):
+//! - an upstream upgrade's effective time is its `upgradeTime` plus this instance's share of the
+//!   spread, moved into the next maintenance window ([`super::timing`]); an upgrade the operator
+//!   queued follows its own time, and `add-upgrade --now` goes at once;
 //! - queued upgrades are taken oldest `upgradeTime` first, one at a time;
+//! - while a hold is in force nothing is applied automatically (only `--now` goes through);
 //! - a refused entry waits for its next attempt (backoff), or for good until it changes;
 //! - binaries are prepared ahead of time, one upgrade at a time, in queue order;
 //! - a due upgrade is applied once prepared, and waits while the previous upgrade awaits
@@ -15,7 +19,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::model::{Refusals, UpgradeInfo, UpgradePlan};
+use super::timing::{Placed, Timing};
+use crate::model::refusals::Origin;
+use crate::model::{Hold, Refusals, UpgradeInfo, UpgradePlan};
 use crate::refusal::NextAttempt;
 
 /// What the queue looks at.
@@ -32,6 +38,10 @@ pub struct Snapshot<'a> {
     pub confirming: Option<(&'a str, OffsetDateTime)>,
     /// The plan file does not parse (nothing can be recorded in it).
     pub plan_broken: bool,
+    /// Spread and windows.
+    pub timing: &'a Timing,
+    /// A hold on automatic upgrades, if one is in force.
+    pub hold: Option<&'a Hold>,
 }
 
 /// Where a queued upgrade stands.
@@ -56,10 +66,18 @@ pub enum State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitingFor {
+    /// This instance's share of the fleet's spread.
+    Spread,
+    /// The next maintenance window.
+    Window,
+    /// The operator's hold (`nymvisor unhold`).
+    Hold,
     /// The previous upgrade awaits confirmation.
     Confirmation,
     /// Its next attempt after a refusal.
     Backoff,
+    /// Its next attempt after the pre-upgrade hook said not now.
+    Hook,
     /// Its binary to be downloaded and verified.
     Download,
     /// An earlier due upgrade goes first.
@@ -117,7 +135,15 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
     };
     let mut due_seen = false;
     for q in &s.plan.queued_up {
-        let effective = q.upgrade_time;
+        let placed = if q.follows_fleet_timing() {
+            s.timing.place(&q.name, q.upgrade_time)
+        } else {
+            Placed {
+                at: q.upgrade_time,
+                by_window: false,
+            }
+        };
+        let effective = placed.at;
         let mut entry = Entry {
             name: q.name.clone(),
             version: q.version.clone(),
@@ -138,7 +164,11 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
                 }
                 NextAttempt::At(t) if t > s.now => {
                     entry.state = State::Retrying;
-                    entry.waiting_for = Some(WaitingFor::Backoff);
+                    entry.waiting_for = Some(if r.origin == Origin::Hook {
+                        WaitingFor::Hook
+                    } else {
+                        WaitingFor::Backoff
+                    });
                     entry.until = Some(t);
                     d.wake_at = earliest(d.wake_at, t);
                     d.entries.push(entry);
@@ -157,6 +187,15 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
             d.prepare = Some(q.clone());
         }
         if effective > s.now {
+            if q.upgrade_time <= s.now {
+                // its time has come, but not its turn on this node
+                entry.waiting_for = Some(if placed.by_window {
+                    WaitingFor::Window
+                } else {
+                    WaitingFor::Spread
+                });
+                entry.until = Some(effective);
+            }
             d.wake_at = earliest(d.wake_at, effective);
             d.entries.push(entry);
             continue;
@@ -164,6 +203,8 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
         // due
         if due_seen {
             entry.waiting_for = Some(WaitingFor::Earlier);
+        } else if s.hold.is_some() && !q.immediate {
+            entry.waiting_for = Some(WaitingFor::Hold);
         } else if s.plan_broken {
             entry.waiting_for = Some(WaitingFor::Plan);
         } else if let Some((_, until)) = s.confirming {
@@ -208,6 +249,8 @@ mod tests {
         confirming: Option<(String, OffsetDateTime)>,
         plan_broken: bool,
         now: OffsetDateTime,
+        timing: Timing,
+        hold: Option<Hold>,
     }
 
     impl World {
@@ -220,6 +263,8 @@ mod tests {
                 confirming: None,
                 plan_broken: false,
                 now: NOON,
+                timing: Timing::default(),
+                hold: None,
             }
         }
         fn ready(mut self, name: &str) -> World {
@@ -241,6 +286,8 @@ mod tests {
                 preparing: self.preparing.as_deref(),
                 confirming: self.confirming.as_ref().map(|(n, t)| (n.as_str(), *t)),
                 plan_broken: self.plan_broken,
+                timing: &self.timing,
+                hold: self.hold.as_ref(),
             })
         }
     }
@@ -446,6 +493,89 @@ mod tests {
         let d = w.decide();
         assert_eq!(d.entries[0].state, State::Scheduled);
         assert_eq!(name(&d.prepare), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn the_spread_moves_an_upstream_upgrade_by_this_instances_offset() {
+        let mut w = World::new("three").ready("v1.2.0");
+        w.timing = Timing {
+            seed: 3,
+            spread: std::time::Duration::from_secs(6 * 3600),
+            windows: None,
+        };
+        let offset = super::super::timing::offset(3, "v1.2.0", w.timing.spread);
+        let at = datetime!(2026-11-28 10:00 UTC) + offset;
+        w.now = at - time::Duration::seconds(1);
+        let d = w.decide();
+        let e = &d.entries[0];
+        assert_eq!(e.effective_upgrade_time, at);
+        assert_eq!(
+            (e.waiting_for, e.until),
+            (Some(WaitingFor::Spread), Some(at))
+        );
+        assert_eq!(d.apply, None);
+        assert_eq!(d.wake_at, Some(at));
+        w.now = at;
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn windows_move_an_upstream_upgrade_to_the_next_window() {
+        let mut w = World::new("three").ready("v1.2.0");
+        // noon on a Saturday; the window opens on Sunday
+        w.timing.windows = Some(super::super::timing::Windows::parse("Sun 00:00-06:00").unwrap());
+        let d = w.decide();
+        let e = &d.entries[0];
+        assert_eq!(e.effective_upgrade_time, datetime!(2026-11-29 00:00 UTC));
+        assert_eq!(e.waiting_for, Some(WaitingFor::Window));
+        assert_eq!(d.apply, None);
+        // a window that includes now does not delay
+        w.timing.windows = Some(super::super::timing::Windows::parse("Sat 11:00-13:00").unwrap());
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn the_operators_own_upgrades_ignore_spread_and_windows() {
+        let mut w = World::new("three");
+        w.plan.queued_up[0].platforms.clear();
+        let mut w = w.ready("v1.2.0");
+        w.timing.spread = std::time::Duration::from_secs(24 * 3600);
+        w.timing.windows = Some(super::super::timing::Windows::parse("Sun 00:00-06:00").unwrap());
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+        // and so does --now, even with download details
+        let mut w = World::new("three").ready("v1.2.0");
+        w.plan.queued_up[0].immediate = true;
+        w.ready.insert("v1.2.0".into(), w.plan.queued_up[0].clone());
+        w.timing.spread = std::time::Duration::from_secs(24 * 3600);
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn a_hold_stops_everything_but_now() {
+        let mut w = World::new("three").ready("v1.2.0");
+        w.hold = Some(Hold {
+            reason: Some("exams".into()),
+            since: NOON,
+        });
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Hold));
+        // preparing ahead goes on
+        assert_eq!(name(&d.prepare), Some("v1.3.0"));
+        w.plan.queued_up[0].immediate = true;
+        w.ready.insert("v1.2.0".into(), w.plan.queued_up[0].clone());
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn a_hook_that_said_not_now_is_waited_for() {
+        let mut w = World::new("three").ready("v1.2.0");
+        let q = w.plan.queued_up[0].clone();
+        w.refusals
+            .record(&q, &Refusal::transient("drain failed"), Origin::Hook, NOON);
+        let e = &w.decide().entries[0];
+        assert_eq!(e.waiting_for, Some(WaitingFor::Hook));
+        assert_eq!(e.reason.as_deref(), Some("drain failed"));
     }
 
     #[test]
