@@ -145,23 +145,26 @@ pub fn status(inst: &Instance) -> Result<Status> {
             .collect(),
         _ => BTreeMap::new(),
     };
-    let queued = plan
-        .as_ref()
-        .map(|p| {
-            queue::decide(&queue::Snapshot {
-                now: model::now(),
-                plan: p,
-                refusals: &refusals,
-                ready: &ready,
-                preparing: state.as_ref().and_then(|s| s.preparing.as_deref()),
-                confirming,
-                plan_broken: false,
-                timing: &timing,
-                hold: hold.as_ref(),
+    // the running nymvisor's view (its own settings); without one, computed here
+    let running_view = state.as_ref().and_then(|s| s.queue.clone());
+    let queued = running_view.unwrap_or_else(|| {
+        plan.as_ref()
+            .map(|p| {
+                queue::decide(&queue::Snapshot {
+                    now: model::now(),
+                    plan: p,
+                    refusals: &refusals,
+                    ready: &ready,
+                    preparing: state.as_ref().and_then(|s| s.preparing.as_deref()),
+                    confirming,
+                    plan_broken: false,
+                    timing: &timing,
+                    hold: hold.as_ref(),
+                })
+                .entries
             })
-            .entries
-        })
-        .unwrap_or_default();
+            .unwrap_or_default()
+    });
     let refused_offers = refusals
         .refusals
         .iter()
@@ -207,10 +210,7 @@ pub fn status(inst: &Instance) -> Result<Status> {
         awaiting_confirmation: journal.map(|j| j.upgrade.name),
         last_upgrade,
         hold,
-        health: state
-            .as_ref()
-            .and_then(|s| s.health.clone())
-            .filter(|_| inst.config.daemon.health_url.is_some()),
+        health: state.as_ref().and_then(|s| s.health.clone()),
         last_error: state.and_then(|s| {
             s.last_error.map(|message| LastError {
                 message,

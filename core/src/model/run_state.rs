@@ -34,6 +34,9 @@ pub struct RunState {
     /// The health probe's last answers (with a health URL).
     #[serde(default)]
     pub health: Option<HealthState>,
+    /// The queue as the running nymvisor sees it (with its own settings: spread, windows).
+    #[serde(default)]
+    pub queue: Option<Vec<crate::upgrade::queue::Entry>>,
 }
 
 /// What the health probe said last.

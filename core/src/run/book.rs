@@ -112,6 +112,14 @@ impl Book {
         })
     }
 
+    /// Publishes the queue as this nymvisor sees it, for `status` (only when it changed).
+    pub fn publish(&self, d: &Decision, process: &mut Process) {
+        if process.state.queue.as_ref() != Some(&d.entries) {
+            process.state.queue = Some(d.entries.clone());
+            process.save_state();
+        }
+    }
+
     /// One log line whenever a queued upgrade starts waiting for something (or for something
     /// else, or until another time).
     pub fn say_waiting(&mut self, d: &Decision) {

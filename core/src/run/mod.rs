@@ -157,6 +157,7 @@ impl Supervisor {
                 .map(|_| Instant::now() + period.saturating_sub(running.uptime()));
             let decision = self.book.decide(&self.inst, self.confirm_at);
             self.book.say_waiting(&decision);
+            self.book.publish(&decision, &mut self.process);
             self.start_preparing(&decision);
             if decision.apply.is_some() {
                 match self.step_upgrade(Some(running), false).await? {

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::timing::{Placed, Timing};
@@ -45,7 +45,7 @@ pub struct Snapshot<'a> {
 }
 
 /// Where a queued upgrade stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     /// Waiting for its time; its binary is not prepared yet.
@@ -63,7 +63,7 @@ pub enum State {
 }
 
 /// What a due upgrade waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WaitingFor {
     /// This instance's share of the fleet's spread.
@@ -87,7 +87,7 @@ pub enum WaitingFor {
 }
 
 /// One queued upgrade as the queue sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     pub name: String,
@@ -100,7 +100,7 @@ pub struct Entry {
     pub state: State,
     pub waiting_for: Option<WaitingFor>,
     /// Until when it waits, when that is known.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "time::serde::rfc3339::option", default)]
     pub until: Option<OffsetDateTime>,
     /// Why it was refused.
     pub reason: Option<String>,
