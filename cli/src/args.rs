@@ -12,6 +12,7 @@ use crate::init_flags::InitFlags;
 #[command(
     name = "nymvisor",
     about = "Supervises a Nym binary and upgrades it automatically",
+    version,
     disable_version_flag = true
 )]
 pub struct Cli {
@@ -37,7 +38,10 @@ pub enum Command {
     /// Create an instance for a daemon binary
     Init(InitArgs),
     /// Run and supervise the daemon: `nymvisor run run --id my-node` runs `nym-node run --id my-node`
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        after_long_help = "Everything after `run` goes to the daemon verbatim; `nymvisor run -- --help` shows the daemon's own help."
+    )]
     Run(RunArgs),
     /// Print nymvisor's own build information
     BuildInfo(OutputArgs),

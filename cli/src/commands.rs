@@ -92,6 +92,8 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
                 OutputFormat::Json => print_json(&status)?,
                 OutputFormat::Text => out!("{}", status.to_text()),
             }
+            // a probe's answer: 0 both run, 3 either does not (the LSB convention)
+            return Ok(ExitCode::from(status.probe_code()));
         }
         Command::Hold { reason } => {
             let instance = Instance::open(&env)?;
@@ -239,6 +241,18 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
 }
 
 async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
+    // help never needs an instance; the daemon's own help is `nymvisor run -- --help`
+    if matches!(args.daemon_args.as_slice(), [a] if a == "--help" || a == "-h") {
+        let mut cmd = Cli::command();
+        if let Some(run) = cmd.find_subcommand_mut("run") {
+            out!("{}", run.render_long_help());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut args = args;
+    if args.daemon_args.first().is_some_and(|a| a == "--") {
+        args.daemon_args.remove(0);
+    }
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
     let source = nymvisor_plugins::upstream(&instance.config, &env)?;
@@ -251,6 +265,7 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
         verifiers,
         progress: progress_sink(&instance.config),
         health: nymvisor_sources::health::from_config(&instance.config)?,
+        metrics: serve_metrics(&instance.config).await?,
     };
     match run::run(instance, opts).await {
         Ok(outcome) => {
@@ -262,6 +277,31 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
             Err(e.into())
         }
     }
+}
+
+/// Starts the metrics endpoint when an address is configured (on this runtime).
+async fn serve_metrics(
+    config: &nymvisor_core::config::Config,
+) -> Result<Option<std::sync::Arc<nymvisor_core::metrics::Metrics>>> {
+    let Some(address) = &config.nymvisor.metrics_address else {
+        return Ok(None);
+    };
+    let metrics = std::sync::Arc::new(nymvisor_core::metrics::Metrics::new(
+        env!("CARGO_PKG_VERSION"),
+        config.daemon.health_url.is_some(),
+    ));
+    let listener = nymvisor_sources::metrics::bind(address).await?;
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| address.clone());
+    tracing::info!("serving metrics at http://{bound}/metrics");
+    let m = metrics.clone();
+    tokio::spawn(nymvisor_sources::metrics::serve(
+        listener,
+        std::sync::Arc::new(move || m.render()),
+    ));
+    Ok(Some(metrics))
 }
 
 /// Progress bars only for a person watching: stderr is a terminal and logs are text.

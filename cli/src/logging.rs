@@ -45,9 +45,69 @@ pub fn init(env: &Env, config: Option<&Config>) {
             .finish()
             .with(filter)
             .try_init()
+    } else if stderr_is_journal(env) {
+        // journald timestamps every line itself and reads `<N>` as the priority
+        builder
+            .without_time()
+            .with_level(false)
+            .with_ansi(false)
+            .event_format(Journal(
+                tracing_subscriber::fmt::format()
+                    .without_time()
+                    .with_level(false)
+                    .with_target(false),
+            ))
+            .finish()
+            .with(filter)
+            .try_init()
     } else {
         builder.finish().with(filter).try_init()
     };
+}
+
+/// Whether stderr is the journal: `JOURNAL_STREAM` (`<device>:<inode>`, set by systemd) names
+/// the very file stderr is.
+// `st_dev`/`st_ino` are u64 here but narrower on some targets
+#[allow(clippy::unnecessary_cast)]
+fn stderr_is_journal(env: &Env) -> bool {
+    let Some((dev, ino)) = env
+        .get_non_empty("JOURNAL_STREAM")
+        .and_then(|v| v.split_once(':'))
+    else {
+        return false;
+    };
+    let Ok(st) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    dev.parse::<u64>().ok() == Some(st.st_dev as u64)
+        && ino.parse::<u64>().ok() == Some(st.st_ino as u64)
+}
+
+/// Text lines prefixed with the syslog priority journald understands (`<3>` error … `<7>`
+/// debug), without a timestamp.
+struct Journal<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for Journal<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            tracing::Level::DEBUG | tracing::Level::TRACE => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        self.0.format_event(ctx, writer, event)
+    }
 }
 
 /// Set once stderr has been found closed.

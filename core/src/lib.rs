@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod health;
 pub mod instance;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod progress;

@@ -52,4 +52,21 @@ impl Notifier {
     pub fn stopping(&self) {
         self.send("STOPPING=1");
     }
+
+    /// The watchdog keep-alive.
+    pub fn watchdog(&self) {
+        self.send("WATCHDOG=1");
+    }
+
+    /// How often to send `WATCHDOG=1`: half of `WATCHDOG_USEC`, when systemd set it for this
+    /// process (`WATCHDOG_PID` unset or ours).
+    pub fn watchdog_interval(env: &Env) -> Option<std::time::Duration> {
+        let usec: u64 = env.get_non_empty("WATCHDOG_USEC")?.trim().parse().ok()?;
+        if let Some(pid) = env.get_non_empty("WATCHDOG_PID")
+            && pid.trim().parse::<u32>().ok() != Some(std::process::id())
+        {
+            return None;
+        }
+        (usec > 0).then(|| std::time::Duration::from_micros(usec / 2))
+    }
 }

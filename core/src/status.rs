@@ -222,6 +222,16 @@ pub fn status(inst: &Instance) -> Result<Status> {
 }
 
 impl Status {
+    /// The exit status of `nymvisor status` as a probe: 0 when nymvisor and the daemon run, 3
+    /// when either does not (the LSB `status` convention).
+    pub fn probe_code(&self) -> u8 {
+        if self.nymvisor.running && self.daemon_process.is_some() {
+            0
+        } else {
+            3
+        }
+    }
+
     /// Human-readable lines.
     pub fn to_text(&self) -> String {
         let mut out = String::new();

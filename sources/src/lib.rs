@@ -14,6 +14,7 @@ pub mod github;
 pub mod health;
 pub mod http;
 pub mod local;
+pub mod metrics;
 
 pub use error::Error;
 

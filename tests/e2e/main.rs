@@ -11,6 +11,7 @@ mod github;
 mod hardening;
 mod init;
 mod migration;
+mod observability;
 mod plugins;
 mod policy;
 mod run;

@@ -5,8 +5,57 @@ use nymvisor_tests::*;
 
 fn status_json(home: &TestHome) -> serde_json::Value {
     let out = home.run(&["status", "-o", "json"]);
-    assert_success(&out);
-    serde_json::from_slice(&out.stdout).unwrap()
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // a probe's exit status: 0 when nymvisor and the daemon run, 3 otherwise
+    let both = s["nymvisor"]["running"] == true && !s["daemonProcess"].is_null();
+    assert_eq!(out.status.code(), Some(if both { 0 } else { 3 }), "{s}");
+    s
+}
+
+#[test]
+fn status_exit_codes_make_it_a_probe() {
+    let home = TestHome::new();
+    // no instance: the state cannot be read
+    let out = home.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no nymvisor instance"),
+        "{}",
+        stderr(&out)
+    );
+    home.init_default("1.1.0");
+    // nothing runs: 3, and the status is still printed
+    let out = home.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stdout(&out).contains("nymvisor:      not running"),
+        "{}",
+        stdout(&out)
+    );
+    let mut nv = home.spawn_run(FAST, &[]);
+    nv.wait_start(1);
+    assert!(wait_for(PATIENCE, || home.run(&["status"]).status.code() == Some(0)));
+    let out = home.run(&["status", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    nv.stop();
+    // nymvisor runs but the daemon does not (waiting to restart it): 3
+    let mut nv = home.spawn_run(
+        &[
+            ("FAKE_DAEMON_EXIT_AFTER_MS", "20"),
+            ("FAKE_DAEMON_EXIT_CODE", "2"),
+            ("DAEMON_FAILURE_RESTART_DELAY", "1h"),
+        ],
+        &[],
+    );
+    nv.wait_stderr("restarting the daemon in 1h");
+    let out = home.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("daemon:        not running"),
+        "{}",
+        stdout(&out)
+    );
+    nv.stop();
 }
 
 #[test]
@@ -33,6 +82,9 @@ fn status_while_running_with_queue_and_after_an_upgrade() {
     home.init_default("1.1.0");
     let mut nv = home.spawn_run(&[("DAEMON_STARTUP_PERIOD_DURATION", "1s")], &[]);
     let start = nv.wait_start(1);
+    // nymvisor records the daemon's pid before it logs the start (the daemon's own log can come
+    // first)
+    nv.wait_stderr(&format!("(pid {})", start.pid));
     let later = home.daemon_bin("later", "nym-node", "1.3.0", &[]);
     home.add_upgrade(&later, "later", &["--upgrade-time", "2099-01-01T00:00:00Z"]);
     let s = status_json(&home);

@@ -196,6 +196,15 @@ pub const KEYS: &[KeyDef] = &[
         "Dynamic verifier plugins (comma-separated .so paths)"
     ),
     key!(
+        "nymvisor",
+        "metrics_address",
+        ["NYMVISOR_METRICS_ADDRESS"],
+        "metrics-address",
+        Value,
+        Kind::OptStr,
+        "Serve Prometheus metrics at GET /metrics on this address (e.g. 127.0.0.1:9180) [default: off]"
+    ),
+    key!(
         "daemon",
         "name",
         ["DAEMON_NAME"],

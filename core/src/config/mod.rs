@@ -137,6 +137,14 @@ impl Config {
         if self.daemon.backup_keep == 0 {
             return Err(bad("daemon.backup_keep", "must be at least 1".into()));
         }
+        if let Some(addr) = &self.nymvisor.metrics_address
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(bad(
+                "nymvisor.metrics_address",
+                format!("{addr:?} is not an address such as 127.0.0.1:9180"),
+            ));
+        }
         if let Some(w) = &self.daemon.upgrade_windows {
             crate::upgrade::timing::Windows::parse(w)
                 .map_err(|e| bad("daemon.upgrade_windows", format!("{w:?}: {e}")))?;

@@ -114,6 +114,9 @@ pub struct NymvisorConfig {
     pub log_format: LogFormat,
     pub verifier_commands: Vec<PathBuf>,
     pub plugin_paths: Vec<PathBuf>,
+    /// Where `GET /metrics` is served (e.g. `127.0.0.1:9180`); unset: no listener.
+    #[serde(with = "opt_str")]
+    pub metrics_address: Option<String>,
 }
 
 /// The `[daemon]` section: how the managed binary is run and upgraded.
@@ -191,6 +194,7 @@ impl Default for NymvisorConfig {
             log_format: LogFormat::Text,
             verifier_commands: Vec::new(),
             plugin_paths: Vec::new(),
+            metrics_address: None,
         }
     }
 }

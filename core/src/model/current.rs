@@ -41,8 +41,15 @@ impl CurrentVersionInfo {
     }
 
     /// Writes `current-version-info.json` atomically.
+    /// 0.1.41's `current-version.json`, when it is there, is kept in step too: going back to
+    /// 0.1.41 then reads the version that really runs (docs/MIGRATION.md).
     pub fn save(&self, home: &DaemonHomeDir) -> Result<()> {
         fsutil::create_dir_all(home.dir())?;
-        fsutil::write_json(&home.current_version_info(), self)
+        fsutil::write_json(&home.current_version_info(), self)?;
+        let legacy = home.legacy_current_version_info();
+        if legacy.exists() {
+            fsutil::write_json(&legacy, self)?;
+        }
+        Ok(())
     }
 }

@@ -114,6 +114,7 @@ impl Book {
 
     /// Publishes the queue as this nymvisor sees it, for `status` (only when it changed).
     pub fn publish(&self, d: &Decision, process: &mut Process) {
+        process.metrics(|m| m.queued(self.plan.queued_up.len()));
         if process.state.queue.as_ref() != Some(&d.entries) {
             process.state.queue = Some(d.entries.clone());
             process.save_state();
@@ -164,12 +165,14 @@ impl Book {
             _ if origin == Origin::Upstream => "; it is not queued".to_owned(),
             _ => "; it is skipped until its plan entry changes (or `nymvisor retry`)".to_owned(),
         };
+        // recorded before the log line: whoever reads the line finds the status up to date
+        process.metrics(|m| m.refused());
+        process.record_error(format!("upgrade `{}`: {}", info.name, refusal.reason));
         if new {
             tracing::error!(upgrade = %info.name, "cannot apply {what}: {}{then}", refusal.reason);
         } else {
             tracing::debug!(upgrade = %info.name, "still cannot apply {what}: {}", refusal.reason);
         }
-        process.record_error(format!("upgrade `{}`: {}", info.name, refusal.reason));
     }
 
     /// Forgets the refusal of an entry that is prepared now.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{RunOutcome, Supervisor};
 use crate::daemon::Daemon;
 use crate::error::{Error, Result};
-use crate::upgrade::{hooks, transaction};
+use crate::upgrade::transaction;
 
 impl Supervisor {
     /// The daemon's leader exited. Returns an outcome when nymvisor must stop.
@@ -91,13 +91,7 @@ impl Supervisor {
                 &reason,
             )
             .await?;
-            hooks::spawn_post(
-                &self.inst,
-                &self.process.spec.env,
-                &upgrade,
-                &previous,
-                "rolled-back",
-            );
+            self.upgrade_outcome(&upgrade, &previous, "rolled-back");
             self.startup_failures = 0;
             return Ok(None);
         }
@@ -119,8 +113,13 @@ impl Supervisor {
         );
         let until = Instant::now() + cfg.failure_restart_delay;
         loop {
+            let watchdog = self.process.watchdog_due();
             tokio::select! {
-                () = tokio::time::sleep_until(until) => return Ok(None),
+                () = crate::upgrade::sleep_until_opt(watchdog) => self.process.watchdog_ping(),
+                () = tokio::time::sleep_until(until) => {
+                    self.process.metrics(|m| m.daemon_restarted());
+                    return Ok(None);
+                }
                 sig = self.process.signals.recv_stop() => {
                     tracing::info!("{sig} received while waiting to restart the daemon: exiting");
                     return Ok(Some(RunOutcome::Stopped(sig)));

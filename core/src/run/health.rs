@@ -17,7 +17,6 @@ use crate::daemon::Daemon;
 use crate::error::Result;
 use crate::health::{Health, HealthProbe};
 use crate::model::{self, run_state::HealthState};
-use crate::upgrade::hooks;
 use crate::upgrade::transaction::{self, Control};
 
 /// First probe after a start: soon, so a healthy new version is confirmed early.
@@ -120,6 +119,7 @@ impl Supervisor {
             (Some(false), true) => tracing::info!("the daemon is healthy again ({})", h.answer),
             _ => {}
         }
+        self.process.metrics(|m| m.health(h.healthy, failures));
         self.process.state.health = Some(HealthState {
             healthy: h.healthy,
             last_answer: h.answer.clone(),
@@ -212,13 +212,7 @@ impl Supervisor {
             &reason,
         )
         .await?;
-        hooks::spawn_post(
-            &self.inst,
-            &self.process.spec.env,
-            &upgrade,
-            &previous,
-            "rolled-back",
-        );
+        self.upgrade_outcome(&upgrade, &previous, "rolled-back");
         if let Some(sig) = stopped.stop_signal {
             return Ok(Step::Exit(RunOutcome::Stopped(sig)));
         }

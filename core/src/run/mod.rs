@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
     /// The daemon's health endpoint, if one is configured.
     pub health: Option<Arc<dyn crate::health::HealthProbe>>,
+    /// Metrics to keep up to date (they are served elsewhere), if any.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Why `run` ended without an error (exit status 0).
@@ -111,6 +113,7 @@ enum Event {
     Quiet,
     HealthDue,
     Health(crate::health::Health),
+    Watchdog,
 }
 
 /// What to do after handling an upgrade step.
@@ -122,6 +125,15 @@ pub(super) enum Step {
 impl Supervisor {
     async fn main_loop(&mut self) -> Result<RunOutcome> {
         let mut daemon: Option<Daemon> = None;
+        // a due upgrade found at start may take a while (a backup): systemd hears first that
+        // nymvisor is up, so its start timeout does not run out
+        let first = self.book.decide(&self.inst, None);
+        if let Some(info) = first.apply.as_ref().or(first.due_unprepared.as_ref()) {
+            self.process.notifier.ready(&format!(
+                "applying the due upgrade {} ({} {}) before starting the daemon",
+                info.name, self.inst.config.daemon.name, info.version
+            ));
+        }
         loop {
             if daemon.is_none() {
                 // a due upgrade whose binary is in place goes first: the old version is not
@@ -173,6 +185,7 @@ impl Supervisor {
             let (poll_at, release_at) = (self.poller.due_at(), self.release_at);
             let confirm_at = self.confirm_at;
             let health_at = self.health.as_ref().and_then(|h| h.due_at());
+            let watchdog_at = self.process.watchdog_due();
             let event = tokio::select! {
                 res = join_opt(self.book.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
                     res.unwrap_or_else(|e| Err(Refusal::transient(format!("the prepare task failed: {e}"))))
@@ -187,6 +200,7 @@ impl Supervisor {
                 () = sleep_until_opt(release_at) => Event::Quiet,
                 () = sleep_until_opt(health_at) => Event::HealthDue,
                 h = health_answer(self.health.as_mut()) => Event::Health(h),
+                () = sleep_until_opt(watchdog_at) => Event::Watchdog,
             };
             daemon = Some(running);
             match event {
@@ -238,6 +252,7 @@ impl Supervisor {
                         h.start();
                     }
                 }
+                Event::Watchdog => self.process.watchdog_ping(),
                 Event::Timer => {}
                 Event::Exited => {
                     let Some(running) = daemon.take() else {
@@ -253,6 +268,7 @@ impl Supervisor {
 
     fn start(&mut self) -> Result<Daemon> {
         let d = self.process.start()?;
+        self.daemon_info();
         if let Some(h) = self.health.as_mut() {
             h.daemon_started();
         }
@@ -264,6 +280,18 @@ impl Supervisor {
         ));
         self.quiet_later();
         Ok(d)
+    }
+
+    /// The running daemon's identity, for the metrics.
+    fn daemon_info(&self) {
+        let current = &self.book.plan.current;
+        self.process.metrics(|m| {
+            m.daemon_started(
+                &self.inst.config.daemon.name,
+                &current.version,
+                &current.name,
+            )
+        });
     }
 
     fn quiet_later(&mut self) {
@@ -333,9 +361,18 @@ impl Supervisor {
                     return Ok(Step::Continue(daemon));
                 }
                 let t = std::time::Instant::now();
-                let prepared = tokio::select! {
-                    r = self.preparer.prepare(&info) => r,
-                    sig = self.process.signals.recv_stop() => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
+                let prepared = {
+                    let preparer = self.preparer.clone();
+                    let preparing = preparer.prepare(&info);
+                    tokio::pin!(preparing);
+                    loop {
+                        let watchdog = self.process.watchdog_due();
+                        tokio::select! {
+                            r = &mut preparing => break r,
+                            sig = self.process.signals.recv_stop() => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
+                            () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
+                        }
+                    }
                 };
                 if let Err(r) = prepared {
                     self.refuse(&info, r);
@@ -364,24 +401,35 @@ impl Supervisor {
         }
         // the operator's pre-upgrade hook, while the old daemon still runs
         if let Some(command) = self.inst.config.daemon.pre_upgrade_command.clone() {
+            let current_version = self.book.plan.current.version.clone();
             let call = hooks::HookCall {
                 command: &command,
                 upgrade: &info,
-                current_version: &self.book.plan.current.version,
+                current_version: &current_version,
                 outcome: None,
             };
             let t = std::time::Instant::now();
-            let result = tokio::select! {
-                r = hooks::run(&self.inst, &self.process.spec.env, &call) => r,
-                sig = self.process.signals.recv_stop() => {
-                    // the hook's group is killed when its future is dropped
-                    let Some(running) = daemon else {
+            let env = self.process.spec.env.clone();
+            let inst = self.inst.clone();
+            let result = {
+                let hook = hooks::run(&inst, &env, &call);
+                tokio::pin!(hook);
+                loop {
+                    let watchdog = self.process.watchdog_due();
+                    tokio::select! {
+                    r = &mut hook => break r,
+                    () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
+                    sig = self.process.signals.recv_stop() => {
+                        // the hook's group is killed when its future is dropped
+                        let Some(running) = daemon else {
+                            return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                        };
+                        tracing::info!("{sig} received during the pre-upgrade hook: stopping the daemon");
+                        let stopped = self.process.stop_for_exit(running, sig).await;
+                        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
                         return Ok(Step::Exit(RunOutcome::Stopped(sig)));
-                    };
-                    tracing::info!("{sig} received during the pre-upgrade hook: stopping the daemon");
-                    let stopped = self.process.stop_for_exit(running, sig).await;
-                    tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
-                    return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                    }
+                    }
                 }
             };
             match result {
@@ -420,8 +468,15 @@ impl Supervisor {
                 daemon,
                 restart_wanted,
                 confirming,
+                downtime,
             } => {
                 self.startup_failures = 0;
+                if daemon.is_some() {
+                    self.daemon_info();
+                }
+                if let Some(d) = downtime {
+                    self.process.metrics(|m| m.downtime(d));
+                }
                 self.book.confirming = confirming.map(|j| *j);
                 if daemon.is_some()
                     && let Some(h) = self.health.as_mut()
@@ -437,31 +492,37 @@ impl Supervisor {
             Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
             Applied::Aborted { daemon, refusal } => {
                 tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {refusal}");
-                hooks::spawn_post(
-                    &self.inst,
-                    &self.process.spec.env,
-                    &info,
-                    &previous_version,
-                    "failed",
-                );
+                self.upgrade_outcome(&info, &previous_version, "failed");
                 self.refuse(&info, refusal);
                 Ok(Step::Continue(daemon))
             }
         }
     }
 
+    /// An upgrade's outcome is known: counted, and told to the post-upgrade hook.
+    fn upgrade_outcome(
+        &self,
+        upgrade: &UpgradeInfo,
+        previous_version: &str,
+        outcome: &'static str,
+    ) {
+        self.process.metrics(|m| m.upgrade(outcome));
+        hooks::spawn_post(
+            &self.inst,
+            &self.process.spec.env,
+            upgrade,
+            previous_version,
+            outcome,
+        );
+    }
+
     fn confirm(&mut self) -> Result<()> {
         if let Some(journal) = self.book.confirming.take() {
             Journal::clear(self.inst.data.root())?;
+            // counted before the log line: whoever reads the line finds the metric up to date
+            self.upgrade_outcome(&journal.upgrade, &journal.previous.version, "confirmed");
             tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period{}", self.inst.config.daemon.name, journal.upgrade.version,
                 if self.health.is_some() { " and answered healthy" } else { "" });
-            hooks::spawn_post(
-                &self.inst,
-                &self.process.spec.env,
-                &journal.upgrade,
-                &journal.previous.version,
-                "confirmed",
-            );
         }
         self.startup_failures = 0;
         self.quiet_later();
@@ -472,17 +533,19 @@ impl Supervisor {
     async fn on_polled(&mut self, res: Result<Option<SourcedUpgrade>, SourceError>) {
         // the HTTP stack's code is not needed again until the next poll
         self.quiet_later();
+        self.process.metrics(|m| m.polled(res.is_ok()));
         let found = match res {
             Ok(None) => return,
             Ok(Some(found)) => found,
             Err(e) => {
                 let note = format!("polling the upstream source failed: {e}");
+                // recorded before the log line: whoever reads the line finds the status up to date
+                self.process.record_error(note.clone());
                 if self.poller.is_new(&note) {
                     tracing::error!(
                         "{note}; the daemon keeps running and the next poll will try again"
                     );
                 }
-                self.process.record_error(note);
                 return;
             }
         };

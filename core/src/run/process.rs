@@ -27,6 +27,10 @@ pub struct Process {
     /// Where `run-state.json` goes (the instance's data directory).
     pub state_dir: PathBuf,
     pub failpoint: Option<String>,
+    /// What Prometheus scrapes, if anything.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// How often systemd's watchdog wants `WATCHDOG=1` and when the next is due, if it watches.
+    pub watchdog: Option<(Duration, tokio::time::Instant)>,
 }
 
 impl Process {
@@ -61,7 +65,15 @@ impl Process {
         self.save_state();
     }
 
+    /// Updates the metrics, when they are served.
+    pub fn metrics(&self, f: impl FnOnce(&crate::metrics::Metrics)) {
+        if let Some(m) = &self.metrics {
+            f(m);
+        }
+    }
+
     pub fn mark_stopped(&mut self) {
+        self.metrics(|m| m.daemon_stopped());
         if self.state.daemon_pid.take().is_some() {
             self.state.daemon_start_ticks = None;
             self.state.daemon_started_at = None;
@@ -70,7 +82,31 @@ impl Process {
     }
 }
 
+impl Process {
+    /// When the next `WATCHDOG=1` is due, if systemd's watchdog watches. Only a loop that is
+    /// alive gets to send it: a stuck supervisor sends nothing, and systemd restarts it.
+    pub fn watchdog_due(&self) -> Option<tokio::time::Instant> {
+        self.watchdog.map(|(_, at)| at)
+    }
+
+    /// Sends `WATCHDOG=1` and schedules the next.
+    pub fn watchdog_ping(&mut self) {
+        if let Some((every, at)) = self.watchdog.as_mut() {
+            self.notifier.watchdog();
+            *at = tokio::time::Instant::now() + *every;
+        }
+    }
+}
+
 impl Control for Process {
+    fn watchdog_due(&self) -> Option<tokio::time::Instant> {
+        Process::watchdog_due(self)
+    }
+
+    fn watchdog_ping(&mut self) {
+        Process::watchdog_ping(self);
+    }
+
     async fn stop_daemon(&mut self, daemon: Daemon) -> Stopped {
         daemon
             .stop(

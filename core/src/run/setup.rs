@@ -98,6 +98,9 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             .env
             .get_non_empty("NYMVISOR_FAILPOINT")
             .map(str::to_owned),
+        metrics: opts.metrics.clone(),
+        watchdog: crate::sd_notify::Notifier::watchdog_interval(&opts.env)
+            .map(|every| (every, tokio::time::Instant::now() + every)),
     };
     let setup = Setup {
         backup: if inst.config.daemon.unsafe_skip_backup {

@@ -46,21 +46,29 @@ pub async fn run<C: Control>(
     });
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     let result = loop {
-        tokio::select! {
+        let watchdog = control.watchdog_due();
+        let stop = tokio::select! {
             r = &mut task => break r,
-            sig = control.next_stop() => {
-                tracing::warn!("{sig} received during the backup: abandoning it");
-                cancel.cancel();
-                let _ = task.await;
-                return Ok(BackupResult::Interrupted(sig));
+            sig = control.next_stop() => Some(sig),
+            () = sleep_until_opt(watchdog) => {
+                control.watchdog_ping();
+                None
             }
             _ = tick.tick(), if bar.is_some() => {
                 if let Some(bar) = bar.as_mut() {
                     bar.set(cancel.done());
                 }
+                None
             }
+        };
+        if let Some(sig) = stop {
+            tracing::warn!("{sig} received during the backup: abandoning it");
+            cancel.cancel();
+            let _ = task.await;
+            return Ok(BackupResult::Interrupted(sig));
         }
     };
+
     match result {
         Ok(Ok(path)) => Ok(BackupResult::Made(path)),
         Ok(Err(e)) => Err(e),
@@ -84,4 +92,12 @@ pub fn timestamp() -> String {
         now.second(),
         now.millisecond()
     )
+}
+
+/// Sleeps until `at`; never resolves for `None`.
+pub async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -14,4 +14,5 @@ pub mod recover;
 pub mod timing;
 pub mod transaction;
 
+pub use backup_step::sleep_until_opt;
 pub use prepare::{Preparer, pick_platform};

@@ -48,6 +48,10 @@ pub trait Control {
     fn notify_ready(&self, text: &str);
     /// A crash-test fail point (kills nymvisor when it is the active one).
     fn failpoint(&self, name: &str);
+    /// When the service manager's watchdog wants the next keep-alive, if it watches.
+    fn watchdog_due(&self) -> Option<tokio::time::Instant>;
+    /// Sends the watchdog keep-alive (long steps wait for it alongside their work).
+    fn watchdog_ping(&mut self);
 }
 
 /// What an upgrade works with besides the process side.
@@ -69,6 +73,8 @@ pub enum Applied {
         daemon: Option<Daemon>,
         restart_wanted: bool,
         confirming: Option<Box<Journal>>,
+        /// From the old daemon's stop to the new one's start.
+        downtime: Option<std::time::Duration>,
     },
     /// A stop signal arrived: nothing new was started; nymvisor must exit.
     Interrupted(Signal),
@@ -209,10 +215,12 @@ pub async fn apply<C: Control>(
     if let Some(sig) = stop_now {
         tracing::warn!(upgrade = %name, "{sig} received after the swap: the upgrade is recorded but the new daemon is not started; nymvisor exits");
     }
+    let mut down_for = None;
     let daemon = if restart_wanted && stop_now.is_none() {
         let t = Instant::now();
         match control.start_daemon() {
             Ok(d) => {
+                down_for = Some(downtime.elapsed());
                 tracing::info!(upgrade = %name, stage = "restart", elapsed_ms = ms(t), downtime_ms = ms(downtime), "started {daemon_name} {} (pid {})", info.version, d.pid());
                 Some(d)
             }
@@ -272,6 +280,7 @@ pub async fn apply<C: Control>(
         daemon,
         restart_wanted,
         confirming,
+        downtime: down_for,
     })
 }
 

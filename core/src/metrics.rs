@@ -1,0 +1,304 @@
+//! What `run` exposes to Prometheus (`nymvisor.metrics_address`): the daemon's state, restarts,
+//! upgrades and their outcomes, refusals, polls of the upstream source, the queue and the health
+//! probe. The values are kept here (prometheus-client); serving them over HTTP is the
+//! `nymvisor-sources` crate's job, so this crate stays free of an HTTP stack.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DaemonLabels {
+    daemon: String,
+    version: String,
+    upgrade: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every metric of `run`. Cheap to update from the event loop; rendered on each scrape.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    daemon_up: Gauge,
+    daemon_info: Family<DaemonLabels, Gauge>,
+    daemon_restarts: Counter,
+    daemon_start_time: FloatGauge,
+    upgrades: Family<OutcomeLabels, Counter>,
+    refusals: Counter,
+    last_downtime: FloatGauge,
+    polls: Family<ResultLabels, Counter>,
+    last_poll_success: FloatGauge,
+    queued: Gauge,
+    health: Option<HealthMetrics>,
+}
+
+#[derive(Debug)]
+struct HealthMetrics {
+    healthy: Gauge,
+    failures: Gauge,
+    last_probe: FloatGauge,
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+impl Metrics {
+    /// The metrics of a nymvisor at `version`; the health metrics exist only with a health URL.
+    pub fn new(version: &str, with_health: bool) -> Metrics {
+        let mut registry = Registry::with_prefix("nymvisor");
+        let build_info = Family::<VersionLabels, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "nymvisor's own version", build_info);
+        let m = Metrics {
+            daemon_up: Gauge::default(),
+            daemon_info: Family::default(),
+            daemon_restarts: Counter::default(),
+            daemon_start_time: FloatGauge::default(),
+            upgrades: Family::default(),
+            refusals: Counter::default(),
+            last_downtime: FloatGauge::default(),
+            polls: Family::default(),
+            last_poll_success: FloatGauge::default(),
+            queued: Gauge::default(),
+            health: with_health.then(|| HealthMetrics {
+                healthy: Gauge::default(),
+                failures: Gauge::default(),
+                last_probe: FloatGauge::default(),
+            }),
+            registry,
+        };
+        let mut m = m;
+        let r = &mut m.registry;
+        r.register("daemon_up", "1 while the daemon runs", m.daemon_up.clone());
+        r.register(
+            "daemon_info",
+            "the running daemon: name, version and upgrade name",
+            m.daemon_info.clone(),
+        );
+        r.register(
+            "daemon_restarts",
+            "restarts of the daemon after it failed or hung",
+            m.daemon_restarts.clone(),
+        );
+        r.register(
+            "daemon_start_time_seconds",
+            "when the running daemon started (unix time)",
+            m.daemon_start_time.clone(),
+        );
+        r.register(
+            "upgrades",
+            "upgrades by outcome: confirmed, rolled-back, failed",
+            m.upgrades.clone(),
+        );
+        r.register(
+            "upgrade_refusals",
+            "upgrades or offers refused (a verifier, the policy, a hook)",
+            m.refusals.clone(),
+        );
+        r.register(
+            "last_upgrade_downtime_seconds",
+            "how long the daemon was down during the last upgrade",
+            m.last_downtime.clone(),
+        );
+        r.register(
+            "upstream_polls",
+            "polls of the upstream source by result: ok, error",
+            m.polls.clone(),
+        );
+        r.register(
+            "upstream_last_success_timestamp_seconds",
+            "the last successful poll of the upstream source (unix time)",
+            m.last_poll_success.clone(),
+        );
+        r.register(
+            "queued_upgrades",
+            "upgrades queued in the plan",
+            m.queued.clone(),
+        );
+        if let Some(h) = &m.health {
+            r.register(
+                "daemon_healthy",
+                "1 when the daemon's last health probe was healthy",
+                h.healthy.clone(),
+            );
+            r.register(
+                "daemon_health_consecutive_failures",
+                "failed health probes in a row",
+                h.failures.clone(),
+            );
+            r.register(
+                "daemon_health_last_probe_timestamp_seconds",
+                "the last health probe (unix time)",
+                h.last_probe.clone(),
+            );
+        }
+        // the upgrade outcomes and poll results exist from the start, at zero
+        for outcome in ["confirmed", "rolled-back", "failed"] {
+            let _ = m.upgrades.get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            });
+        }
+        for result in ["ok", "error"] {
+            let _ = m.polls.get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            });
+        }
+        m
+    }
+
+    /// The daemon started: up, its identity and start time.
+    pub fn daemon_started(&self, daemon: &str, version: &str, upgrade: &str) {
+        self.daemon_up.set(1);
+        self.daemon_start_time.set(unix_now());
+        self.daemon_info.clear();
+        self.daemon_info
+            .get_or_create(&DaemonLabels {
+                daemon: daemon.to_owned(),
+                version: version.to_owned(),
+                upgrade: upgrade.to_owned(),
+            })
+            .set(1);
+    }
+
+    pub fn daemon_stopped(&self) {
+        self.daemon_up.set(0);
+    }
+
+    pub fn daemon_restarted(&self) {
+        self.daemon_restarts.inc();
+    }
+
+    /// An upgrade's outcome: `confirmed`, `rolled-back` or `failed`.
+    pub fn upgrade(&self, outcome: &str) {
+        self.upgrades
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn downtime(&self, d: std::time::Duration) {
+        self.last_downtime.set(d.as_secs_f64());
+    }
+
+    pub fn refused(&self) {
+        self.refusals.inc();
+    }
+
+    pub fn polled(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.polls
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+        if ok {
+            self.last_poll_success.set(unix_now());
+        }
+    }
+
+    pub fn queued(&self, n: usize) {
+        self.queued.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn health(&self, healthy: bool, consecutive_failures: u32) {
+        if let Some(h) = &self.health {
+            h.healthy.set(i64::from(healthy));
+            h.failures.set(i64::from(consecutive_failures));
+            h.last_probe.set(unix_now());
+        }
+    }
+
+    /// Every metric in the Prometheus text exposition format (0.0.4), which `promtool check
+    /// metrics` and every Prometheus read.
+    ///
+    /// prometheus-client writes OpenMetrics, where a counter's `# HELP`/`# TYPE` name lacks the
+    /// `_total` of its samples; the Prometheus format wants them to match, so they are renamed.
+    pub fn render(&self) -> String {
+        let mut open = String::new();
+        // writing into a String cannot fail
+        let _ = prometheus_client::encoding::text::encode(&mut open, &self.registry);
+        let counters: Vec<&str> = open
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+            .collect();
+        let mut out = String::with_capacity(open.len() + 64);
+        for line in open.lines() {
+            if line == "# EOF" {
+                continue;
+            }
+            let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+                let rest = line.strip_prefix(prefix)?;
+                let (name, tail) = rest.split_once(' ')?;
+                counters
+                    .contains(&name)
+                    .then(|| format!("{prefix}{name}_total {tail}"))
+            });
+            out.push_str(renamed.as_deref().unwrap_or(line));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_metric() {
+        let m = Metrics::new("0.2.0", true);
+        m.daemon_started("nym-node", "1.1.0", "genesis");
+        m.upgrade("confirmed");
+        m.polled(true);
+        m.polled(false);
+        m.queued(2);
+        m.health(false, 2);
+        let text = m.render();
+        for line in [
+            "nymvisor_build_info{version=\"0.2.0\"} 1",
+            "nymvisor_daemon_up 1",
+            "nymvisor_daemon_info{daemon=\"nym-node\",version=\"1.1.0\",upgrade=\"genesis\"} 1",
+            "nymvisor_daemon_restarts_total 0",
+            "nymvisor_upgrades_total{outcome=\"confirmed\"} 1",
+            "nymvisor_upgrades_total{outcome=\"rolled-back\"} 0",
+            "nymvisor_upstream_polls_total{result=\"error\"} 1",
+            "nymvisor_queued_upgrades 2",
+            "nymvisor_daemon_health_consecutive_failures 2",
+        ] {
+            assert!(text.contains(line), "missing {line}:\n{text}");
+        }
+        assert!(!Metrics::new("0.2.0", false).render().contains("health"));
+        // the Prometheus format: a counter's HELP and TYPE name its samples
+        assert!(text.contains("# TYPE nymvisor_upgrades_total counter"));
+        assert!(!text.contains("# EOF"));
+    }
+}

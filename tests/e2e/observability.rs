@@ -1,0 +1,334 @@
+//! Observability and deployment: the metrics endpoint (checked with `promtool`), the hardened
+//! systemd template (checked with `systemd-analyze`), readiness before start-time work, journald
+//! priorities, `run --help` without an instance, 0.1.41's current-version file kept in step.
+
+use std::io::{Read, Write};
+
+use nix::sys::signal::Signal;
+use nymvisor_tests::*;
+
+/// `GET path` on 127.0.0.1:`port`: (status line, body).
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (
+        head.lines().next().unwrap_or("").to_owned(),
+        body.to_owned(),
+    )
+}
+
+/// The value of the sample `name` (with its labels) in a scrape.
+fn sample(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn metrics_port(nv: &RunHandle) -> u16 {
+    nv.wait_stderr("serving metrics at http://");
+    let log = nv.stderr();
+    let needle = "serving metrics at http://127.0.0.1:";
+    let at = log.find(needle).unwrap() + needle.len();
+    log[at..].split('/').next().unwrap().parse().unwrap()
+}
+
+/// `promtool check metrics` on a scrape, when promtool is installed (CI installs it).
+fn promtool_accepts(body: &str) {
+    let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    else {
+        eprintln!("SKIPPED promtool: not installed");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused the scrape:\n{}{}\n{body}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn metrics_follow_upgrades_and_crashes_and_pass_promtool() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut nv = home.spawn_run(
+        &[
+            ("NYMVISOR_METRICS_ADDRESS", "127.0.0.1:0"),
+            ("DAEMON_STARTUP_PERIOD_DURATION", "1s"),
+            ("DAEMON_FAILURE_RESTART_DELAY", "100ms"),
+        ],
+        &[],
+    );
+    let first = nv.wait_start(1);
+    let port = metrics_port(&nv);
+    let (status, before) = http_get(port, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    promtool_accepts(&before);
+    assert_eq!(sample(&before, "nymvisor_daemon_up"), Some(1.0), "{before}");
+    assert_eq!(
+        sample(&before, r#"nymvisor_upgrades_total{outcome="confirmed"}"#),
+        Some(0.0)
+    );
+    assert_eq!(sample(&before, "nymvisor_daemon_restarts_total"), Some(0.0));
+    assert!(
+        before.contains(
+            r#"nymvisor_daemon_info{daemon="nym-node",version="1.1.0",upgrade="genesis"} 1"#
+        ),
+        "{before}"
+    );
+    assert!(
+        before.contains(&format!("nymvisor_build_info{{version=\"{}\"}} 1", "0.2.0")),
+        "{before}"
+    );
+
+    // an upgrade, confirmed after its startup period
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    let second = nv.wait_start(2);
+    nv.wait_stderr("upgrade confirmed");
+    let (_, after) = http_get(port, "/metrics");
+    promtool_accepts(&after);
+    assert_eq!(
+        sample(&after, r#"nymvisor_upgrades_total{outcome="confirmed"}"#),
+        Some(1.0),
+        "{after}"
+    );
+    assert!(
+        after.contains(r#"version="1.2.0",upgrade="v1.2.0"} 1"#),
+        "{after}"
+    );
+    assert!(sample(&after, "nymvisor_last_upgrade_downtime_seconds").is_some_and(|d| d > 0.0));
+    assert!(sample(&after, "nymvisor_daemon_start_time_seconds").is_some_and(|t| t > 1.7e9));
+
+    // a crash: restarted, counted
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(second.pid), Signal::SIGKILL).unwrap();
+    nv.wait_start(3);
+    assert!(wait_for(PATIENCE, || {
+        sample(
+            &http_get(port, "/metrics").1,
+            "nymvisor_daemon_restarts_total",
+        ) == Some(1.0)
+    }));
+    let (status, _) = http_get(port, "/other");
+    assert!(status.contains("404"), "{status}");
+    assert!(!alive(first.pid));
+    nv.stop();
+}
+
+#[test]
+fn a_busy_metrics_address_is_a_clear_error() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = home
+        .nymvisor()
+        .env("NYMVISOR_METRICS_ADDRESS", &addr)
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_failure(&out, "NYMVISOR_METRICS_ADDRESS");
+    let out = home
+        .nymvisor()
+        .env("NYMVISOR_METRICS_ADDRESS", "localhost")
+        .arg("config")
+        .output()
+        .unwrap();
+    assert_failure(&out, "NYMVISOR_METRICS_ADDRESS");
+}
+
+#[test]
+fn the_systemd_template_is_hardened_and_valid() {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: systemd-analyze is not installed");
+        return;
+    }
+    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../contrib/systemd/nymvisor@.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    for needle in [
+        "Type=notify",
+        "Restart=on-failure",
+        "KillMode=mixed",
+        "WatchdogSec=",
+    ] {
+        assert!(text.contains(needle), "{needle} missing");
+    }
+    // TimeoutStopSec above the default grace period (10s) plus nymvisor's own leftovers delay
+    let stop: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(stop > 11);
+    let dir = tempfile::tempdir().unwrap();
+    // an instance of the template, with the binary that exists here
+    let instance = dir.path().join("nymvisor@node1.service");
+    std::fs::write(
+        &instance,
+        text.replace("/usr/bin/nymvisor", nymvisor_bin().to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(&instance)
+        .output()
+        .unwrap();
+    let report = format!("{}{}", stdout(&out), stderr(&out));
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for").nth(1))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level:\n{report}"));
+    assert!(exposure <= 4.9, "exposure {exposure}:\n{report}");
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&instance)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stderr(&out).trim().is_empty(),
+        "systemd-analyze verify: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn the_watchdog_is_fed_and_readiness_comes_before_a_due_upgrade() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    // an upgrade due before nymvisor starts: it is applied before the daemon runs
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--upgrade-delay", "0s"]);
+    let socket_path = home.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(PATIENCE)).unwrap();
+    let recv = || {
+        let mut buf = [0u8; 1024];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut nv = home.spawn_run(
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+            // 200 ms: a keep-alive every 100 ms
+            ("WATCHDOG_USEC", "200000"),
+        ],
+        &[],
+    );
+    let first = recv();
+    assert!(
+        first.starts_with("READY=1\nSTATUS=applying the due upgrade v1.2.0"),
+        "readiness first: {first}"
+    );
+    let mut seen = vec![first];
+    while seen.iter().filter(|m| m.as_str() == "WATCHDOG=1").count() < 3 {
+        seen.push(recv());
+    }
+    assert_eq!(
+        nv.wait_start(1).version,
+        "1.2.0",
+        "the old version was not started first"
+    );
+    nv.stop();
+}
+
+#[test]
+fn under_journald_log_lines_carry_priorities_and_no_timestamp() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    // JOURNAL_STREAM names the file stderr is: its device and inode
+    let log = home.path().join("journal.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let meta = file.metadata().unwrap();
+    let stream = format!(
+        "{}:{}",
+        std::os::unix::fs::MetadataExt::dev(&meta),
+        std::os::unix::fs::MetadataExt::ino(&meta)
+    );
+    let mut nv = home.spawn_run_cmd(FAST, &[], &[], |cmd| {
+        cmd.env("JOURNAL_STREAM", &stream).stderr(file);
+    });
+    nv.wait_start(1);
+    assert!(wait_for(PATIENCE, || std::fs::read_to_string(&log)
+        .is_ok_and(|t| t.contains("started "))));
+    nv.signal(Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let started = text.lines().find(|l| l.contains("started ")).unwrap();
+    assert!(started.starts_with("<6>"), "{started}");
+    assert!(
+        !started.contains("INFO") && !started.contains("Z "),
+        "no level word, no timestamp: {started}"
+    );
+}
+
+#[test]
+fn run_help_needs_no_instance() {
+    let home = TestHome::new();
+    for flag in ["--help", "-h"] {
+        let out = home.run(&["run", flag]);
+        assert_success(&out);
+        assert!(stdout(&out).contains("DAEMON_ARGS"), "{}", stdout(&out));
+    }
+    let out = home.run(&["--help"]);
+    assert_success(&out);
+}
+
+#[test]
+fn the_legacy_current_version_file_follows_upgrades() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let legacy = home.daemon_home().join("nymvisor/current-version.json");
+    std::fs::copy(
+        home.daemon_home()
+            .join("nymvisor/current-version-info.json"),
+        &legacy,
+    )
+    .unwrap();
+    let mut nv = home.spawn_run(FAST, &[]);
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    nv.wait_start(2);
+    nv.wait_stderr("upgrade applied");
+    assert_eq!(read_json(&legacy)["version"], "1.2.0");
+    nv.stop();
+}
+
+#[test]
+fn the_man_page_carries_the_version() {
+    let home = TestHome::new();
+    let out = home.run(&["man"]);
+    assert_success(&out);
+    let page = stdout(&out);
+    let header = page.lines().find(|l| l.starts_with(".TH")).unwrap();
+    assert!(header.contains(env!("CARGO_PKG_VERSION")), "{header}");
+}
