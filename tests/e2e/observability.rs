@@ -130,6 +130,25 @@ fn metrics_follow_upgrades_and_crashes_and_pass_promtool() {
     }));
     let (status, _) = http_get(port, "/other");
     assert!(status.contains("404"), "{status}");
+    // every metric the Grafana dashboard charts exists
+    let dashboard = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/grafana/nymvisor.json"),
+    )
+    .unwrap();
+    serde_json::from_str::<serde_json::Value>(&dashboard).unwrap();
+    let scraped = http_get(port, "/metrics").1;
+    for name in dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("nymvisor_"))
+    {
+        let health_only = name.contains("health") || name == "nymvisor_daemon_healthy";
+        assert!(
+            health_only
+                || scraped.contains(&format!("{name}{{"))
+                || scraped.contains(&format!("{name} ")),
+            "the dashboard charts {name}, which is not exposed"
+        );
+    }
     assert!(!alive(first.pid));
     nv.stop();
 }
