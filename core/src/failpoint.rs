@@ -13,3 +13,9 @@ pub fn hit(name: &str, active: Option<&str>) {
     #[cfg(not(feature = "failpoints"))]
     let _ = (name, active);
 }
+
+/// Whether `name` is the active fail point (always false without the feature).
+#[inline]
+pub fn is_active(name: &str, active: Option<&str>) -> bool {
+    cfg!(feature = "failpoints") && active == Some(name)
+}

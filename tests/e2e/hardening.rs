@@ -273,21 +273,12 @@ fn as_pid_1_of_a_container_it_reaps_orphans_and_forwards_signals() {
         "--daemon-home",
         home.daemon_home().to_str().unwrap(),
     ]));
-    let nv_bin = nymvisor_bin();
     let mut nv = home.spawn_run_cmd(FAST, &[], &[], |cmd| {
         // the same command line, started as PID 1 of a new PID namespace
-        let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_owned()).collect();
-        let mut wrapped = std::process::Command::new("unshare");
-        wrapped
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"])
-            .arg(&nv_bin)
-            .args(args)
-            .env_clear()
-            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
-            .current_dir(home.path())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(home.path().join("pid1.log")).unwrap());
+        let wrapper =
+            ["--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"].map(std::ffi::OsStr::new);
+        let stderr = std::fs::File::create(home.path().join("pid1.log")).unwrap();
+        let wrapped = wrapped_nymvisor(cmd, "unshare", &wrapper, stderr);
         *cmd = wrapped;
     });
     // `unshare` forks nymvisor, which is PID 1 inside

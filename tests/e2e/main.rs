@@ -14,6 +14,7 @@ mod migration;
 mod observability;
 mod plugins;
 mod policy;
+mod precopy;
 mod run;
 mod sources;
 mod status;

@@ -643,3 +643,28 @@ pub fn output_within_patience(cmd: &mut Command) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// `cmd` (a `nymvisor` command line from [`TestHome::spawn_run_cmd`]) run through `wrapper`
+/// (e.g. `unshare …`): the wrapper's arguments, then `nymvisor` and `cmd`'s arguments, with
+/// `cmd`'s environment and directory; stdin and stdout are null, stderr goes to `stderr`.
+pub fn wrapped_nymvisor(
+    cmd: &Command,
+    wrapper: &str,
+    wrapper_args: &[&std::ffi::OsStr],
+    stderr: std::fs::File,
+) -> Command {
+    let mut wrapped = Command::new(wrapper);
+    wrapped
+        .args(wrapper_args)
+        .arg(nymvisor_bin())
+        .args(cmd.get_args())
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}

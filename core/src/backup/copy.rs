@@ -3,11 +3,13 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 
+use super::precopy::Manifest;
+use super::watch::Watch;
 use super::{BackupStrategy, Cancel, SkipSet};
 use crate::error::{Error, Result};
 
@@ -26,6 +28,10 @@ impl BackupStrategy for CopyBackup {
 
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()> {
         copy_tree(backup, target, &SkipSet::default(), cancel, false)
+    }
+
+    fn supports_precopy(&self) -> bool {
+        true
     }
 }
 
@@ -59,7 +65,36 @@ pub fn copy_tree(
     cancel: &Cancel,
     link_files: bool,
 ) -> Result<()> {
+    copy_tree_tracked(src, dst, skip, cancel, link_files, &mut Track::default())
+}
+
+/// What a copy notes down as it goes.
+#[derive(Debug, Default)]
+pub(super) struct Track {
+    /// Each copied entry's metadata, read before its content was (a pre-copy's manifest).
+    pub manifest: Option<Manifest>,
+    /// The files and directories written, to be flushed one by one (a delta's).
+    pub written: Option<Vec<PathBuf>>,
+    /// Watches each directory before it is read (a pre-copy's).
+    pub watch: Option<Watch>,
+}
+
+/// [`copy_tree`], noting down what `track` asks for.
+pub(super) fn copy_tree_tracked(
+    src: &Path,
+    dst: &Path,
+    skip: &SkipSet,
+    cancel: &Cancel,
+    link_files: bool,
+    track: &mut Track,
+) -> Result<()> {
+    if let Some(watch) = track.watch.as_mut() {
+        watch.add(src);
+    }
     let meta = fs::symlink_metadata(src).map_err(|e| Error::io("failed to read", src, e))?;
+    if let Some(manifest) = track.manifest.as_mut() {
+        manifest.note(src, &meta, std::time::SystemTime::now());
+    }
     fs::create_dir(dst).map_err(|e| Error::io("failed to create", dst, e))?;
     let entries = fs::read_dir(src).map_err(|e| Error::io("failed to list", src, e))?;
     for entry in entries {
@@ -76,37 +111,72 @@ pub fn copy_tree(
             .file_type()
             .map_err(|e| Error::io("failed to read", &from, e))?;
         if ft.is_dir() {
-            copy_tree(&from, &to, skip, cancel, link_files)?;
-        } else if ft.is_symlink() {
-            let target =
-                fs::read_link(&from).map_err(|e| Error::io("failed to read link", &from, e))?;
-            symlink(&target, &to).map_err(|e| Error::io("failed to create link", &to, e))?;
-            let m =
-                fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
-            set_times(&to, &m, false);
-            set_owner(&to, &m, false);
-        } else if ft.is_file() {
-            if link_files && fs::hard_link(&from, &to).is_ok() {
-                cancel.add_done(entry_meta.len());
-                continue; // the link shares the file's inode: mode, owner and times included
-            }
-            // a copy-on-write clone where the file system supports it (btrfs, XFS, …), else a copy
-            reflink_copy::reflink_or_copy(&from, &to)
-                .map_err(|e| Error::io("failed to copy", &from, e))?;
-            cancel.add_done(entry_meta.len());
-            let m =
-                fs::symlink_metadata(&from).map_err(|e| Error::io("failed to read", &from, e))?;
-            set_owner(&to, &m, true);
-            fs::set_permissions(&to, fs::Permissions::from_mode(m.mode() & 0o7777))
-                .map_err(|e| Error::io("failed to set permissions of", &to, e))?;
-            set_times(&to, &m, true);
+            copy_tree_tracked(&from, &to, skip, cancel, link_files, track)?;
+            continue;
         }
-        // sockets, fifos and devices are not data: left out
+        if !(ft.is_symlink() || ft.is_file()) {
+            continue; // sockets, fifos and devices are not data: left out
+        }
+        if let Some(manifest) = track.manifest.as_mut() {
+            manifest.note(&from, &entry_meta, std::time::SystemTime::now());
+        }
+        if ft.is_symlink() {
+            copy_symlink(&from, &to)?;
+            continue;
+        }
+        if link_files && fs::hard_link(&from, &to).is_ok() {
+            cancel.add_done(entry_meta.len());
+            continue; // the link shares the file's inode: mode, owner and times included
+        }
+        copy_file(&from, &to)?;
+        cancel.add_done(entry_meta.len());
+        if let Some(written) = track.written.as_mut() {
+            written.push(to);
+        }
+        if let Some(watch) = track.watch.as_mut() {
+            watch.drain();
+        }
+        if track.manifest.is_some() {
+            cancel.pause_point("during-precopy");
+        }
     }
-    set_owner(dst, &meta, true);
+    copy_dir_attributes(dst, &meta)?;
+    if let Some(written) = track.written.as_mut() {
+        written.push(dst.to_owned());
+    }
+    Ok(())
+}
+
+/// Gives the directory `dst` the owner, mode and times in `meta` (after its content is in place:
+/// adding an entry changes a directory's times).
+pub(super) fn copy_dir_attributes(dst: &Path, meta: &fs::Metadata) -> Result<()> {
+    set_owner(dst, meta, true);
     fs::set_permissions(dst, fs::Permissions::from_mode(meta.mode() & 0o7777))
         .map_err(|e| Error::io("failed to set permissions of", dst, e))?;
-    set_times(dst, &meta, true);
+    set_times(dst, meta, true);
+    Ok(())
+}
+
+/// Copies the symlink `from` as a symlink (same target, owner and times).
+pub(super) fn copy_symlink(from: &Path, to: &Path) -> Result<()> {
+    let target = fs::read_link(from).map_err(|e| Error::io("failed to read link", from, e))?;
+    symlink(&target, to).map_err(|e| Error::io("failed to create link", to, e))?;
+    let m = fs::symlink_metadata(from).map_err(|e| Error::io("failed to read", from, e))?;
+    set_times(to, &m, false);
+    set_owner(to, &m, false);
+    Ok(())
+}
+
+/// Copies the regular file `from` to `to` (which does not exist) with its owner, mode and
+/// times: a copy-on-write clone where the file system supports it (btrfs, XFS, …), else a copy.
+pub(super) fn copy_file(from: &Path, to: &Path) -> Result<()> {
+    // named by the destination: where a copy fails, it is usually for lack of space there
+    reflink_copy::reflink_or_copy(from, to).map_err(|e| Error::io("failed to copy into", to, e))?;
+    let m = fs::symlink_metadata(from).map_err(|e| Error::io("failed to read", from, e))?;
+    set_owner(to, &m, true);
+    fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))
+        .map_err(|e| Error::io("failed to set permissions of", to, e))?;
+    set_times(to, &m, true);
     Ok(())
 }
 

@@ -7,9 +7,12 @@
 
 mod archive;
 mod copy;
+mod precopy;
+mod watch;
 
 pub use archive::{ARCHIVE_NAME, ArchiveBackup, COMPRESSED_ARCHIVE_NAME};
 pub use copy::{CopyBackup, HardlinkBackup};
+pub use precopy::{DeltaStats, Precopy, RACY_MARGIN, precopy};
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -22,11 +25,33 @@ use crate::config::BackupStrategyKind;
 use crate::error::{Error, Result};
 use crate::fsutil;
 
-/// Lets a long backup be abandoned promptly (a stop signal arrived).
+/// Lets a long backup be abandoned promptly (a stop signal arrived), and counts its progress.
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>, Arc<std::sync::atomic::AtomicU64>);
+pub struct Cancel(
+    Arc<AtomicBool>,
+    Arc<std::sync::atomic::AtomicU64>,
+    /// The active crash-test fail point, if any (see [`Cancel::pause_point`]).
+    Option<Arc<str>>,
+);
 
 impl Cancel {
+    /// With the active fail point of a crash test (`NYMVISOR_FAILPOINT`).
+    pub fn with_failpoint(mut self, active: Option<&str>) -> Cancel {
+        self.2 = active.map(Arc::from);
+        self
+    }
+
+    /// A fail point inside a copy: when it is the active one, the copy waits there until it is
+    /// cancelled (once), so a test can send a signal in the middle of it. Nothing otherwise.
+    pub fn pause_point(&self, name: &str) {
+        if crate::failpoint::is_active(name, self.2.as_deref()) {
+            tracing::warn!("fail point `{name}` reached: waiting until cancelled");
+            while !self.is_cancelled() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+
     /// Counts bytes copied (for progress displays).
     pub fn add_done(&self, bytes: u64) {
         self.1.fetch_add(bytes, Ordering::Relaxed);
@@ -66,6 +91,12 @@ pub trait BackupStrategy: Debug + Send + Sync {
 
     /// Copies a backup made by [`BackupStrategy::backup`] into `target` (which does not exist).
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()>;
+
+    /// Whether its backup can be taken as a [`precopy`] while the daemon runs, then brought up
+    /// to date after the stop ([`Precopy::finish`]).
+    fn supports_precopy(&self) -> bool {
+        false
+    }
 }
 
 /// The strategy for a configured kind (`None` for `none`); `zstd` compresses archives.
@@ -138,9 +169,10 @@ pub fn check_free_space(plan: &BackupPlan) -> Result<u64> {
 }
 
 /// Makes the backup for `upgrade`: into `<root>/<upgrade>/.<timestamp>.partial`, flushed to disk
-/// and renamed to `<root>/<upgrade>/<timestamp>` when complete; then earlier backups of the same
-/// upgrade (a retry) and the oldest backups beyond `keep` are removed. A failed or cancelled
-/// backup leaves nothing behind, nor do earlier interrupted ones.
+/// and renamed to `<root>/<upgrade>/<timestamp>` when complete. A failed or cancelled backup
+/// leaves nothing behind, nor do earlier interrupted ones. Older backups are left for
+/// [`retire`], which the upgrade calls once the new daemon runs (removing them takes time that
+/// should not count as downtime).
 pub fn take_backup(
     strategy: &dyn BackupStrategy,
     plan: &BackupPlan,
@@ -161,23 +193,54 @@ pub fn take_backup(
         let _ = std::fs::remove_dir_all(&partial);
         return Err(e);
     }
-    std::fs::rename(&partial, &done).map_err(|e| Error::io("failed to finish backup", &done, e))?;
-    fsutil::sync_dir(&dir)?;
-    // one backup per upgrade: a retry replaces the earlier one
-    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        if entry.path() != done {
-            let _ = std::fs::remove_dir_all(entry.path());
+    commit(&partial, &done)
+}
+
+/// Renames the complete, flushed backup `partial` to `done`: the moment it becomes a backup.
+fn commit(partial: &Path, done: &Path) -> Result<PathBuf> {
+    std::fs::rename(partial, done).map_err(|e| Error::io("failed to finish backup", done, e))?;
+    if let Some(dir) = done.parent() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(done.to_owned())
+}
+
+/// Retention after a new backup `made`: earlier backups of the same upgrade (a retry) go, then
+/// the oldest beyond `keep`. Each is first renamed to a hidden name, so an interrupted removal
+/// never leaves half a backup that looks like one; leftovers go at the next backup.
+pub fn retire(plan: &BackupPlan, made: &Path) {
+    if let Some(dir) = made.parent() {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.path() != made && !name.starts_with('.') {
+                discard(&entry.path());
+            }
         }
     }
     prune(&plan.backup_root, plan.keep);
-    Ok(done)
 }
 
-/// Removes `.<timestamp>.partial` directories left by an interrupted backup.
+/// Removes a backup: hidden first (`.<name>.removing`), then deleted.
+fn discard(path: &Path) {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let hidden = path.with_file_name(format!(".{name}.removing"));
+    let target = if std::fs::rename(path, &hidden).is_ok() {
+        hidden
+    } else {
+        path.to_owned()
+    };
+    tracing::info!(path = %path.display(), "removing old backup");
+    if let Err(e) = std::fs::remove_dir_all(&target) {
+        tracing::warn!(path = %path.display(), "failed to remove old backup: {e}");
+    }
+}
+
+/// Removes `.<timestamp>.partial` directories left by an interrupted backup or pre-copy, and
+/// `.<timestamp>.removing` ones left by an interrupted removal.
 fn remove_partials(dir: &Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(".partial") {
+        if name.starts_with('.') && (name.ends_with(".partial") || name.ends_with(".removing")) {
             tracing::info!(path = %entry.path().display(), "removing an interrupted backup");
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -373,10 +436,7 @@ pub fn prune(root: &Path, keep: usize) {
     all.sort();
     let excess = all.len().saturating_sub(keep.max(1));
     for (_, path) in all.into_iter().take(excess) {
-        tracing::info!(path = %path.display(), "removing old backup");
-        if let Err(e) = std::fs::remove_dir_all(&path) {
-            tracing::warn!(path = %path.display(), "failed to remove old backup: {e}");
-        }
+        discard(&path);
         if let Some(parent) = path.parent() {
             let _ = std::fs::remove_dir(parent); // only succeeds when empty
         }
@@ -517,7 +577,8 @@ mod tests {
         let plan = plan_for(&home, dir.path(), vec![]);
         std::fs::create_dir_all(plan.backup_root.join("up/.old.partial")).unwrap();
         take_backup(&CopyBackup, &plan, "up", "1", &Cancel::default()).unwrap();
-        take_backup(&CopyBackup, &plan, "up", "2", &Cancel::default()).unwrap();
+        let made = take_backup(&CopyBackup, &plan, "up", "2", &Cancel::default()).unwrap();
+        retire(&plan, &made);
         let names: Vec<_> = std::fs::read_dir(plan.backup_root.join("up"))
             .unwrap()
             .flatten()
@@ -526,7 +587,9 @@ mod tests {
         assert_eq!(names, vec![std::ffi::OsString::from("2")]);
         // retention across upgrades
         for (i, up) in ["a", "b", "c", "d"].iter().enumerate() {
-            take_backup(&CopyBackup, &plan, up, &format!("3{i}"), &Cancel::default()).unwrap();
+            let made =
+                take_backup(&CopyBackup, &plan, up, &format!("3{i}"), &Cancel::default()).unwrap();
+            retire(&plan, &made);
         }
         assert!(!plan.backup_root.join("up").exists() && !plan.backup_root.join("a").exists());
         assert!(plan.backup_root.join("d/33").is_dir());

@@ -368,6 +368,15 @@ pub const KEYS: &[KeyDef] = &[
     ),
     key!(
         "daemon",
+        "backup_precopy",
+        ["DAEMON_BACKUP_PRECOPY"],
+        "backup-precopy",
+        Value,
+        Kind::Bool,
+        "Copy the data while the old daemon runs (copy strategy); only what changed after the stop"
+    ),
+    key!(
+        "daemon",
         "minisign_public_keys",
         ["DAEMON_MINISIGN_PUBLIC_KEYS"],
         "minisign-public-keys",

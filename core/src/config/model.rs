@@ -147,6 +147,8 @@ pub struct DaemonConfig {
     pub backup_strategy: BackupStrategyKind,
     pub backup_keep: u32,
     pub backup_exclude: Vec<String>,
+    /// Copy the daemon home while the old daemon runs, and only what changed after the stop.
+    pub backup_precopy: bool,
     pub minisign_public_keys: Vec<String>,
     /// `None`: a signature is required exactly when keys are configured.
     #[serde(with = "opt_bool")]
@@ -221,6 +223,7 @@ impl Default for DaemonConfig {
             backup_strategy: BackupStrategyKind::Copy,
             backup_keep: 3,
             backup_exclude: Vec::new(),
+            backup_precopy: true,
             minisign_public_keys: Vec::new(),
             require_signature: None,
             upgrade_spread: Duration::ZERO,

@@ -150,4 +150,12 @@ impl Control for Process {
     fn failpoint(&self, name: &str) {
         failpoint::hit(name, self.failpoint.as_deref());
     }
+
+    fn active_failpoint(&self) -> Option<&str> {
+        self.failpoint.as_deref()
+    }
+
+    async fn stop_for_exit(&mut self, daemon: Daemon, sig: Signal) -> Stopped {
+        Process::stop_for_exit(self, daemon, sig).await
+    }
 }

@@ -112,6 +112,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             )
         },
         backup_min_free: tuning.backup_min_free,
+        precopy: inst.config.daemon.backup_precopy,
         progress: opts.progress.clone(),
     };
     if let Some(source) = &opts.source {

@@ -32,6 +32,8 @@ pub trait Control {
     /// Stops the running daemon for an upgrade (SIGINT, the grace period, then SIGKILL), noting
     /// a stop signal that arrives meanwhile.
     fn stop_daemon(&mut self, daemon: Daemon) -> impl Future<Output = Stopped>;
+    /// Stops the running daemon because nymvisor exits on `sig` (as when no upgrade runs).
+    fn stop_for_exit(&mut self, daemon: Daemon, sig: Signal) -> impl Future<Output = Stopped>;
     /// Starts the daemon from `current`.
     fn start_daemon(&mut self) -> Result<Daemon>;
     /// The daemon is not running any more (for the run state).
@@ -48,6 +50,8 @@ pub trait Control {
     fn notify_ready(&self, text: &str);
     /// A crash-test fail point (kills nymvisor when it is the active one).
     fn failpoint(&self, name: &str);
+    /// The active crash-test fail point, for those inside blocking work.
+    fn active_failpoint(&self) -> Option<&str>;
     /// When the service manager's watchdog wants the next keep-alive, if it watches.
     fn watchdog_due(&self) -> Option<tokio::time::Instant>;
     /// Sends the watchdog keep-alive (long steps wait for it alongside their work).
@@ -61,6 +65,9 @@ pub struct Setup {
     pub backup: Option<Arc<dyn BackupStrategy>>,
     /// Free space that must remain after a backup, in bytes.
     pub backup_min_free: u64,
+    /// Copy the data while the old daemon runs, and only what changed after the stop
+    /// (strategies that support it).
+    pub precopy: bool,
     pub progress: Option<Arc<dyn ProgressSink>>,
 }
 
@@ -124,6 +131,37 @@ pub async fn apply<C: Control>(
     tracing::info!(upgrade = %name, "upgrading {daemon_name} {} → {}", plan.current.version, info.version);
     let total = Instant::now();
     control.notify_status(&format!("upgrading to {daemon_name} {}", info.version));
+
+    // pre-copy: the bulk of the backup, while the old daemon still serves
+    let mut daemon = daemon;
+    let mut precopy = None;
+    if let Some(strategy) = &setup.backup
+        && setup.precopy
+        && strategy.supports_precopy()
+        && daemon.is_some()
+    {
+        let t = Instant::now();
+        let plan_of_backup = inst.backup_plan(setup.backup_min_free);
+        match backup_step::precopy(plan_of_backup, &name, setup.progress.clone(), control).await {
+            Ok(BackupResult::Made(copy)) => {
+                tracing::info!(upgrade = %name, stage = "precopy", elapsed_ms = ms(t), "copied the daemon's data while it runs ({} entries); what changes until it has stopped is copied after the stop", copy.entries());
+                precopy = Some(copy);
+            }
+            Ok(BackupResult::Interrupted(sig)) => {
+                // nothing is in place yet: the node stops as it would without an upgrade
+                if let Some(d) = daemon.take() {
+                    let stopped = control.stop_for_exit(d, sig).await;
+                    control.daemon_stopped();
+                    tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+                }
+                return Ok(Applied::Interrupted(sig));
+            }
+            Err(e) => {
+                tracing::warn!(upgrade = %name, stage = "precopy", "the live copy of the daemon's data failed: {e}; the backup is taken after the stop instead");
+            }
+        }
+    }
+
     // nothing irreversible has happened: the daemon keeps running if the intent cannot be recorded
     if let Err(e) = journal.save_at(&data_root, Stage::Stopping) {
         return Ok(Applied::Aborted {
@@ -165,17 +203,36 @@ pub async fn apply<C: Control>(
         }
         let t = Instant::now();
         let plan_of_backup = inst.backup_plan(setup.backup_min_free);
-        match backup_step::run(
-            strategy,
-            plan_of_backup,
-            &name,
-            setup.progress.clone(),
-            control,
-        )
-        .await
-        {
+        let made = match precopy.take() {
+            Some(copy) => {
+                match backup_step::finish(copy, plan_of_backup, setup.progress.clone(), control)
+                    .await
+                {
+                    Ok(BackupResult::Made((path, delta))) => {
+                        tracing::info!(upgrade = %name, stage = "backup", elapsed_ms = ms(t), "backed up the daemon's data to {}: the live copy, with {} entries copied again and {} removed ({} bytes) after the stop", path.display(), delta.copied, delta.removed, delta.bytes);
+                        Ok(BackupResult::Made(path))
+                    }
+                    Ok(BackupResult::Interrupted(sig)) => Ok(BackupResult::Interrupted(sig)),
+                    Err(e) => Err(e),
+                }
+            }
+            None => {
+                let made = backup_step::run(
+                    strategy,
+                    plan_of_backup,
+                    &name,
+                    setup.progress.clone(),
+                    control,
+                )
+                .await;
+                if let Ok(BackupResult::Made(path)) = &made {
+                    tracing::info!(upgrade = %name, stage = "backup", elapsed_ms = ms(t), "backed up the daemon's data to {}", path.display());
+                }
+                made
+            }
+        };
+        match made {
             Ok(BackupResult::Made(path)) => {
-                tracing::info!(upgrade = %name, stage = "backup", elapsed_ms = ms(t), "backed up the daemon's data to {}", path.display());
                 journal.backup = Some(path);
             }
             Ok(BackupResult::Interrupted(sig)) => {
@@ -246,6 +303,11 @@ pub async fn apply<C: Control>(
         }
     }
     control.failpoint("after-record");
+    // retention once the new daemon runs: removing old backups takes time that is not downtime
+    if let Some(made) = journal.backup.clone() {
+        let plan_of_backup = inst.backup_plan(setup.backup_min_free);
+        let _ = tokio::task::spawn_blocking(move || backup::retire(&plan_of_backup, &made)).await;
+    }
     if let Some(d) = &daemon {
         control.notify_ready(&format!(
             "running {daemon_name} {} (pid {})",

@@ -20,6 +20,11 @@
 //!     (for the benchmark);
 //!   - `FAKE_DAEMON_WRITE_HOME=DIR`  writes `DIR/data/version.txt` with its version, and an empty
 //!     `DIR/data/touched-<version>`, at start.
+//!   - `FAKE_DAEMON_CHURN=DIR`  a database that keeps changing: rewrites one of
+//!     `DIR/churn-{0,1,2}.db` (1 MiB each, in place, same size) every 100 ms while it runs, and
+//!     all three when it stops (a node that writes its data at shutdown), before logging its exit;
+//!   - `FAKE_DAEMON_ON_STOP=COMMAND`  runs `sh -c COMMAND` when told to stop, before exiting
+//!     (a daemon that changes its files at shutdown).
 
 use std::io::Write;
 use std::time::Duration;
@@ -210,6 +215,7 @@ fn daemon(args: &[String]) {
             std::process::exit(code);
         });
     }
+    let churn = std::env::var("FAKE_DAEMON_CHURN").ok().map(Churn::start);
     loop {
         let Ok(sig) = set.wait() else { continue };
         if ignored.contains(&sig) {
@@ -218,6 +224,16 @@ fn daemon(args: &[String]) {
         }
         log(&format!("signal pid={pid} {sig}"));
         if matches!(sig, Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) {
+            if let Some(churn) = &churn {
+                churn.stop();
+            }
+            if let Ok(command) = std::env::var("FAKE_DAEMON_ON_STOP") {
+                let status = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&command)
+                    .status();
+                log(&format!("on-stop pid={pid} {status:?}"));
+            }
             log(&format!("exit pid={pid} code=0 reason={sig}"));
             std::process::exit(0);
         }
@@ -282,5 +298,68 @@ fn grandchild() {
     let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// `FAKE_DAEMON_CHURN`: files rewritten in place while the daemon runs and when it stops.
+struct Churn {
+    dir: std::path::PathBuf,
+    round: std::sync::Arc<std::sync::Mutex<u64>>,
+}
+
+impl Churn {
+    const FILES: u64 = 3;
+    const SIZE: usize = 1 << 20;
+
+    fn start(dir: String) -> Churn {
+        let churn = Churn {
+            dir: dir.into(),
+            round: Default::default(),
+        };
+        let _ = std::fs::create_dir_all(&churn.dir);
+        for _ in 0..Self::FILES {
+            churn.write_next();
+        }
+        let (dir, round) = (churn.dir.clone(), churn.round.clone());
+        std::thread::spawn(move || {
+            let me = Churn { dir, round };
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                me.write_next();
+            }
+        });
+        churn
+    }
+
+    /// Rewrites the next file in place, with content that names the round.
+    fn write_next(&self) {
+        let Ok(mut round) = self.round.lock() else {
+            return;
+        };
+        *round += 1;
+        let path = self.dir.join(format!("churn-{}.db", *round % Self::FILES));
+        let line = format!("pid={} round={}\n", std::process::id(), *round);
+        let mut data = line.repeat(Self::SIZE / line.len() + 1).into_bytes();
+        data.truncate(Self::SIZE);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&data));
+        if let Err(e) = written {
+            log(&format!("churn failed on {}: {e}", path.display()));
+        }
+    }
+
+    /// The last writes, at shutdown; the writer thread writes no more after this.
+    fn stop(&self) {
+        for _ in 0..Self::FILES {
+            self.write_next();
+        }
+        // held until the process exits: the writer thread blocks on it
+        if let Ok(guard) = self.round.lock() {
+            std::mem::forget(guard);
+        }
     }
 }
