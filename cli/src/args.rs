@@ -77,6 +77,9 @@ pub enum Command {
     },
     /// Print the manual page in roff (e.g. `nymvisor man > /usr/local/share/man/man1/nymvisor.1`)
     Man,
+    /// Internal: one network job of `run` (a poll, or preparing a binary), in a sandbox
+    #[command(name = "__helper", hide = true)]
+    Helper,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

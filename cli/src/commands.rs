@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::CommandFactory;
 use nymvisor_core::build_info;
 use nymvisor_core::env::Env;
 use nymvisor_core::instance::{self, AddUpgrade, DEFAULT_UPGRADE_DELAY, Instance, UpgradeWhen};
 use nymvisor_core::model::{self, BuildInfo};
-use nymvisor_core::run;
+use nymvisor_core::{helper, run, sandbox};
 use serde::Serialize;
 
 use crate::args::{AddUpgradeArgs, BackupsCommand, Cli, Command, InitArgs, OutputFormat, RunArgs};
@@ -32,9 +32,12 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
     if let Command::Run(args) = command {
         return run(args, env).await;
     }
+    if let Command::Helper = command {
+        return helper(env).await;
+    }
     logging::init(&env, None);
     match command {
-        Command::Run(_) => {}
+        Command::Run(_) | Command::Helper => {}
         Command::Init(args) => init(args, &env).await?,
         Command::BuildInfo(args) => print_build_info(&self_info::build_info(), args.output)?,
         Command::DaemonBuildInfo(args) => {
@@ -255,13 +258,24 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     }
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
-    let source = nymvisor_plugins::upstream(&instance.config, &env)?;
+    // built here even when the helper does the work: a configuration error shows at start
+    let mut source = nymvisor_plugins::upstream(&instance.config, &env)?;
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
     verifiers.extend(nymvisor_plugins::from_config(&instance.config));
+    if let Some(s) = &source {
+        s.discard_leftovers();
+    }
+    let helper = instance.config.nymvisor.network_helper.then(|| {
+        report_sandbox();
+        let describe = source.take().map(|s| s.describe());
+        // the supervisor never touches the network itself
+        std::sync::Arc::new(helper::Helper::new(describe))
+    });
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
         env,
         source,
+        helper,
         verifiers,
         progress: progress_sink(&instance.config),
         health: nymvisor_sources::health::from_config(&instance.config)?,
@@ -277,6 +291,45 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
             Err(e.into())
         }
     }
+}
+
+/// Says once, at start, how much of the network helper's sandbox this kernel enforces.
+fn report_sandbox() {
+    match sandbox::landlock_abi() {
+        Some(abi) => {
+            tracing::debug!("the network helper runs under Landlock (ABI {abi}) with no_new_privs")
+        }
+        None => tracing::warn!(
+            "this kernel has no Landlock: the network helper runs with no_new_privs but without its file-system sandbox"
+        ),
+    }
+}
+
+/// `nymvisor __helper`: one job of `run`'s, read from stdin, answered on stdout
+/// (nymvisor_core::helper). The source and verifiers are built before the sandbox closes (a
+/// plugin library is loaded then); the job runs inside it.
+async fn helper(env: Env) -> Result<ExitCode> {
+    let instance = Instance::open(&env)?;
+    logging::init(&env, Some(&instance.config));
+    let mut input = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::io::stdin(), 4 << 20),
+        &mut input,
+    )
+    .context("cannot read the network helper's job")?;
+    let job: helper::Job =
+        serde_json::from_slice(&input).context("the network helper's job does not parse")?;
+    let source = nymvisor_plugins::upstream(&instance.config, &env)?;
+    let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
+    verifiers.extend(nymvisor_plugins::from_config(&instance.config));
+    let rules = helper::sandbox_rules(&instance, &job)
+        .context("cannot create the network helper's staging directory")?;
+    sandbox::enter(&rules)?;
+    let progress = progress_sink(&instance.config);
+    let answer = helper::serve(job, &instance, source, verifiers, progress).await;
+    let text = serde_json::to_vec(&answer).context("cannot encode the network helper's answer")?;
+    crate::output::write_all(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Starts the metrics endpoint when an address is configured (on this runtime).

@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 use crate::env::Env;
 use crate::error::{Error, Result};
 
+/// Where the GitHub source keeps a probed download (in the upgrade data directory, on the same
+/// file system as the upgrades, never in a `/tmp` that may live in memory).
+pub const PROBE_DIR: &str = ".github-probe";
+
 /// `<home>/.nym/nymvisors`: instances and the default upgrade data directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NymvisorHome {

@@ -61,6 +61,21 @@ pub trait UpgradeSource: Debug + Send + Sync {
     /// [`latest`]: UpgradeSource::latest
     fn forget_validators(&self) {}
 
+    /// nymvisor starts: what an earlier run left behind (a staged download) is not trusted.
+    /// Not called by the network helper, which continues the running nymvisor's work.
+    fn discard_leftovers(&self) {}
+
+    /// What the source remembers between polls (validators, rate limits, a staged download),
+    /// for a source rebuilt for every job in the network helper (`crate::helper`). `None`:
+    /// nothing worth keeping.
+    fn save_state(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Takes back what [`UpgradeSource::save_state`] returned; a value it does not understand
+    /// is ignored (it came from another version).
+    fn load_state(&self, _state: serde_json::Value) {}
+
     /// Fetches a small document (a signature), refusing more than `max_bytes`.
     async fn fetch_small(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, SourceError> {
         let mut sink = Vec::new();

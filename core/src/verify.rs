@@ -78,3 +78,24 @@ pub trait Verifier: Debug + Send + Sync {
         source: Option<&dyn UpgradeSource>,
     ) -> Result<(), Refusal>;
 }
+
+/// The verifiers' checks of a feed document before anything in it is queued (e.g. its detached
+/// signature). `Err`: the note saying which refused it and why. A refusal makes the source ask
+/// for the whole document next time: its signature may be fixed without the document changing.
+pub async fn check_document(
+    verifiers: &[std::sync::Arc<dyn Verifier>],
+    found: &SourcedUpgrade,
+    source: &dyn UpgradeSource,
+) -> Result<(), String> {
+    for v in verifiers {
+        if let Err(r) = v.verify_document(found, source).await {
+            source.forget_validators();
+            return Err(format!(
+                "the upstream document was refused by {}: {}",
+                v.name(),
+                r.reason
+            ));
+        }
+    }
+    Ok(())
+}

@@ -37,7 +37,7 @@ use nymvisor_core::model::{BuildInfo, PlatformDetails, UpgradeInfo};
 use nymvisor_core::source::{ChunkSink, SourceError, SourcedUpgrade, UpgradeSource};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, ETAG, HeaderMap, HeaderValue, IF_NONE_MATCH};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Limits;
@@ -98,7 +98,7 @@ struct Asset {
 }
 
 /// What is remembered of one listing page between polls.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct PageMemo {
     etag: Option<String>,
     next: Option<String>,
@@ -107,13 +107,14 @@ struct PageMemo {
 }
 
 /// A probed download kept for the prepare stage.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Staged {
     url: String,
     path: PathBuf,
 }
 
-#[derive(Debug, Default)]
+/// Everything remembered between polls; it travels with the network helper's jobs as JSON.
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct State {
     pages: Vec<PageMemo>,
     /// No API request before this time (a rate limit), and the message to repeat until then.
@@ -286,8 +287,6 @@ impl GithubSource {
         let api = fetcher
             .resolve(&format!("{base}/"), None)
             .map_err(|e| Error::Setup(format!("the GitHub API URL: {e}")))?;
-        // a probe left by an earlier nymvisor is not trusted: it is fetched again if needed
-        let _ = std::fs::remove_dir_all(&settings.staging);
         Ok(GithubSource {
             fetcher,
             api,
@@ -780,6 +779,21 @@ impl UpgradeSource for GithubSource {
         let mut state = self.state();
         state.pages.clear();
         state.evaluated = None;
+    }
+
+    fn discard_leftovers(&self) {
+        // a probe left by an earlier nymvisor is not trusted: it is fetched again if needed
+        let _ = std::fs::remove_dir_all(&self.settings.staging);
+    }
+
+    fn save_state(&self) -> Option<Value> {
+        serde_json::to_value(&*self.state()).ok()
+    }
+
+    fn load_state(&self, state: Value) {
+        if let Ok(loaded) = serde_json::from_value::<State>(state) {
+            *self.state() = loaded;
+        }
     }
 
     async fn download(

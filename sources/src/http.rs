@@ -96,6 +96,18 @@ impl UpgradeSource for HttpSource {
         }
     }
 
+    fn save_state(&self) -> Option<serde_json::Value> {
+        let v = self.validators.lock().ok()?;
+        Some(serde_json::json!({ "etag": v.0, "lastModified": v.1 }))
+    }
+
+    fn load_state(&self, state: serde_json::Value) {
+        let field = |k: &str| state.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        if let Ok(mut v) = self.validators.lock() {
+            *v = (field("etag"), field("lastModified"));
+        }
+    }
+
     async fn download(
         &self,
         url: &str,

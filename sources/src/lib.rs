@@ -61,7 +61,9 @@ impl Limits {
 fn staging_dir(config: &Config, env: &Env) -> Result<std::path::PathBuf, Error> {
     let home = nymvisor_core::paths::NymvisorHome::from_env(env)
         .map_err(|e| Error::Setup(e.to_string()))?;
-    Ok(config.upgrade_data_dir(&home).join(".github-probe"))
+    Ok(config
+        .upgrade_data_dir(&home)
+        .join(nymvisor_core::paths::PROBE_DIR))
 }
 
 /// The configured source, or `None` for `none`.

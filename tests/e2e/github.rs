@@ -167,7 +167,8 @@ fn without_details_the_version_is_probed_from_one_verified_download() {
         assert_eq!(
             mock.downloads_of("nym-node"),
             1,
-            "hashes {hashes} digest {digest}: the probe's download is the one installed"
+            "hashes {hashes} digest {digest}: the probe's download is the one installed\n{}",
+            nv.stderr()
         );
         nv.stop();
     }

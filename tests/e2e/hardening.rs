@@ -410,7 +410,15 @@ fn group_members_left_behind_do_not_hold_an_upgrade_for_the_grace_period() {
         "--daemon-home",
         home.daemon_home().to_str().unwrap(),
     ]));
-    let mut nv = home.spawn_run(&env_with(&[("DAEMON_SHUTDOWN_GRACE_PERIOD", "60s")]), &[]);
+    // the wrapper execs a binary outside the system directories, which the network helper's
+    // sandbox would refuse to run for `build-info` (tests/e2e/sandbox.rs)
+    let mut nv = home.spawn_run(
+        &env_with(&[
+            ("DAEMON_SHUTDOWN_GRACE_PERIOD", "60s"),
+            ("NYMVISOR_NETWORK_HELPER", "false"),
+        ]),
+        &[],
+    );
     let first = nv.wait_start(1);
     let mut sleeper = Vec::new();
     assert!(wait_for(PATIENCE, || {

@@ -16,5 +16,6 @@ mod plugins;
 mod policy;
 mod precopy;
 mod run;
+mod sandbox;
 mod sources;
 mod status;

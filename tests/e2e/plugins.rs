@@ -87,7 +87,9 @@ fn a_plugin_can_be_the_upstream_source() {
         &sum,
         "sha256",
     );
-    let feed = home.path().join("plugin-feed.json");
+    // next to the release, in the local mirror: the sandboxed network helper that calls the
+    // plugin reads the system directories, the mirror and the plugin's own directory only
+    let feed = release.parent().unwrap().join("plugin-feed.json");
     let plugin = plugin_lib("nymvisor-test-plugin");
     let mut env = FAST.to_vec();
     let (plugin_s, feed_s) = (

@@ -205,6 +205,15 @@ pub const KEYS: &[KeyDef] = &[
         "Serve Prometheus metrics at GET /metrics on this address (e.g. 127.0.0.1:9180) [default: off]"
     ),
     key!(
+        "nymvisor",
+        "network_helper",
+        ["NYMVISOR_NETWORK_HELPER"],
+        "network-helper",
+        Value,
+        Kind::Bool,
+        "Poll, download and verify in a short-lived sandboxed helper process"
+    ),
+    key!(
         "daemon",
         "name",
         ["DAEMON_NAME"],

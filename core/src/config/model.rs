@@ -117,6 +117,8 @@ pub struct NymvisorConfig {
     /// Where `GET /metrics` is served (e.g. `127.0.0.1:9180`); unset: no listener.
     #[serde(with = "opt_str")]
     pub metrics_address: Option<String>,
+    /// Poll, download and verify in a short-lived sandboxed child process (`crate::helper`).
+    pub network_helper: bool,
 }
 
 /// The `[daemon]` section: how the managed binary is run and upgraded.
@@ -197,6 +199,7 @@ impl Default for NymvisorConfig {
             verifier_commands: Vec::new(),
             plugin_paths: Vec::new(),
             metrics_address: None,
+            network_helper: true,
         }
     }
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::book::Book;
-use self::poll::Poller;
+use self::poll::{PollError, PollResult, Poller};
 use self::process::Process;
 use self::watch::FileWatch;
 use crate::backup;
@@ -34,7 +34,7 @@ use crate::instance::Instance;
 use crate::model::refusals::Origin;
 use crate::model::{self, Journal, UpgradeInfo};
 use crate::refusal::Refusal;
-use crate::source::{SourceError, SourcedUpgrade, UpgradeSource};
+use crate::source::UpgradeSource;
 use crate::upgrade::Preparer;
 use crate::upgrade::hooks;
 use crate::upgrade::policy::{self, Admission};
@@ -49,8 +49,11 @@ pub struct RunOptions {
     pub daemon_args: Vec<OsString>,
     /// The environment the daemon gets (and where `NYMVISOR_FAILPOINT` is read in test builds).
     pub env: Env,
-    /// Where new releases are discovered and downloaded from (`None`: only the plan file).
+    /// Where new releases are discovered and downloaded from (`None`: only the plan file, or
+    /// the helper does it).
     pub source: Option<Arc<dyn UpgradeSource>>,
+    /// Polls and prepares in a sandboxed child process instead of here, if set.
+    pub helper: Option<Arc<crate::helper::Helper>>,
     /// Checks every candidate binary goes through, in order.
     pub verifiers: Vec<Arc<dyn Verifier>>,
     /// Where to show the progress of downloads and backups (an interactive terminal), if anywhere.
@@ -104,7 +107,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
 enum Event {
     Prepared(Result<(), Refusal>),
     PollDue,
-    Polled(Box<Result<Option<SourcedUpgrade>, SourceError>>),
+    Polled(Box<PollResult>),
     Exited,
     Signal(Signal),
     FilesChanged,
@@ -530,14 +533,21 @@ impl Supervisor {
     }
 
     /// An offer of the upstream source, through the document checks and the policy.
-    async fn on_polled(&mut self, res: Result<Option<SourcedUpgrade>, SourceError>) {
+    async fn on_polled(&mut self, res: PollResult) {
         // the HTTP stack's code is not needed again until the next poll
         self.quiet_later();
-        self.process.metrics(|m| m.polled(res.is_ok()));
+        let answered = !matches!(res, Err(PollError::Source(_)));
+        self.process.metrics(|m| m.polled(answered));
         let found = match res {
             Ok(None) => return,
             Ok(Some(found)) => found,
-            Err(e) => {
+            Err(PollError::Refused(note)) => {
+                if self.poller.is_new(&note) {
+                    tracing::warn!("{note}");
+                }
+                return;
+            }
+            Err(PollError::Source(e)) => {
                 let note = format!("polling the upstream source failed: {e}");
                 // recorded before the log line: whoever reads the line finds the status up to date
                 self.process.record_error(note.clone());
@@ -549,12 +559,6 @@ impl Supervisor {
                 return;
             }
         };
-        if let Err(note) = self.poller.vet(&found).await {
-            if self.poller.is_new(&note) {
-                tracing::warn!("{note}");
-            }
-            return;
-        }
         let offer = found.info;
         let history = self.inst.history().unwrap_or_default();
         let admission = policy::admit_offer(&self.book.context(&self.inst, &history), &offer);

@@ -1,6 +1,6 @@
 //! Polling the upstream source: when the next poll is due (the polling rate with ±10 % jitter,
-//! so many nodes do not poll in lockstep), the poll in flight, the feed-document checks of the
-//! verifiers, and logging each kind of poll failure once.
+//! so many nodes do not poll in lockstep), the poll in flight with the feed-document checks of
+//! the verifiers (here or in the network helper), and logging each kind of poll failure once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,15 +8,27 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::helper::{Helper, PollOutcome};
 use crate::source::{SourceError, SourcedUpgrade, UpgradeSource};
-use crate::verify::Verifier;
+use crate::verify::{Verifier, check_document};
 
-type PollResult = Result<Option<SourcedUpgrade>, SourceError>;
+/// What a poll found: nothing new, or a release whose document passed the verifiers' checks.
+pub type PollResult = Result<Option<SourcedUpgrade>, PollError>;
+
+/// Why a poll found nothing usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PollError {
+    /// The source failed (the message names the URL or path).
+    Source(SourceError),
+    /// A verifier refused the document (the note says which and why).
+    Refused(String),
+}
 
 /// See the module docs.
 #[derive(Debug)]
 pub struct Poller {
     pub source: Option<Arc<dyn UpgradeSource>>,
+    helper: Option<Arc<Helper>>,
     verifiers: Arc<Vec<Arc<dyn Verifier>>>,
     rate: Duration,
     task: Option<JoinHandle<PollResult>>,
@@ -28,11 +40,13 @@ impl Poller {
     /// The first poll is due at once.
     pub fn new(
         source: Option<Arc<dyn UpgradeSource>>,
+        helper: Option<Arc<Helper>>,
         verifiers: Arc<Vec<Arc<dyn Verifier>>>,
         rate: Duration,
     ) -> Poller {
         Poller {
             source,
+            helper,
             verifiers,
             rate,
             task: None,
@@ -43,15 +57,50 @@ impl Poller {
 
     /// When the next poll is due (`None`: no source, or a poll is in flight).
     pub fn due_at(&self) -> Option<Instant> {
-        (self.source.is_some() && self.task.is_none()).then_some(self.next)
+        let polls =
+            self.source.is_some() || self.helper.as_ref().is_some_and(|h| h.describe().is_some());
+        (polls && self.task.is_none()).then_some(self.next)
     }
 
-    /// Starts a poll in the background.
+    /// Starts a poll in the background: the source is asked, then the verifiers check its
+    /// document — here, or both in the network helper.
     pub fn start(&mut self) {
-        let Some(source) = self.source.clone() else {
-            return;
+        let task = match (&self.helper, &self.source) {
+            (Some(helper), _) if helper.describe().is_some() => {
+                let helper = helper.clone();
+                tokio::spawn(async move {
+                    match helper.poll().await {
+                        PollOutcome::Nothing => Ok(None),
+                        PollOutcome::Found {
+                            upgrade,
+                            document_url,
+                        } => Ok(Some(SourcedUpgrade {
+                            info: *upgrade,
+                            // already checked by the helper, which had it
+                            document: Vec::new(),
+                            document_url,
+                        })),
+                        PollOutcome::Failed { error } => Err(PollError::Source(SourceError(error))),
+                        PollOutcome::Refused { note } => Err(PollError::Refused(note)),
+                    }
+                })
+            }
+            (None, Some(source)) => {
+                let (source, verifiers) = (source.clone(), self.verifiers.clone());
+                tokio::spawn(async move {
+                    match source.latest().await {
+                        Ok(Some(found)) => check_document(&verifiers, &found, source.as_ref())
+                            .await
+                            .map(|()| Some(found))
+                            .map_err(PollError::Refused),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(PollError::Source(e)),
+                    }
+                })
+            }
+            _ => return,
         };
-        self.task = Some(tokio::spawn(async move { source.latest().await }));
+        self.task = Some(task);
         let jittered = self.rate.mul_f64(0.9 + 0.2 * fastrand::f64());
         self.next = Instant::now() + jittered;
     }
@@ -63,31 +112,18 @@ impl Poller {
             None => std::future::pending().await,
         };
         self.task = None;
-        result.unwrap_or_else(|e| Err(SourceError(format!("the poll task failed: {e}"))))
-    }
-
-    /// The verifiers' checks of the document itself (e.g. its detached signature). `Err`: the
-    /// reason it was refused.
-    pub async fn vet(&self, found: &SourcedUpgrade) -> Result<(), String> {
-        let Some(source) = &self.source else {
-            return Ok(());
-        };
-        for v in self.verifiers.iter() {
-            if let Err(r) = v.verify_document(found, source.as_ref()).await {
-                // its signature may be fixed without the document changing
-                source.forget_validators();
-                return Err(format!(
-                    "the upstream document was refused by {}: {}",
-                    v.name(),
-                    r.reason
-                ));
-            }
-        }
-        Ok(())
+        result.unwrap_or_else(|e| {
+            Err(PollError::Source(SourceError(format!(
+                "the poll task failed: {e}"
+            ))))
+        })
     }
 
     /// Asks the source for the whole document next time (what it found could not be recorded).
     pub fn forget(&self) {
+        if let Some(helper) = &self.helper {
+            helper.forget();
+        }
         if let Some(source) = &self.source {
             source.forget_validators();
         }

@@ -18,7 +18,6 @@ use crate::error::Result;
 use crate::fsutil::{self, FileLock};
 use crate::instance::Instance;
 use crate::model::{self, Refusals, RunState, UpgradePlan};
-use crate::source::Caps;
 use crate::upgrade::Preparer;
 use crate::upgrade::recover;
 use crate::upgrade::transaction::Setup;
@@ -115,27 +114,33 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         precopy: inst.config.daemon.backup_precopy,
         progress: opts.progress.clone(),
     };
-    if let Some(source) = &opts.source {
+    let watching = match (
+        opts.helper.as_ref().and_then(|h| h.describe()),
+        &opts.source,
+    ) {
+        (Some(what), _) => Some(format!(
+            "{what} (polled and downloaded by a sandboxed helper process)"
+        )),
+        (None, Some(source)) => Some(source.describe()),
+        (None, None) => None,
+    };
+    if let Some(what) = watching {
         tracing::info!(
-            "watching {} every {} for new releases",
-            source.describe(),
+            "watching {what} every {} for new releases",
             humantime::format_duration(inst.config.nymvisor.upstream_polling_rate)
         );
     }
     let mut sup = Supervisor {
-        preparer: Preparer {
-            data: inst.data.clone(),
-            daemon: inst.config.daemon.clone(),
-            source: opts.source.clone(),
-            verifiers: verifiers.clone(),
-            caps: Caps {
-                binary: tuning.max_binary_size,
-                ..Caps::default()
-            },
-            progress: opts.progress.clone(),
-        },
+        preparer: Preparer::for_instance(
+            &inst,
+            opts.source.clone(),
+            opts.verifiers.clone(),
+            opts.progress.clone(),
+            opts.helper.clone(),
+        ),
         poller: Poller::new(
             opts.source.clone(),
+            opts.helper.clone(),
             verifiers,
             inst.config.nymvisor.upstream_polling_rate,
         ),

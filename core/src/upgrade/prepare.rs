@@ -30,9 +30,33 @@ pub struct Preparer {
     pub verifiers: Arc<Vec<Arc<dyn Verifier>>>,
     pub caps: Caps,
     pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
+    /// Where the work happens when it is not done here: the network helper.
+    pub helper: Option<Arc<crate::helper::Helper>>,
 }
 
 impl Preparer {
+    /// The preparer of `inst`'s upgrades.
+    pub fn for_instance(
+        inst: &crate::instance::Instance,
+        source: Option<Arc<dyn UpgradeSource>>,
+        verifiers: Vec<Arc<dyn Verifier>>,
+        progress: Option<Arc<dyn crate::progress::ProgressSink>>,
+        helper: Option<Arc<crate::helper::Helper>>,
+    ) -> Preparer {
+        Preparer {
+            data: inst.data.clone(),
+            daemon: inst.config.daemon.clone(),
+            source,
+            verifiers: Arc::new(verifiers),
+            caps: Caps {
+                binary: inst.config.tuning.max_binary_size,
+                ..Caps::default()
+            },
+            progress,
+            helper,
+        }
+    }
+
     /// Whether the upgrade's binary is already in place (no download needed).
     pub fn binary_present(&self, info: &UpgradeInfo) -> bool {
         check_name(&info.name).is_ok() && self.data.upgrade_bin(&info.name).is_file()
@@ -43,6 +67,9 @@ impl Preparer {
     /// checked here, since it becomes a path.
     pub async fn prepare(&self, info: &UpgradeInfo) -> Result<(), Refusal> {
         check_name(&info.name)?;
+        if let Some(helper) = &self.helper {
+            return helper.prepare(info).await;
+        }
         let bin = self.data.upgrade_bin(&info.name);
         if !bin.is_file() {
             return self.fetch(info, &bin).await;
@@ -68,7 +95,7 @@ impl Preparer {
 
     /// Whether a missing or wrong binary can be fetched from upstream.
     fn can_download(&self) -> bool {
-        self.daemon.allow_binaries_download && self.source.is_some()
+        self.daemon.allow_binaries_download && (self.source.is_some() || self.helper.is_some())
     }
 
     /// The digests the verifiers need, of a file in place.

@@ -1,0 +1,143 @@
+//! The supervisor's side of the network helper: one child process per job.
+
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{Answer, Job, PollOutcome, SUBCOMMAND};
+use crate::daemon::children;
+use crate::model::UpgradeInfo;
+use crate::refusal::Refusal;
+
+/// Longest answer read from a helper (an upgrade document and the source's state).
+const MAX_ANSWER: u64 = 4 * 1024 * 1024;
+
+/// Runs jobs in `nymvisor __helper` children, keeping the source's state between them.
+#[derive(Debug)]
+pub struct Helper {
+    /// What the source is, for logs (the helper builds the source itself); `None`: no source,
+    /// the helper only prepares binaries added with `add-upgrade`.
+    describe: Option<String>,
+    /// This very program, even if its file was replaced since it started (a package upgrade).
+    exe: std::path::PathBuf,
+    state: Mutex<Option<serde_json::Value>>,
+    forget: AtomicBool,
+}
+
+impl Helper {
+    pub fn new(describe: Option<String>) -> Helper {
+        Helper {
+            describe,
+            exe: "/proc/self/exe".into(),
+            state: Mutex::new(None),
+            forget: AtomicBool::new(false),
+        }
+    }
+
+    /// The source, as the helper will build it (`None`: there is none to poll).
+    pub fn describe(&self) -> Option<&str> {
+        self.describe.as_deref()
+    }
+
+    /// Polls the source (and checks its document) in a helper.
+    pub async fn poll(&self) -> PollOutcome {
+        let job = Job::Poll {
+            state: self.state(),
+            forget_validators: self.forget.swap(false, Ordering::SeqCst),
+        };
+        match self.call(&job).await {
+            Ok(Answer::Polled { outcome, state }) => {
+                self.keep(state);
+                outcome
+            }
+            Ok(other) => PollOutcome::Failed {
+                error: format!("the network helper gave an answer to another job: {other:?}"),
+            },
+            Err(error) => PollOutcome::Failed { error },
+        }
+    }
+
+    /// Prepares `info` in a helper: its binary downloaded if need be, verified and in place.
+    pub async fn prepare(&self, info: &UpgradeInfo) -> Result<(), Refusal> {
+        let job = Job::Prepare {
+            upgrade: Box::new(info.clone()),
+            state: self.state(),
+        };
+        match self.call(&job).await {
+            Ok(Answer::Prepared { refusal, state }) => {
+                self.keep(state);
+                match refusal {
+                    None => Ok(()),
+                    Some(r) => Err(r.into()),
+                }
+            }
+            Ok(other) => Err(Refusal::transient(format!(
+                "the network helper gave an answer to another job: {other:?}"
+            ))),
+            Err(e) => Err(Refusal::transient(e)),
+        }
+    }
+
+    /// The next poll asks for the whole document.
+    pub fn forget(&self) {
+        self.forget.store(true, Ordering::SeqCst);
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        self.state.lock().ok().and_then(|s| s.clone())
+    }
+
+    fn keep(&self, state: Option<serde_json::Value>) {
+        if let Ok(mut s) = self.state.lock() {
+            *s = state;
+        }
+    }
+
+    /// Runs one job: the request on the helper's stdin, the answer from its stdout; its stderr
+    /// is nymvisor's (its log lines land where nymvisor's do). The helper is killed if this
+    /// future is dropped.
+    async fn call(&self, job: &Job) -> Result<Answer, String> {
+        let request = serde_json::to_vec(job)
+            .map_err(|e| format!("cannot encode the network helper's job: {e}"))?;
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg(SUBCOMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = children::spawn_tokio(&mut cmd)
+            .map_err(|e| format!("cannot start the network helper ({SUBCOMMAND}): {e}"))?;
+        let _owned = children::Owned(child.id());
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the network helper has no pipes".into());
+        };
+        let mut answer = Vec::new();
+        let talk = async {
+            // the helper reads the whole job before it answers
+            stdin.write_all(&request).await?;
+            drop(stdin);
+            stdout.take(MAX_ANSWER + 1).read_to_end(&mut answer).await?;
+            Ok::<_, std::io::Error>(())
+        };
+        let talked = talk.await;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| format!("cannot wait for the network helper: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "the network helper failed ({status}); its messages are in the log above"
+            ));
+        }
+        talked.map_err(|e| format!("cannot talk to the network helper: {e}"))?;
+        if answer.len() as u64 > MAX_ANSWER {
+            return Err(format!(
+                "the network helper's answer is larger than {MAX_ANSWER} bytes"
+            ));
+        }
+        serde_json::from_slice(&answer)
+            .map_err(|e| format!("the network helper's answer does not parse: {e}"))
+    }
+}

@@ -1,0 +1,145 @@
+//! The network helper: polling the upstream source (and checking its document) and preparing a
+//! binary (download and verification) happen in a short-lived child process — nymvisor
+//! re-executed as `nymvisor __helper` — that gets one [`Job`] as JSON on its stdin, answers with
+//! one [`Answer`] as JSON on its stdout and exits.
+//!
+//! Why: the supervisor that keeps the node running never runs the HTTP, TLS and JSON code that
+//! reads what the network sends, so it does not keep those pages and allocator arenas resident
+//! between polls (docs/BENCHMARKS.md "Idle cost"), and a bug in that code meets a sandbox
+//! ([`crate::sandbox`]) instead of the node's data: the helper may write only to its staging
+//! directory, and cannot read the daemon home or its keys.
+//!
+//! What a source remembers between polls (ETags, rate limits, a staged download) travels with
+//! the jobs as an opaque `state` value ([`crate::source::UpgradeSource::save_state`]).
+
+mod client;
+mod serve;
+
+pub use client::Helper;
+pub use serve::{sandbox_rules, serve, staging_dirs};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::model::UpgradeInfo;
+use crate::refusal::{Refusal, Retry};
+
+/// The hidden subcommand that runs a job.
+pub const SUBCOMMAND: &str = "__helper";
+
+/// One job, written to the helper's stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "job", rename_all = "camelCase")]
+pub enum Job {
+    /// Ask the source for its latest release and check its document.
+    #[serde(rename_all = "camelCase")]
+    Poll {
+        state: Option<serde_json::Value>,
+        /// Ask for the whole document (what was found last time could not be recorded).
+        forget_validators: bool,
+    },
+    /// Put the upgrade's binary in place, verified.
+    #[serde(rename_all = "camelCase")]
+    Prepare {
+        upgrade: Box<UpgradeInfo>,
+        state: Option<serde_json::Value>,
+    },
+}
+
+/// The helper's answer, written to its stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "camelCase")]
+pub enum Answer {
+    Polled {
+        outcome: PollOutcome,
+        state: Option<serde_json::Value>,
+    },
+    Prepared {
+        refusal: Option<WireRefusal>,
+        state: Option<serde_json::Value>,
+    },
+}
+
+/// What a poll came to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum PollOutcome {
+    /// Nothing (new) to see.
+    Nothing,
+    /// A release, whose document passed the verifiers' checks.
+    #[serde(rename_all = "camelCase")]
+    Found {
+        upgrade: Box<UpgradeInfo>,
+        document_url: String,
+    },
+    /// The source failed (the message names the URL or path).
+    Failed { error: String },
+    /// The document was refused by a verifier (the note says which and why).
+    Refused { note: String },
+}
+
+/// A [`Refusal`] as it crosses the pipe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireRefusal {
+    pub reason: String,
+    /// `never`, `backoff` (with at least `afterSecs`), or `at` (with `at`).
+    pub retry: String,
+    #[serde(default)]
+    pub after_secs: u64,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
+}
+
+impl From<&Refusal> for WireRefusal {
+    fn from(r: &Refusal) -> Self {
+        let (retry, after_secs, at) = match r.retry {
+            Retry::Never => ("never", 0, None),
+            Retry::After(d) => ("backoff", d.as_secs(), None),
+            Retry::At(t) => ("at", 0, Some(t)),
+        };
+        WireRefusal {
+            reason: r.reason.clone(),
+            retry: retry.to_owned(),
+            after_secs,
+            at,
+        }
+    }
+}
+
+impl From<WireRefusal> for Refusal {
+    fn from(w: WireRefusal) -> Self {
+        let retry = match (w.retry.as_str(), w.at) {
+            ("never", _) => Retry::Never,
+            ("at", Some(t)) => Retry::At(t),
+            _ => Retry::After(std::time::Duration::from_secs(w.after_secs)),
+        };
+        Refusal {
+            reason: w.reason,
+            retry,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_cross_the_pipe_unchanged() {
+        let at = time::macros::datetime!(2026-11-28 12:00 UTC);
+        for r in [
+            Refusal::never("bad checksum"),
+            Refusal::transient("mirror down"),
+            Refusal::until("rate limited", at),
+            Refusal {
+                reason: "slow".into(),
+                retry: Retry::After(std::time::Duration::from_secs(90)),
+            },
+        ] {
+            let text = serde_json::to_string(&WireRefusal::from(&r)).unwrap();
+            let back: WireRefusal = serde_json::from_str(&text).unwrap();
+            assert_eq!(Refusal::from(back), r);
+        }
+    }
+}

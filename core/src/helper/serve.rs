@@ -1,0 +1,122 @@
+//! The helper's side: one job done with the instance's real source and verifiers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{Answer, Job, PollOutcome, WireRefusal};
+use crate::config::UpstreamSource;
+use crate::instance::Instance;
+use crate::progress::ProgressSink;
+use crate::sandbox::Rules;
+use crate::source::UpgradeSource;
+use crate::upgrade::Preparer;
+use crate::verify::{Verifier, check_document};
+
+/// The directories a job may write to (created here): the upgrade's `bin/` for a prepare, and
+/// the GitHub source's probe directory. Everything else is read-only or out of reach in the
+/// helper's sandbox.
+pub fn staging_dirs(inst: &Instance, job: &Job) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    if let Job::Prepare { upgrade, .. } = job {
+        crate::upgrade::policy::check_name(&upgrade.name)
+            .map_err(|r| std::io::Error::other(r.reason))?;
+        if let Some(bin_dir) = inst.data.upgrade_bin(&upgrade.name).parent() {
+            dirs.push(bin_dir.to_owned());
+        }
+    }
+    if inst.config.nymvisor.upstream_source == UpstreamSource::Github {
+        dirs.push(inst.data.root().join(crate::paths::PROBE_DIR));
+    }
+    for d in &dirs {
+        std::fs::create_dir_all(d)?;
+    }
+    Ok(dirs)
+}
+
+/// What the helper may touch for `job`: its staging directories (created here) read-write,
+/// the local mirror, verifier commands' and plugins' directories read-only; plus the system
+/// directories [`crate::sandbox`] always allows. The daemon home is not among them.
+pub fn sandbox_rules(inst: &Instance, job: &Job) -> std::io::Result<Rules> {
+    let n = &inst.config.nymvisor;
+    let read = n
+        .local_mirror_directory
+        .iter()
+        .cloned()
+        .chain(
+            n.verifier_commands
+                .iter()
+                .chain(&n.plugin_paths)
+                .filter_map(|p| p.parent().map(Path::to_owned)),
+        )
+        .collect();
+    Ok(Rules {
+        read,
+        write: staging_dirs(inst, job)?,
+    })
+}
+
+/// Added to a refusal that may come from the sandbox (a verifier command or the candidate's
+/// `build-info` reaching for a file it may not).
+const SANDBOX_HINT: &str = " (this ran in the network helper's sandbox, which reads only the system directories, the upgrade's own directory, the local mirror and the directories of verifier commands and plugins; NYMVISOR_NETWORK_HELPER=false runs it without)";
+
+/// Does `job` and says how it went. Every failure is part of the answer.
+pub async fn serve(
+    job: Job,
+    inst: &Instance,
+    source: Option<Arc<dyn UpgradeSource>>,
+    verifiers: Vec<Arc<dyn Verifier>>,
+    progress: Option<Arc<dyn ProgressSink>>,
+) -> Answer {
+    match job {
+        Job::Poll {
+            state,
+            forget_validators,
+        } => {
+            let Some(source) = source else {
+                return Answer::Polled {
+                    outcome: PollOutcome::Nothing,
+                    state: None,
+                };
+            };
+            if let Some(state) = state {
+                source.load_state(state);
+            }
+            if forget_validators {
+                source.forget_validators();
+            }
+            let outcome = match source.latest().await {
+                Ok(None) => PollOutcome::Nothing,
+                Err(e) => PollOutcome::Failed { error: e.0 },
+                Ok(Some(found)) => {
+                    match check_document(&verifiers, &found, source.as_ref()).await {
+                        Ok(()) => PollOutcome::Found {
+                            upgrade: Box::new(found.info),
+                            document_url: found.document_url,
+                        },
+                        Err(note) => PollOutcome::Refused { note },
+                    }
+                }
+            };
+            Answer::Polled {
+                outcome,
+                state: source.save_state(),
+            }
+        }
+        Job::Prepare { upgrade, state } => {
+            if let (Some(source), Some(state)) = (&source, state) {
+                source.load_state(state);
+            }
+            let preparer = Preparer::for_instance(inst, source.clone(), verifiers, progress, None);
+            let refusal = preparer.prepare(&upgrade).await.err().map(|mut r| {
+                if r.reason.contains("Permission denied") {
+                    r.reason.push_str(SANDBOX_HINT);
+                }
+                WireRefusal::from(&r)
+            });
+            Answer::Prepared {
+                refusal,
+                state: source.and_then(|s| s.save_state()),
+            }
+        }
+    }
+}
