@@ -3,9 +3,12 @@
 # it in `top`: CPU time, resident memory, threads and wake-ups (context switches), over SECONDS
 # (default 60) in three situations:
 #   a) nothing to do (no upstream source, nothing queued);
-#   b) polling a local HTTP feed every 2 s that offers nothing new;
+#   b) polling a local HTTP feed every 2 s that offers nothing new (each poll is a short-lived
+#      `nymvisor __helper` child: its CPU time is counted too, and its peak RSS reported);
 #   c) a daemon writing log lines 10 times a second, and `nymvisor status` reading the plan every
 #      2 s from outside (reads of the plan must not wake the watcher).
+# RSS is sampled twice a second (median and range reported); after each start, poll or upgrade
+# nymvisor gives back the pages it no longer needs once things are quiet (core/src/memory.rs).
 # Baseline in the same run: the RSS of `sleep`.
 #
 # Usage: bench/idle.sh [SECONDS]. Release build of nymvisor; needs python3.
@@ -50,7 +53,11 @@ python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$WORK/feed" >/dev/n
 PIDS+=($!)
 
 field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# context switches of every thread of the process
+switches() { cat /proc/"$1"/task/*/status | awk '$1 ~ /ctxt_switches:$/ {n += $2} END {print n}'; }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU of children that exited and were reaped: the network helpers (the daemon still runs)
+child_ticks() { awk '{print $16 + $17}' "/proc/$1/stat"; }
 
 # scenario NAME BINARY [ENV…]: an instance of its own, SECS of idle, one result line
 scenario() {
@@ -58,30 +65,41 @@ scenario() {
   local home="$WORK/home-$name" node="$WORK/node-$name"
   mkdir -p "$home" "$node"
   env NYM_HOME_DIR="$home" "$NV" init "$bin" --daemon-home "$node" >/dev/null
-  env NYM_HOME_DIR="$home" DAEMON_UNSAFE_SKIP_BACKUP=true "$@" \
+  env NYM_HOME_DIR="$home" DAEMON_UNSAFE_SKIP_BACKUP=true RUST_LOG=debug "$@" \
     "$NV" run run >/dev/null 2>"$WORK/$name.log" &
   local pid=$! watcher=""
   PIDS+=("$pid")
   if [ "$name" = c ]; then
-    ( while :; do NYM_HOME_DIR="$home" "$NV" status >/dev/null 2>&1; sleep 2; done ) &
+    # (status exits 3 while the daemon is down: the loop must not stop under `set -e`)
+    ( while :; do NYM_HOME_DIR="$home" "$NV" status >/dev/null 2>&1 || true; sleep 2; done ) &
     watcher=$!; PIDS+=("$watcher")
   fi
   sleep 3 # start-up is not idle
-  local t0 c0 v0
-  t0=$(ticks "$pid"); v0=$(field "$pid" voluntary_ctxt_switches); c0=$(field "$pid" nonvoluntary_ctxt_switches)
-  sleep "$SECS"
-  local t1 v1 c1 rss threads
-  t1=$(ticks "$pid"); v1=$(field "$pid" voluntary_ctxt_switches); c1=$(field "$pid" nonvoluntary_ctxt_switches)
-  rss=$(field "$pid" VmRSS); threads=$(field "$pid" Threads)
-  [ -n "$watcher" ] && kill "$watcher" 2>/dev/null
+  local t0 c0 v0 h0
+  t0=$(ticks "$pid"); h0=$(child_ticks "$pid"); v0=$(switches "$pid")
+  # RSS as `top` shows it, twice a second (it moves while a poll runs)
+  local rss=() i
+  for ((i = 0; i < SECS * 2; i++)); do sleep 0.5; rss+=("$(field "$pid" VmRSS)"); done
+  local t1 v1 threads h1
+  t1=$(ticks "$pid"); h1=$(child_ticks "$pid"); v1=$(switches "$pid")
+  threads=$(field "$pid" Threads)
+  if [ -n "$watcher" ]; then kill "$watcher" 2>/dev/null || true; fi
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  python3 - "$name" "$SECS" "$TICK" "$((t1 - t0))" "$((v1 - v0 + c1 - c0))" "$rss" "$threads" "$BASE_RSS" <<'PY'
-import sys
-name, secs, tick, dt, wakes, rss, threads, base = sys.argv[1:]
-secs, tick, dt, wakes, rss, base = float(secs), int(tick), int(dt), int(wakes), int(rss), int(base)
+  python3 - "$name" "$SECS" "$TICK" "$((t1 - t0))" "$((v1 - v0))" "${rss[*]}" "$threads" "$BASE_RSS" "$((h1 - h0))" "$WORK/$name.log" <<'PY'
+import sys, re
+name, secs, tick, dt, wakes, rss, threads, base, dh, log = sys.argv[1:]
+secs, tick, dt, wakes, base, dh = float(secs), int(tick), int(dt), int(wakes), int(base), int(dh)
+samples = sorted(int(r) for r in rss.split())
+low, rss, top = samples[0], samples[len(samples) // 2], samples[-1]
 cpu = 100.0 * dt / tick / secs
-print(f"{name}: CPU {cpu:.3f} % of a core ({dt} ticks in {secs:.0f} s), "
-      f"wake-ups {wakes / secs * 60:.0f}/min, RSS {rss / 1024:.2f} MiB ({rss / base:.2f}x sleep), threads {threads}")
+line = (f"{name}: CPU {cpu:.3f} % of a core ({dt} ticks in {secs:.0f} s), "
+        f"wake-ups {wakes / secs * 60:.0f}/min, RSS {rss / 1024:.2f} MiB median ({rss / base:.2f}x sleep), "
+        f"{low / 1024:.2f}-{top / 1024:.2f} range, threads {threads}")
+peaks = [int(m) for m in re.findall(r"peak_rss_kib=(\d+)", open(log).read())]
+if peaks:
+    line += (f"; {len(peaks)} helper runs: CPU {100.0 * dh / tick / secs:.3f} % of a core, "
+             f"peak RSS {max(peaks) / 1024:.2f} MiB max, {sorted(peaks)[len(peaks) // 2] / 1024:.2f} MiB median")
+print(line)
 PY
 }
 

@@ -326,7 +326,17 @@ async fn helper(env: Env) -> Result<ExitCode> {
         .context("cannot create the network helper's staging directory")?;
     sandbox::enter(&rules)?;
     let progress = progress_sink(&instance.config);
+    let started = std::time::Instant::now();
     let answer = helper::serve(job, &instance, source, verifiers, progress).await;
+    // for bench/idle.sh: what a job costs, since the supervisor no longer pays it
+    let peak_rss_kib = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| u.max_rss())
+        .unwrap_or(0);
+    tracing::debug!(
+        peak_rss_kib,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "network helper finished"
+    );
     let text = serde_json::to_vec(&answer).context("cannot encode the network helper's answer")?;
     crate::output::write_all(&text)?;
     Ok(ExitCode::SUCCESS)

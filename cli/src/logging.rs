@@ -33,6 +33,9 @@ pub fn init(env: &Env, config: Option<&Config>) {
     });
     let json = config.is_some_and(|c| c.nymvisor.log_format == LogFormat::Json);
     let builder = tracing_subscriber::fmt()
+        // the builder's own ceiling defaults to INFO, which would hide `RUST_LOG=debug`:
+        // `filter` alone decides
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(|| LogWriter)
         // its report of a failed write is an eprintln!, which panics on a closed pipe
         .log_internal_errors(false)

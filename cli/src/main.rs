@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(nymvisor_core::memory::on_park)
         .build()
     {
         Ok(rt) => rt,

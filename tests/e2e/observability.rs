@@ -351,3 +351,18 @@ fn the_man_page_carries_the_version() {
     let header = page.lines().find(|l| l.starts_with(".TH")).unwrap();
     assert!(header.contains(env!("CARGO_PKG_VERSION")), "{header}");
 }
+
+#[test]
+fn rust_log_debug_shows_debug_lines_of_the_supervisor_and_its_helper() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut env = FAST.to_vec();
+    env.push(("RUST_LOG", "debug"));
+    let log = home.run_one_upgrade(&env);
+    // the supervisor's own debug line, and the helper's (a process of its own, same filter)
+    assert!(log.contains("DEBUG") && log.contains("preparing"), "{log}");
+    assert!(
+        log.contains("network helper finished") && log.contains("peak_rss_kib="),
+        "{log}"
+    );
+}

@@ -43,17 +43,11 @@ fn report(home: &TestHome, env: &[(&str, &str)]) -> String {
     let mut all = FAST.to_vec();
     all.push(("NYMVISOR_VERIFIER_COMMANDS", probe.to_str().unwrap()));
     all.extend_from_slice(env);
-    let mut nv = home.spawn_run(&all, &[]);
-    nv.wait_start(1);
-    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
-    home.add_upgrade(&new, "v1.2.0", &["--now"]);
-    nv.wait_stderr("upgrade applied");
-    nv.stop();
+    let log = home.run_one_upgrade(&all);
     let path = home
         .data_dir("nym-node")
         .join("upgrades/v1.2.0/bin/sandbox-report");
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}\n{}", path.display(), nv.stderr()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}\n{log}", path.display()))
 }
 
 #[test]

@@ -194,19 +194,10 @@ fn systemd_is_notified_of_readiness_upgrades_and_stopping() {
 fn json_logs_parse_line_by_line() {
     let home = TestHome::new();
     home.init_default("1.1.0");
-    let mut nv = home.spawn_run(
-        &[
-            ("NYMVISOR_LOG_FORMAT", "json"),
-            ("DAEMON_STARTUP_PERIOD_DURATION", "1s"),
-        ],
-        &[],
-    );
-    nv.wait_start(1);
-    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
-    home.add_upgrade(&new, "v1.2.0", &["--now"]);
-    nv.wait_stderr("upgrade applied");
-    nv.stop();
-    let log = nv.stderr();
+    let log = home.run_one_upgrade(&[
+        ("NYMVISOR_LOG_FORMAT", "json"),
+        ("DAEMON_STARTUP_PERIOD_DURATION", "1s"),
+    ]);
     let mut stages = Vec::new();
     for line in log.lines() {
         let v: serde_json::Value =

@@ -311,6 +311,18 @@ pub struct RunHandle {
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 impl TestHome {
+    /// Runs `nymvisor run` with extra environment through one upgrade to a new fake daemon
+    /// (1.2.0, `v1.2.0`, added with `--now`), stops it and returns its stderr.
+    pub fn run_one_upgrade(&self, envs: &[(&str, &str)]) -> String {
+        let mut nv = self.spawn_run(envs, &[]);
+        nv.wait_start(1);
+        let new = self.daemon_bin("new", "nym-node", "1.2.0", &[]);
+        self.add_upgrade(&new, "v1.2.0", &["--now"]);
+        nv.wait_stderr("upgrade applied");
+        nv.stop();
+        nv.stderr()
+    }
+
     /// Starts `nymvisor run <args>` with extra environment; the fake daemon logs to
     /// `daemon-<n>.log` and nymvisor's stderr goes to `nymvisor-<n>.log`.
     pub fn spawn_run(&self, envs: &[(&str, &str)], args: &[&str]) -> RunHandle {

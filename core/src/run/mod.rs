@@ -78,7 +78,7 @@ pub enum RunOutcome {
 /// Longest single sleep while something is scheduled: wall-clock changes are noticed this often.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// How long after a start, an upgrade or a poll the moment counts as quiet.
-const QUIET_AFTER: Duration = Duration::from_secs(2);
+const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 struct Supervisor {
     inst: Instance,
@@ -235,7 +235,7 @@ impl Supervisor {
                     // things have settled after a (re)start, an upgrade or a poll: give back the
                     // code pages only they needed
                     self.release_at = None;
-                    crate::memory::release_startup_pages();
+                    crate::memory::release_when_parked();
                 }
                 Event::Confirmed | Event::Health(_) => {
                     let Some(running) = daemon.take() else {

@@ -1,36 +1,41 @@
-//! Noticing changes to `upgrade-plan.json` (and `upgrade-refusals.json`): inotify (via `notify`) on the upgrade data
-//! directory, so files replaced by rename are seen, plus a once-a-second `stat` where inotify
-//! cannot be trusted (it could not be set up, or the directory is on a network or FUSE file
-//! system, whose changes made elsewhere raise no event).
+//! Noticing changes to `upgrade-plan.json` (and `upgrade-refusals.json`): inotify on the upgrade
+//! data directory, read on the runtime's own thread (no watcher thread), so files replaced by
+//! rename are seen, plus a once-a-second `stat` where inotify cannot be trusted (it could not be
+//! set up, or the directory is on a network or FUSE file system, whose changes made elsewhere
+//! raise no event).
 //!
-//! Only events that change the plan count (create, write, close after writing, rename, delete,
-//! attributes): opening and reading it raise events too, and nymvisor's own reads must never
-//! wake it up again (that loop once cost a whole CPU core while idle).
+//! Only changes are asked of the kernel (create, write, close after writing, rename, delete,
+//! attributes): opening and reading files raise no event at all, so nymvisor's own reads, and
+//! `nymvisor status` run by a probe every few seconds, never wake it up (a loop of reads and
+//! read events once cost a whole CPU core while idle).
 
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use crate::model::UpgradePlan;
 
 /// Identity and version of the file as seen by `stat`.
 type Stamp = (u64, i64, i64, u64);
 
-/// Whether an event can mean that the file changed. Reads (open, access, close without
-/// writing) cannot.
-fn changes_file(kind: &notify::EventKind) -> bool {
-    use notify::EventKind;
-    use notify::event::{AccessKind, AccessMode};
-    match kind {
-        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-        EventKind::Access(_) | EventKind::Other => false,
-        // coalesced or unknown: better one read too many than a missed change
-        EventKind::Any => true,
-    }
+/// The events that can mean a file of the directory changed. Reads (open, access, close without
+/// writing) cannot, and are not asked for.
+fn change_mask() -> AddWatchFlags {
+    AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_ATTRIB
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+        | AddWatchFlags::IN_ONLYDIR
 }
 
 /// Whether inotify reports every change on the file system holding `dir` (local file systems
@@ -63,40 +68,42 @@ fn stamp(path: &Path) -> Option<Stamp> {
     Some((m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
 }
 
+/// The inotify descriptor, as the runtime's reactor needs it.
+#[derive(Debug)]
+struct Events(Inotify);
+
+impl AsRawFd for Events {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
 /// Watches files of one directory (the plan, the refusals) for changes.
 #[derive(Debug)]
 pub struct FileWatch {
-    rx: mpsc::UnboundedReceiver<notify::EventKind>,
-    events_alive: bool,
+    /// The inotify instance, while its events can be read.
+    events: Option<AsyncFd<Events>>,
     /// `stat` the files once a second as well (inotify cannot be trusted here).
     poll: bool,
-    _watcher: Option<notify::RecommendedWatcher>,
+    dir: PathBuf,
     files: Vec<(PathBuf, Option<Stamp>)>,
     forced: bool,
 }
 
 impl FileWatch {
-    /// Watches `files`, which must all be in `dir`.
+    /// Watches `files`, which must all be in `dir`. Must be called within the runtime.
     pub fn new(dir: &Path, files: &[PathBuf]) -> FileWatch {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let names: Vec<_> = files
-            .iter()
-            .filter_map(|f| f.file_name().map(|n| n.to_owned()))
-            .collect();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(event) = res
-                && changes_file(&event.kind)
-                && event
-                    .paths
-                    .iter()
-                    .any(|p| p.file_name().is_some_and(|n| names.iter().any(|m| m == n)))
-            {
-                let _ = tx.send(event.kind);
-            }
-        })
-        .and_then(|mut w| w.watch(dir, RecursiveMode::NonRecursive).map(|()| w));
-        let watcher = match watcher {
-            Ok(w) => Some(w),
+        let events = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .and_then(|fd| fd.add_watch(dir, change_mask()).map(|_| fd))
+            .map_err(std::io::Error::from)
+            .and_then(|fd| {
+                // SAFETY: `Events` owns the inotify descriptor, never replaces it and closes
+                // it only when dropped, which the AsyncFd owning it does last.
+                unsafe { AsyncFd::register_with_interest(Events(fd), Interest::READABLE) }
+                    .map_err(std::io::Error::from)
+            });
+        let events = match events {
+            Ok(fd) => Some(fd),
             Err(e) => {
                 tracing::warn!(
                     "cannot watch {} for changes ({e}); checking it every second instead",
@@ -106,43 +113,77 @@ impl FileWatch {
             }
         };
         let trusted = inotify_trusted(dir);
-        if watcher.is_some() && !trusted {
+        if events.is_some() && !trusted {
             tracing::info!(
                 "{} is not on a local file system: checking the upgrade plan every second as well",
                 dir.display()
             );
         }
         FileWatch {
-            rx,
-            poll: watcher.is_none() || !trusted,
-            events_alive: watcher.is_some(),
-            _watcher: watcher,
+            poll: events.is_none() || !trusted,
+            events,
+            dir: dir.to_owned(),
             files: files.iter().map(|f| (f.clone(), stamp(f))).collect(),
             forced: false,
         }
     }
 
-    /// Resolves when a file may have changed: an event, or (where events cannot be trusted)
-    /// the one-second check is due. Never resolves for reads. Cancel-safe.
+    /// Resolves when a file may have changed: an event for one of the files (or one that may
+    /// concern them: a queue overflow, the directory itself moved), or (where events cannot be
+    /// trusted) the one-second check is due. Cancel-safe.
     pub async fn tick(&mut self) {
-        if self.events_alive {
-            tokio::select! {
-                got = self.rx.recv() => match got {
-                    Some(_) => {
-                        while self.rx.try_recv().is_ok() {}
-                        self.forced = true;
-                    }
-                    None => {
-                        tracing::warn!("the upgrade plan watcher stopped; checking the plan every second instead");
-                        self.events_alive = false;
-                        self.poll = true;
+        loop {
+            let Some(fd) = &self.events else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            };
+            let mut ready = tokio::select! {
+                ready = fd.readable() => match ready {
+                    Ok(guard) => guard,
+                    Err(e) => {
+                        self.watcher_stopped(&e.to_string());
+                        return;
                     }
                 },
-                () = sleep_if(self.poll) => {}
+                () = sleep_if(self.poll) => return,
+            };
+            match ready.get_inner().0.read_events() {
+                Ok(events) => {
+                    if events.iter().any(|e| self.concerns_us(e)) {
+                        self.forced = true;
+                        return;
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => ready.clear_ready(),
+                Err(e) => {
+                    self.watcher_stopped(&e.to_string());
+                    return;
+                }
             }
-        } else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
+    }
+
+    fn concerns_us(&self, event: &nix::sys::inotify::InotifyEvent) -> bool {
+        let whole_dir = AddWatchFlags::IN_Q_OVERFLOW
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_IGNORED;
+        event.mask.intersects(whole_dir)
+            || event.name.as_ref().is_some_and(|name| {
+                self.files
+                    .iter()
+                    .any(|(f, _)| f.file_name() == Some(name.as_os_str()))
+            })
+    }
+
+    fn watcher_stopped(&mut self, why: &str) {
+        tracing::warn!(
+            "the upgrade plan watcher on {} stopped ({why}); checking the plan every second instead",
+            self.dir.display()
+        );
+        self.events = None;
+        self.poll = true;
+        self.forced = true;
     }
 
     /// The watched files that changed since the last call (all of them after an event: the
@@ -211,32 +252,6 @@ async fn sleep_if(poll: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::EventKind;
-    use notify::event::*;
-
-    #[test]
-    fn reads_are_not_changes() {
-        for read in [
-            EventKind::Access(AccessKind::Open(AccessMode::Any)),
-            EventKind::Access(AccessKind::Open(AccessMode::Read)),
-            EventKind::Access(AccessKind::Close(AccessMode::Read)),
-            EventKind::Access(AccessKind::Read),
-            EventKind::Access(AccessKind::Any),
-            EventKind::Other,
-        ] {
-            assert!(!changes_file(&read), "{read:?}");
-        }
-        for change in [
-            EventKind::Create(CreateKind::File),
-            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
-            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
-            EventKind::Remove(RemoveKind::File),
-            EventKind::Access(AccessKind::Close(AccessMode::Write)),
-        ] {
-            assert!(changes_file(&change), "{change:?}");
-        }
-    }
 
     #[tokio::test]
     async fn own_reads_do_not_wake_the_watch_but_a_write_does() {
@@ -244,20 +259,34 @@ mod tests {
         let plan = dir.path().join("upgrade-plan.json");
         std::fs::write(&plan, b"{}").unwrap();
         let mut watch = FileWatch::new(dir.path(), std::slice::from_ref(&plan));
+        assert!(watch.events.is_some());
         for _ in 0..50 {
             let _ = crate::fsutil::read_capped(&plan, 1024).unwrap();
         }
+        // another file of the directory changing is not ours either
         std::fs::write(dir.path().join("other"), b"x").unwrap();
+        let quiet = tokio::time::timeout(Duration::from_millis(300), watch.tick()).await;
+        assert!(quiet.is_err(), "woken by reads or by another file");
+        assert!(watch.changed().is_empty());
         std::fs::write(&plan, b"{\"x\":1}").unwrap();
-        // inotify keeps the order: had the reads raised anything, it would come first
-        let first = tokio::time::timeout(Duration::from_secs(20), watch.rx.recv())
+        tokio::time::timeout(Duration::from_secs(20), watch.tick())
             .await
-            .unwrap()
             .unwrap();
-        assert!(changes_file(&first), "woken by {first:?}");
-        assert!(!matches!(
-            first,
-            notify::EventKind::Access(AccessKind::Open(_))
-        ));
+        assert_eq!(watch.changed(), vec![plan.clone()]);
+    }
+
+    #[tokio::test]
+    async fn a_plan_replaced_by_rename_wakes_the_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("upgrade-plan.json");
+        std::fs::write(&plan, b"{}").unwrap();
+        let mut watch = FileWatch::new(dir.path(), std::slice::from_ref(&plan));
+        let tmp = dir.path().join(".upgrade-plan.json.tmp");
+        std::fs::write(&tmp, b"{\"y\":2}").unwrap();
+        std::fs::rename(&tmp, &plan).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), watch.tick())
+            .await
+            .unwrap();
+        assert_eq!(watch.changed(), vec![plan.clone()]);
     }
 }
