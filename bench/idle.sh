@@ -7,6 +7,7 @@
 #      `nymvisor __helper` child: its CPU time is counted too, and its peak RSS reported);
 #   c) a daemon writing log lines 10 times a second, and `nymvisor status` reading the plan every
 #      2 s from outside (reads of the plan must not wake the watcher).
+#   d) as b, polling every 15 s: what the memory looks like between polls (the default is 1 h).
 # RSS is sampled twice a second (median and range reported); after each start, poll or upgrade
 # nymvisor gives back the pages it no longer needs once things are quiet (core/src/memory.rs).
 # Baseline in the same run: the RSS of `sleep`.
@@ -111,4 +112,6 @@ scenario a "$WORK/nym-node" NYMVISOR_UPSTREAM_SOURCE=none
 scenario b "$WORK/nym-node" NYMVISOR_UPSTREAM_SOURCE=http \
   NYMVISOR_UPSTREAM_BASE_UPGRADE_URL="http://127.0.0.1:$PORT/" NYMVISOR_UPSTREAM_POLLING_RATE=2s
 scenario c "$WORK/nym-node-chatty" NYMVISOR_UPSTREAM_SOURCE=none
-echo "targets: a < 0.1 % of a core, b < 1 % of a core"
+scenario d "$WORK/nym-node" NYMVISOR_UPSTREAM_SOURCE=http \
+  NYMVISOR_UPSTREAM_BASE_UPGRADE_URL="http://127.0.0.1:$PORT/" NYMVISOR_UPSTREAM_POLLING_RATE=15s
+echo "targets: a < 0.1 % of a core, b < 1 % of a core; RSS <= 3.4 MiB in a, c and d (median), threads <= 2"

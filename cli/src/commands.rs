@@ -262,14 +262,11 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     let mut source = nymvisor_plugins::upstream(&instance.config, &env)?;
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
     verifiers.extend(nymvisor_plugins::from_config(&instance.config));
-    if let Some(s) = &source {
-        s.discard_leftovers();
-    }
     let helper = instance.config.nymvisor.network_helper.then(|| {
         report_sandbox();
         let describe = source.take().map(|s| s.describe());
         // the supervisor never touches the network itself
-        std::sync::Arc::new(helper::Helper::new(describe))
+        std::sync::Arc::new(helper::Helper::new(describe, instance.data.root()))
     });
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 /// file system as the upgrades, never in a `/tmp` that may live in memory).
 pub const PROBE_DIR: &str = ".github-probe";
 
+/// Where each network helper job gets a temporary directory of its own (`TMPDIR` for it and
+/// the verifier commands it runs: the sandbox keeps them out of `/tmp`), removed after the job.
+pub const HELPER_TMP_DIR: &str = ".helper-tmp";
+
 /// `<home>/.nym/nymvisors`: instances and the default upgrade data directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NymvisorHome {

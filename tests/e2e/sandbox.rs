@@ -19,6 +19,7 @@ dir=$(dirname "$bin")
 try() {{ if sh -c "$2" >/dev/null 2>&1; then echo "$1: allowed"; else echo "$1: denied"; fi; }}
 {{
   try staging-write "echo x > '$dir/written-by-verifier'"
+  try tmp-write 'f=$(mktemp) && echo x > "$f"'
   try home-write "echo pwned > '{home}/pwned'"
   try key-read "cat '{home}/keys/id.key'"
   try home-list "ls '{home}'"
@@ -60,10 +61,13 @@ fn the_helper_cannot_write_outside_its_staging_directory_nor_read_the_node_s_dat
     let report = report(&home, &[]);
     assert_eq!(
         report,
-        "staging-write: allowed\nhome-write: denied\nkey-read: denied\nhome-list: denied\ndata-write: denied\n"
+        "staging-write: allowed\ntmp-write: allowed\nhome-write: denied\nkey-read: denied\nhome-list: denied\ndata-write: denied\n"
     );
     assert!(!home.daemon_home().join("pwned").exists());
     assert!(!Path::new(&home.data_dir("nym-node").join("sandbox-probe")).exists());
+    // each job's TMPDIR is gone with the job
+    let tmp = home.data_dir("nym-node").join(".helper-tmp");
+    assert!(!tmp.exists(), "{}", tmp.display());
 }
 
 #[test]
@@ -72,7 +76,7 @@ fn without_the_helper_the_same_command_reaches_everything() {
     let report = report(&home, &[("NYMVISOR_NETWORK_HELPER", "false")]);
     assert_eq!(
         report,
-        "staging-write: allowed\nhome-write: allowed\nkey-read: allowed\nhome-list: allowed\ndata-write: allowed\n"
+        "staging-write: allowed\ntmp-write: allowed\nhome-write: allowed\nkey-read: allowed\nhome-list: allowed\ndata-write: allowed\n"
     );
     assert!(home.daemon_home().join("pwned").exists());
 }

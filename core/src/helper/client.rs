@@ -22,15 +22,19 @@ pub struct Helper {
     describe: Option<String>,
     /// This very program, even if its file was replaced since it started (a package upgrade).
     exe: std::path::PathBuf,
+    /// Parent of each job's temporary directory (see [`crate::paths::HELPER_TMP_DIR`]).
+    tmp_root: std::path::PathBuf,
     state: Mutex<Option<serde_json::Value>>,
     forget: AtomicBool,
 }
 
 impl Helper {
-    pub fn new(describe: Option<String>) -> Helper {
+    /// `data_root`: the upgrade data directory, where each job gets its temporary directory.
+    pub fn new(describe: Option<String>, data_root: &std::path::Path) -> Helper {
         Helper {
             describe,
             exe: "/proc/self/exe".into(),
+            tmp_root: data_root.join(crate::paths::HELPER_TMP_DIR),
             state: Mutex::new(None),
             forget: AtomicBool::new(false),
         }
@@ -101,8 +105,30 @@ impl Helper {
     async fn call(&self, job: &Job) -> Result<Answer, String> {
         let request = serde_json::to_vec(job)
             .map_err(|e| format!("cannot encode the network helper's job: {e}"))?;
+        // removed when the job is over, whatever the helper or its commands left in it
+        let tmp = std::fs::create_dir_all(&self.tmp_root)
+            .and_then(|()| {
+                tempfile::Builder::new()
+                    .prefix("job-")
+                    .tempdir_in(&self.tmp_root)
+            })
+            .map_err(|e| {
+                format!(
+                    "cannot create the network helper's temporary directory in {}: {e}",
+                    self.tmp_root.display()
+                )
+            })?;
+        let answer = self.run_job(&request, tmp.path()).await;
+        drop(tmp);
+        // gone unless another job is running
+        let _ = std::fs::remove_dir(&self.tmp_root);
+        answer
+    }
+
+    async fn run_job(&self, request: &[u8], tmp: &std::path::Path) -> Result<Answer, String> {
         let mut cmd = tokio::process::Command::new(&self.exe);
         cmd.arg(SUBCOMMAND)
+            .env("TMPDIR", tmp)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -116,7 +142,7 @@ impl Helper {
         let mut answer = Vec::new();
         let talk = async {
             // the helper reads the whole job before it answers
-            stdin.write_all(&request).await?;
+            stdin.write_all(request).await?;
             drop(stdin);
             stdout.take(MAX_ANSWER + 1).read_to_end(&mut answer).await?;
             Ok::<_, std::io::Error>(())

@@ -24,6 +24,8 @@ pub fn staging_dirs(inst: &Instance, job: &Job) -> std::io::Result<Vec<PathBuf>>
             dirs.push(bin_dir.to_owned());
         }
     }
+    // the parent made each job a directory in it and set TMPDIR to that
+    dirs.push(inst.data.root().join(crate::paths::HELPER_TMP_DIR));
     if inst.config.nymvisor.upstream_source == UpstreamSource::Github {
         dirs.push(inst.data.root().join(crate::paths::PROBE_DIR));
     }
@@ -57,7 +59,7 @@ pub fn sandbox_rules(inst: &Instance, job: &Job) -> std::io::Result<Rules> {
 
 /// Added to a refusal that may come from the sandbox (a verifier command or the candidate's
 /// `build-info` reaching for a file it may not).
-const SANDBOX_HINT: &str = " (this ran in the network helper's sandbox, which reads only the system directories, the upgrade's own directory, the local mirror and the directories of verifier commands and plugins; NYMVISOR_NETWORK_HELPER=false runs it without)";
+const SANDBOX_HINT: &str = " (this ran in the network helper's sandbox, which reads only the system directories, the upgrade's own directory, its $TMPDIR, the local mirror and the directories of verifier commands and plugins; NYMVISOR_NETWORK_HELPER=false runs it without)";
 
 /// Does `job` and says how it went. Every failure is part of the answer.
 pub async fn serve(

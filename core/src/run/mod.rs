@@ -77,8 +77,6 @@ pub enum RunOutcome {
 
 /// Longest single sleep while something is scheduled: wall-clock changes are noticed this often.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
-/// How long after a start, an upgrade or a poll the moment counts as quiet.
-const QUIET_AFTER: Duration = Duration::from_secs(1);
 
 struct Supervisor {
     inst: Instance,
@@ -92,7 +90,6 @@ struct Supervisor {
     /// When the running daemon's startup period ends (set each turn of the loop).
     confirm_at: Option<Instant>,
     startup_failures: u32,
-    release_at: Option<Instant>,
     _lock: FileLock,
 }
 
@@ -113,7 +110,6 @@ enum Event {
     FilesChanged,
     Timer,
     Confirmed,
-    Quiet,
     HealthDue,
     Health(crate::health::Health),
     Watchdog,
@@ -185,7 +181,7 @@ impl Supervisor {
                 let secs = (t - model::now()).whole_milliseconds().max(0) as u64;
                 Instant::now() + Duration::from_millis(secs).min(MAX_SLEEP)
             });
-            let (poll_at, release_at) = (self.poller.due_at(), self.release_at);
+            let poll_at = self.poller.due_at();
             let confirm_at = self.confirm_at;
             let health_at = self.health.as_ref().and_then(|h| h.due_at());
             let watchdog_at = self.process.watchdog_due();
@@ -200,7 +196,6 @@ impl Supervisor {
                 () = self.watch.tick() => Event::FilesChanged,
                 () = sleep_until_opt(wake) => Event::Timer,
                 () = sleep_until_opt(confirm_at) => Event::Confirmed,
-                () = sleep_until_opt(release_at) => Event::Quiet,
                 () = sleep_until_opt(health_at) => Event::HealthDue,
                 h = health_answer(self.health.as_mut()) => Event::Health(h),
                 () = sleep_until_opt(watchdog_at) => Event::Watchdog,
@@ -231,12 +226,6 @@ impl Supervisor {
                     }
                 }
                 Event::FilesChanged => self.reload_files(),
-                Event::Quiet => {
-                    // things have settled after a (re)start, an upgrade or a poll: give back the
-                    // code pages only they needed
-                    self.release_at = None;
-                    crate::memory::release_when_parked();
-                }
                 Event::Confirmed | Event::Health(_) => {
                     let Some(running) = daemon.take() else {
                         continue;
@@ -297,8 +286,11 @@ impl Supervisor {
         });
     }
 
+    /// After a (re)start, an upgrade, a confirmation or a poll: the code and memory only they
+    /// needed are given back as soon as the loop waits again (no timer, no extra wake-up; what
+    /// runs next faults its pages back in from the page cache, a fraction of a millisecond).
     fn quiet_later(&mut self) {
-        self.release_at = Some(Instant::now() + QUIET_AFTER);
+        crate::memory::release_when_parked();
     }
 
     /// Starts preparing what the queue says, once the policy allows it.
@@ -583,7 +575,12 @@ impl Supervisor {
 
     /// The plan or the refusals changed on disk.
     fn reload_files(&mut self) {
-        for path in self.watch.changed() {
+        let changed = self.watch.changed();
+        if !changed.is_empty() {
+            // often the echo of our own writes after an upgrade: the end of a busy moment
+            self.quiet_later();
+        }
+        for path in changed {
             self.book.reload(&self.inst, &mut self.process, &path);
         }
     }

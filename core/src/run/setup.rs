@@ -25,6 +25,14 @@ use crate::upgrade::transaction::Setup;
 /// A supervisor ready to start the daemon.
 pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor> {
     let lock = FileLock::try_acquire(&inst.data.run_lock())?;
+    // only now that no other nymvisor runs here: what an earlier one left in flight is not
+    // trusted (a probed download is fetched again if needed)
+    if let Some(s) = &opts.source {
+        s.discard_leftovers();
+    }
+    for dir in [crate::paths::PROBE_DIR, crate::paths::HELPER_TMP_DIR] {
+        let _ = std::fs::remove_dir_all(inst.data.root().join(dir));
+    }
     // SIGCHLD is watched before any child exists so that no exit is missed
     let children = ChildEvents::new()?;
     let signals = Signals::new()?;
@@ -159,7 +167,6 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         }),
         confirm_at: None,
         startup_failures: 0,
-        release_at: None,
         _lock: lock,
     };
     if let Some(prev) = previous_state
