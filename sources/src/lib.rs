@@ -3,7 +3,8 @@
 //! Implementations of [`nymvisor_core::source::UpgradeSource`]:
 //! - [`http::HttpSource`]: `GET <base>/<daemon>/upgrade-info.json` (or an absolute URL), with
 //!   conditional requests, timeouts, size caps and a strict redirect policy;
-//! - [`github::GithubSource`]: GitHub releases through the API (octocrab);
+//! - [`github::GithubSource`]: GitHub releases through the REST API (reqwest, since it needs the
+//!   raw `Link`, `ETag` and rate-limit headers);
 //! - [`local::LocalSource`]: a directory laid out like the feed, for air-gapped hosts.
 //!
 //! [`from_config`] picks one from the configuration.
@@ -110,7 +111,7 @@ pub fn from_config(config: &Config, env: &Env) -> Result<Option<Arc<dyn UpgradeS
             Ok(Some(Arc::new(github::GithubSource::new(settings, limits)?)))
         }
         other => Err(Error::Setup(format!(
-            "the upstream source `{other}` is not available in this build yet; use `http`, `local` or `none`"
+            "the upstream source `{other}` is not available in this build yet; use `http`, `github`, `local`, `none` or `plugin:<name>`"
         ))),
     }
 }
