@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idle-cost benchmark: what `nymvisor run` costs while nothing happens, as an operator would see
 # it in `top`: CPU time, resident memory, threads and wake-ups (context switches), over SECONDS
-# (default 60) in three situations:
+# (default 60) in four situations:
 #   a) nothing to do (no upstream source, nothing queued);
 #   b) polling a local HTTP feed every 2 s that offers nothing new (each poll is a short-lived
 #      `nymvisor __helper` child: its CPU time is counted too, and its peak RSS reported);

@@ -185,9 +185,21 @@ fn the_systemd_template_is_hardened_and_valid() {
         eprintln!("SKIPPED: systemd-analyze is not installed");
         return;
     }
-    let unit = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../contrib/systemd/nymvisor@.service");
-    let text = std::fs::read_to_string(&unit).unwrap();
+    // the template is the only unit shipped; one added later must be checked here as well, so an
+    // unhardened example (the old nymvisor.service rated 9.2 "UNSAFE") cannot come back unseen
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/systemd");
+    let units: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .collect();
+    let names: Vec<String> = units
+        .iter()
+        .filter_map(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["nymvisor@.service"], "units in contrib/systemd");
+    let text = std::fs::read_to_string(&units[0]).unwrap();
     for needle in [
         "Type=notify",
         "Restart=on-failure",

@@ -1,8 +1,8 @@
-//! Noticing changes to `upgrade-plan.json` (and `upgrade-refusals.json`): inotify on the upgrade
-//! data directory, read on the runtime's own thread (no watcher thread), so files replaced by
-//! rename are seen, plus a once-a-second `stat` where inotify cannot be trusted (it could not be
-//! set up, or the directory is on a network or FUSE file system, whose changes made elsewhere
-//! raise no event).
+//! Noticing changes to `upgrade-plan.json` (and the refusals and hold files): inotify on the
+//! upgrade data directory, read on the runtime's own thread (no watcher thread), so files replaced
+//! by rename are seen, plus a once-a-second `stat` where inotify cannot be trusted (it could not
+//! be set up, or the directory is on a file system not known to report every change, such as a
+//! network or FUSE one, whose changes made elsewhere raise no event).
 //!
 //! Only changes are asked of the kernel (create, write, close after writing, rename, delete,
 //! attributes): opening and reading files raise no event at all, so nymvisor's own reads, and
