@@ -379,6 +379,41 @@ fn restarts_do_not_pile_up_escaped_copies() {
 }
 
 #[test]
+fn a_log_reader_started_by_the_shell_is_not_taken_for_the_daemon_s() {
+    // `nymvisor run … 2> >(logger)`: bash starts the reader, then execs nymvisor, so the reader
+    // is a child of nymvisor from the start. It is not the daemon's: an upgrade that stops the
+    // daemon must leave it alone, or every later log line is lost (demo.sh lost them so).
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let log = home.path().join("through-the-reader.log");
+    let mut nv = home.spawn_run_cmd(FAST, &[], &[], |cmd| {
+        let script = format!("exec \"$0\" \"$@\" 2> >(exec cat >> '{}')", log.display());
+        let args = ["-c", script.as_str()].map(std::ffi::OsStr::new);
+        let stderr = std::fs::File::create(home.path().join("bash.log")).unwrap();
+        *cmd = wrapped_nymvisor(cmd, "bash", &args, stderr);
+    });
+    nv.wait_start(1);
+    let mut readers = Vec::new();
+    assert!(wait_for(PATIENCE, || {
+        readers = children_named(nv.pid(), "cat");
+        !readers.is_empty()
+    }));
+    let reader = readers[0];
+    let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new_bin, "v1.2.0", &["--now"]);
+    assert_eq!(nv.wait_start(2).version, "1.2.0");
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(PATIENCE, || read().contains("upgrade applied")),
+        "nymvisor's lines after the stop no longer reach the reader:\n{}",
+        read()
+    );
+    assert!(alive(reader), "the log reader was stopped with the daemon");
+    assert!(!read().contains("left 1 process(es) behind"), "{}", read());
+    nv.stop();
+}
+
+#[test]
 fn a_daemon_that_daemonises_itself_is_reported_not_taken_for_done() {
     let home = TestHome::new();
     home.init_default("1.1.0");

@@ -35,6 +35,33 @@ fn owned() -> MutexGuard<'static, BTreeSet<i32>> {
     OWNED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The children nymvisor already had when `run` started (see [`note_inherited`]).
+static INHERITED: Mutex<Vec<Proc>> = Mutex::new(Vec::new());
+
+fn inherited() -> MutexGuard<'static, Vec<Proc>> {
+    INHERITED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records the children nymvisor has before it starts any. They came with the process across
+/// `exec`: a shell's process substitution (`nymvisor run … 2> >(logger)` makes the log reader a
+/// child of nymvisor), a wrapper script's background job. They are not the daemon's, so
+/// [`strays`] never counts them (nor what they start) among its leftovers; when they exit they
+/// are reaped like any orphan. Call it before the first spawn. Returns how many there are.
+pub fn note_inherited() -> usize {
+    let me = std::process::id() as i32;
+    let found: Vec<Proc> = procfs::table()
+        .into_iter()
+        .filter(|(_, p)| p.ppid == me && p.state != 'Z')
+        .map(|(pid, p)| Proc {
+            pid,
+            start_ticks: p.start_ticks,
+        })
+        .collect();
+    let n = found.len();
+    *inherited() = found;
+    n
+}
+
 /// Makes nymvisor the reaper of its descendants' orphans. Returns whether it worked (it does on
 /// every Linux since 3.4).
 pub fn become_subreaper() -> bool {
@@ -146,22 +173,32 @@ pub struct Proc {
 /// Live processes the daemon (leader `daemon`) started, wherever they went: members of its
 /// process group, descendants of the daemon, and descendants of every adopted child of
 /// nymvisor (orphans the daemon's processes left behind). The daemon itself is not included,
-/// nor anything nymvisor's other owned children (probes, verifier commands) started.
+/// nor anything nymvisor's other owned children (probes, verifier commands) or the children it
+/// inherited at start ([`note_inherited`]) started.
 pub fn strays(daemon: i32) -> Vec<Proc> {
     let set = owned();
+    let inherited = inherited().clone();
     let me = std::process::id() as i32;
     let table = procfs::table();
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for (pid, p) in &table {
         children.entry(p.ppid).or_default().push(*pid);
     }
+    // pid and start time: a later process reusing an inherited child's pid is not exempt
+    let was_inherited = |pid: i32| {
+        table.get(&pid).is_some_and(|p| {
+            inherited
+                .iter()
+                .any(|i| i.pid == pid && i.start_ticks == p.start_ticks)
+        })
+    };
     let mut roots = vec![daemon];
     roots.extend(
         children
             .get(&me)
             .into_iter()
             .flatten()
-            .filter(|pid| !set.contains(pid)),
+            .filter(|pid| !set.contains(pid) && !was_inherited(**pid)),
     );
     let mut found = BTreeSet::new();
     let mut stack = roots;

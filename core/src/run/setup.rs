@@ -41,6 +41,14 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             "running as PID 1: signals are forwarded to the daemon and every orphaned process is reaped"
         );
     }
+    // before the first spawn: what is a child already (a log reader started by the shell) is
+    // not the daemon's and must survive its stops
+    let inherited = children::note_inherited();
+    if inherited > 0 {
+        tracing::debug!(
+            "{inherited} process(es) were already children of nymvisor at start (a log reader, a wrapper's job): they are left alone"
+        );
+    }
     // watch first, so that a change made while the plan is being read is not missed
     let watch = FileWatch::new(
         inst.data.root(),
