@@ -327,9 +327,23 @@ fn crash_without_restart_policy_exits_non_zero() {
 fn second_instance_is_refused_naming_the_holder() {
     let home = TestHome::new();
     home.init_default("1.1.0");
-    let mut first = home.spawn_run(FAST, &[]);
+    // the GitHub source keeps a probe directory (no server: its polls fail, which is fine here)
+    let env = env_with(&[
+        ("NYMVISOR_UPSTREAM_SOURCE", "github"),
+        ("NYMVISOR_GITHUB_API_URL", "http://127.0.0.1:1"),
+    ]);
+    let mut first = home.spawn_run(&env, &[]);
     first.wait_start(1);
-    let mut second = home.spawn_run(FAST, &[]);
+    // what the first one's network helper may be working in right now
+    let in_flight = [
+        data(&home).join(".helper-tmp/job-inflight/part"),
+        data(&home).join(".github-probe/nym-node.probe"),
+    ];
+    for f in &in_flight {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "in flight").unwrap();
+    }
+    let mut second = home.spawn_run(&env, &[]);
     let status = second.wait_exit();
     assert!(!status.success());
     assert!(
@@ -338,6 +352,10 @@ fn second_instance_is_refused_naming_the_holder() {
         second.stderr()
     );
     assert!(second.starts().is_empty());
+    // the refused one cleared nothing: leftovers are only cleared once the lock is held
+    for f in &in_flight {
+        assert!(f.exists(), "{} was removed by the refused run", f.display());
+    }
     first.stop();
 }
 
