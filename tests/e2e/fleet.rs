@@ -99,6 +99,9 @@ fn instances_with_the_same_spread_take_their_own_turns() {
         .unwrap();
         nv.stop();
         let mut again = spawn_with_feed(&home, &server, &[("DAEMON_UPGRADE_SPREAD", "24h")]);
+        // the status files are the first run's until this one has decided: wait for its own
+        // word (stopping it before it has set up its signal handling would kill it outright)
+        again.wait_stderr("waits for this node's turn in the fleet's spread until");
         let entry2 = wait_waiting_for(&home, "spread");
         assert_eq!(
             entry2["effectiveUpgradeTime"],
