@@ -177,7 +177,7 @@ pub struct Proc {
 /// inherited at start ([`note_inherited`]) started.
 pub fn strays(daemon: i32) -> Vec<Proc> {
     let set = owned();
-    let inherited = inherited().clone();
+    let inherited = inherited();
     let me = std::process::id() as i32;
     let table = procfs::table();
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
