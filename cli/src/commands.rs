@@ -261,12 +261,12 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     // built here even when the helper does the work: a configuration error shows at start
     let mut source = nymvisor_plugins::upstream(&instance.config, &env)?;
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
-    verifiers.extend(nymvisor_plugins::from_config(&instance.config));
+    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env));
     let helper = instance.config.nymvisor.network_helper.then(|| {
         report_sandbox();
         let describe = source.take().map(|s| s.describe());
         // the supervisor never touches the network itself
-        std::sync::Arc::new(helper::Helper::new(describe, instance.data.root()))
+        std::sync::Arc::new(helper::Helper::new(describe, &instance, &env))
     });
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
@@ -303,22 +303,25 @@ fn report_sandbox() {
 }
 
 /// `nymvisor __helper`: one job of `run`'s, read from stdin, answered on stdout
-/// (nymvisor_core::helper). The source and verifiers are built before the sandbox closes (a
-/// plugin library is loaded then); the job runs inside it.
+/// (nymvisor_core::helper). The instance is the one the supervisor resolved, sent with the job
+/// (no config file is located or read here), and `env` is the supervisor's resolved environment
+/// it was started with. The source and verifiers are built before the sandbox closes (a plugin
+/// library is loaded then); the job runs inside it.
 async fn helper(env: Env) -> Result<ExitCode> {
-    let instance = Instance::open(&env)?;
-    logging::init(&env, Some(&instance.config));
     let mut input = Vec::new();
     std::io::Read::read_to_end(
         &mut std::io::Read::take(std::io::stdin(), 4 << 20),
         &mut input,
     )
     .context("cannot read the network helper's job")?;
-    let job: helper::Job =
+    let request: helper::Request =
         serde_json::from_slice(&input).context("the network helper's job does not parse")?;
+    let job = request.job;
+    let instance = request.instance.into_instance();
+    logging::init(&env, Some(&instance.config));
     let source = nymvisor_plugins::upstream(&instance.config, &env)?;
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
-    verifiers.extend(nymvisor_plugins::from_config(&instance.config));
+    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env));
     let rules = helper::sandbox_rules(&instance, &job)
         .context("cannot create the network helper's staging directory")?;
     sandbox::enter(&rules)?;

@@ -141,6 +141,10 @@ pub enum Error {
     /// A source or a verifier could not be set up from the configuration.
     #[error("{0}")]
     Setup(String),
+
+    /// A command that writes the instance's files was run by another user than their owner.
+    #[error("{0}")]
+    NotOwner(String),
 }
 
 impl Error {

@@ -260,8 +260,18 @@ impl FileLock {
     }
 
     /// Takes the lock, waiting for the holder to release it (for short critical sections).
+    /// A lock file this user may not write (another user created it) is locked through a
+    /// read-only descriptor: `flock` needs no write permission, and a lock that cannot be taken
+    /// must never keep an upgrade that is in place from being recorded.
     pub fn acquire_blocking(path: &Path) -> Result<FileLock> {
-        let file = Self::open(path)?;
+        let file = match Self::open(path) {
+            Err(Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                open_regular(path)?
+            }
+            other => other?,
+        };
         file.lock()
             .map_err(|e| Error::io("failed to lock", path, e))?;
         Ok(FileLock {

@@ -38,6 +38,11 @@ impl NymvisorHome {
         }
     }
 
+    /// The tree at `root` itself (`<base>/.nym/nymvisors`, as [`NymvisorHome::root`] gives it).
+    pub fn at_root(root: PathBuf) -> Self {
+        NymvisorHome { root }
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

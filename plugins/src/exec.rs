@@ -17,6 +17,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use nymvisor_core::daemon::children;
+use nymvisor_core::env::Env;
 use nymvisor_core::source::UpgradeSource;
 use nymvisor_core::verify::{Candidate, Refusal, Verifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,15 +33,18 @@ pub struct ExecVerifier {
     command: PathBuf,
     timeout: Duration,
     name: String,
+    /// The command's environment: the supervisor's resolved one (`-c` files applied).
+    env: Env,
 }
 
 impl ExecVerifier {
-    pub fn new(command: PathBuf, timeout: Duration) -> ExecVerifier {
+    pub fn new(command: PathBuf, timeout: Duration, env: Env) -> ExecVerifier {
         let name = format!("command {}", command.display());
         ExecVerifier {
             command,
             timeout,
             name,
+            env,
         }
     }
 
@@ -73,6 +77,8 @@ impl Verifier for ExecVerifier {
             .map_err(|e| Refusal::never(format!("cannot build the request: {e}")))?;
         let mut child = children::spawn_tokio(
             tokio::process::Command::new(&self.command)
+                .env_clear()
+                .envs(self.env.iter_os())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -137,6 +143,10 @@ mod tests {
 
     /// Written by `install` in a child process: a test thread that forks while this one holds
     /// the script open for writing would make its execution fail with ETXTBSY.
+    fn env() -> Env {
+        Env::from_os_pairs(std::env::vars_os())
+    }
+
     fn script(dir: &std::path::Path, name: &str, body: &str) -> PathBuf {
         let p = dir.join(name);
         let staged = dir.join(format!("{name}.staged"));
@@ -174,7 +184,7 @@ mod tests {
         let t = Duration::from_secs(2);
         let seen = dir.path().join("seen.json");
         let ok = script(dir.path(), "ok", &format!("cat > {}", seen.display()));
-        assert!(run(&ExecVerifier::new(ok, t)).await.is_ok());
+        assert!(run(&ExecVerifier::new(ok, t, env())).await.is_ok());
         let req: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
         assert_eq!(req["abiVersion"], 1);
@@ -185,7 +195,7 @@ mod tests {
             "no",
             "echo 'version 1.2.0 is not on the allow-list' >&2; exit 3",
         );
-        let r = run(&ExecVerifier::new(no, t)).await.unwrap_err();
+        let r = run(&ExecVerifier::new(no, t, env())).await.unwrap_err();
         assert!(
             !r.retryable() && r.reason.contains("not on the allow-list"),
             "{r:?}"
@@ -193,13 +203,13 @@ mod tests {
 
         let hang = script(dir.path(), "hang", "sleep 30");
         let started = std::time::Instant::now();
-        let r = run(&ExecVerifier::new(hang, Duration::from_millis(300)))
+        let r = run(&ExecVerifier::new(hang, Duration::from_millis(300), env()))
             .await
             .unwrap_err();
         assert!(r.retryable() && r.reason.contains("no answer"), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
 
-        let missing = run(&ExecVerifier::new(dir.path().join("missing"), t))
+        let missing = run(&ExecVerifier::new(dir.path().join("missing"), t, env()))
             .await
             .unwrap_err();
         assert!(
@@ -212,7 +222,7 @@ mod tests {
             "garbage",
             "head -c 100000 /dev/urandom >&2; exit 1",
         );
-        let r = run(&ExecVerifier::new(garbage, t)).await.unwrap_err();
+        let r = run(&ExecVerifier::new(garbage, t, env())).await.unwrap_err();
         assert!(!r.retryable() && r.reason.len() < 5000);
     }
 }

@@ -20,14 +20,19 @@ use nymvisor_core::env::Env;
 use nymvisor_core::verify::Verifier;
 
 /// The plugin verifiers configured, in order. `tuning.verifier_timeout` bounds each call.
-pub fn from_config(config: &Config) -> Vec<Arc<dyn Verifier>> {
+/// Verifier commands run with `env`, the supervisor's resolved environment.
+pub fn from_config(config: &Config, env: &Env) -> Vec<Arc<dyn Verifier>> {
     let timeout = config.tuning.verifier_timeout;
     let mut chain: Vec<Arc<dyn Verifier>> = Vec::new();
     for path in &config.nymvisor.plugin_paths {
         chain.push(Arc::new(dylib::DylibVerifier::new(path.clone(), timeout)));
     }
     for cmd in &config.nymvisor.verifier_commands {
-        chain.push(Arc::new(exec::ExecVerifier::new(cmd.clone(), timeout)));
+        chain.push(Arc::new(exec::ExecVerifier::new(
+            cmd.clone(),
+            timeout,
+            env.clone(),
+        )));
     }
     chain
 }

@@ -530,6 +530,7 @@ impl GithubSource {
             upgrade_time: published.unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
             binary_details: Some(details),
             immediate: false,
+            allow_downgrade: false,
         })
     }
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Answer, Job, PollOutcome, SUBCOMMAND};
+use super::{Answer, InstanceSnapshot, Job, PollOutcome, Request, SUBCOMMAND};
 use crate::daemon::children;
 use crate::model::UpgradeInfo;
 use crate::refusal::Refusal;
@@ -24,17 +24,29 @@ pub struct Helper {
     exe: std::path::PathBuf,
     /// Parent of each job's temporary directory (see [`crate::paths::HELPER_TMP_DIR`]).
     tmp_root: std::path::PathBuf,
+    /// The configuration the supervisor resolved, sent with every job.
+    instance: InstanceSnapshot,
+    /// The supervisor's resolved environment (`-c` files applied): the helper's, and through
+    /// it its verifier commands' and plugins'.
+    env: crate::env::Env,
     state: Mutex<Option<serde_json::Value>>,
     forget: AtomicBool,
 }
 
 impl Helper {
-    /// `data_root`: the upgrade data directory, where each job gets its temporary directory.
-    pub fn new(describe: Option<String>, data_root: &std::path::Path) -> Helper {
+    /// Jobs for `inst` as resolved, run with the environment `env` (the supervisor's, `-c`
+    /// files applied). Each job gets a temporary directory in the upgrade data directory.
+    pub fn new(
+        describe: Option<String>,
+        inst: &crate::instance::Instance,
+        env: &crate::env::Env,
+    ) -> Helper {
         Helper {
             describe,
             exe: "/proc/self/exe".into(),
-            tmp_root: data_root.join(crate::paths::HELPER_TMP_DIR),
+            tmp_root: inst.data.root().join(crate::paths::HELPER_TMP_DIR),
+            instance: InstanceSnapshot::of(inst),
+            env: env.clone(),
             state: Mutex::new(None),
             forget: AtomicBool::new(false),
         }
@@ -103,7 +115,11 @@ impl Helper {
     /// is nymvisor's (its log lines land where nymvisor's do). The helper is killed if this
     /// future is dropped.
     async fn call(&self, job: &Job) -> Result<Answer, String> {
-        let request = serde_json::to_vec(job)
+        let request = Request {
+            instance: self.instance.clone(),
+            job: job.clone(),
+        };
+        let request = serde_json::to_vec(&request)
             .map_err(|e| format!("cannot encode the network helper's job: {e}"))?;
         // removed when the job is over, whatever the helper or its commands left in it
         let tmp = std::fs::create_dir_all(&self.tmp_root)
@@ -127,7 +143,10 @@ impl Helper {
 
     async fn run_job(&self, request: &[u8], tmp: &std::path::Path) -> Result<Answer, String> {
         let mut cmd = tokio::process::Command::new(&self.exe);
+        // the supervisor's resolved environment, not the one nymvisor was started with
         cmd.arg(SUBCOMMAND)
+            .env_clear()
+            .envs(self.env.iter_os())
             .env("TMPDIR", tmp)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -11,6 +11,12 @@
 //!
 //! What a source remembers between polls (ETags, rate limits, a staged download) travels with
 //! the jobs as an opaque `state` value ([`crate::source::UpgradeSource::save_state`]).
+//!
+//! One configuration truth: every job carries the configuration the supervisor resolved
+//! ([`Request::instance`], `-c` env files and environment overrides applied), and the helper is
+//! started with the supervisor's resolved environment; the helper never locates, reads or
+//! overrides a `config.toml` of its own, so it cannot poll another feed or skip a signature the
+//! supervisor requires.
 
 mod client;
 mod serve;
@@ -26,6 +32,45 @@ use crate::refusal::{Refusal, Retry};
 
 /// The hidden subcommand that runs a job.
 pub const SUBCOMMAND: &str = "__helper";
+
+/// What the helper is sent: the instance as the supervisor resolved it, and the job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    pub instance: InstanceSnapshot,
+    pub job: Job,
+}
+
+/// Everything needed to rebuild the supervisor's [`crate::instance::Instance`] identically,
+/// without reading the environment or any file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceSnapshot {
+    /// The effective configuration (file, `-c` file and environment overrides applied).
+    pub config: crate::config::Config,
+    pub config_path: std::path::PathBuf,
+    /// `<home>/.nym/nymvisors`.
+    pub nymvisor_home: std::path::PathBuf,
+}
+
+impl InstanceSnapshot {
+    pub fn of(inst: &crate::instance::Instance) -> InstanceSnapshot {
+        InstanceSnapshot {
+            config: inst.config.clone(),
+            config_path: inst.config_path.clone(),
+            nymvisor_home: inst.home.root().to_owned(),
+        }
+    }
+
+    /// The instance, exactly as the supervisor has it.
+    pub fn into_instance(self) -> crate::instance::Instance {
+        crate::instance::Instance::new(
+            self.config,
+            self.config_path,
+            crate::paths::NymvisorHome::at_root(self.nymvisor_home),
+        )
+    }
+}
 
 /// One job, written to the helper's stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]

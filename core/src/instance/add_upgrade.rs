@@ -54,6 +54,7 @@ pub struct AddUpgradeOutcome {
 
 /// Validates and queues the upgrade. On error nothing on disk has changed.
 pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpgradeOutcome> {
+    super::owner::check_writer(instance, "add-upgrade …")?;
     policy::check_name(&req.name).map_err(refused)?;
     check_executable(&req.binary)?;
     let build = build_info::probe_daemon(&req.binary, &instance.config.daemon.name).await?;
@@ -110,6 +111,7 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
         upgrade_time,
         binary_details: Some(build),
         immediate: req.when == UpgradeWhen::Now,
+        allow_downgrade: req.allow_downgrade,
     };
 
     fsutil::create_dir_all(&data.upgrade_bin_dir(&req.name))?;

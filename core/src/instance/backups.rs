@@ -19,6 +19,7 @@ pub fn list(inst: &Instance) -> Vec<BackupEntry> {
 /// the restore waits for it. The run lock is held during the restore, so nothing starts the
 /// daemon on half-restored data.
 pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<PathBuf> {
+    super::owner::check_writer(inst, &format!("backups restore {selector}"))?;
     let all = list(inst);
     let (upgrade, stamp) = match selector.split_once('/') {
         Some((u, t)) => (u, Some(t)),

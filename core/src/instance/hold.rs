@@ -9,6 +9,7 @@ use crate::model::{self, Hold};
 
 /// Puts upgrades on hold (or changes the reason of the hold in force). Returns the hold.
 pub fn hold(inst: &Instance, reason: Option<String>) -> Result<Hold> {
+    super::owner::check_writer(inst, "hold …")?;
     let _lock = FileLock::acquire_blocking(&inst.data.plan_lock())?;
     let path = inst.data.hold();
     let since = Hold::load(&path)?.map_or_else(model::now, |h| h.since);
@@ -19,6 +20,7 @@ pub fn hold(inst: &Instance, reason: Option<String>) -> Result<Hold> {
 
 /// Lifts the hold. Returns the one that was in force, if any.
 pub fn unhold(inst: &Instance) -> Result<Option<Hold>> {
+    super::owner::check_writer(inst, "unhold")?;
     let _lock = FileLock::acquire_blocking(&inst.data.plan_lock())?;
     let path = inst.data.hold();
     let held = Hold::load(&path).ok().flatten();

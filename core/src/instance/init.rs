@@ -85,6 +85,7 @@ pub async fn init<'a>(
         upgrade_time: OffsetDateTime::UNIX_EPOCH,
         binary_details: Some(build),
         immediate: false,
+        allow_downgrade: false,
     };
     let data = &instance.data;
     fsutil::create_dir_all(&data.upgrade_bin_dir(GENESIS))?;

@@ -5,6 +5,7 @@ mod add_upgrade;
 pub mod backups;
 pub mod hold;
 mod init;
+pub mod owner;
 pub mod retry;
 
 pub use add_upgrade::{

@@ -8,6 +8,7 @@ use crate::model::{RefusalRecord, Refusals};
 
 /// Forgets the refusal of `name`; returns what was forgotten.
 pub fn retry(inst: &Instance, name: &str) -> Result<RefusalRecord> {
+    super::owner::check_writer(inst, &format!("retry {name}"))?;
     let _lock = FileLock::acquire_blocking(&inst.data.plan_lock())?;
     let path = inst.data.refusals();
     let mut refusals = Refusals::load(&path)?;

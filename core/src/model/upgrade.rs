@@ -44,6 +44,10 @@ pub struct UpgradeInfo {
     /// spread, the windows and a hold (not in 0.1.41, which ignores it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub immediate: bool,
+    /// Queued with `add-upgrade --allow-downgrade`: may replace a newer version (not in 0.1.41,
+    /// which ignores it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_downgrade: bool,
 }
 
 impl UpgradeInfo {
@@ -52,5 +56,13 @@ impl UpgradeInfo {
     /// and never to `--now`.
     pub fn follows_fleet_timing(&self) -> bool {
         !self.immediate && !self.platforms.is_empty()
+    }
+
+    /// The offer as an upstream source may make it: the operator's own overrides (`--now`,
+    /// `--allow-downgrade`) are the operator's to give, never a feed's.
+    pub fn from_upstream(mut self) -> UpgradeInfo {
+        self.immediate = false;
+        self.allow_downgrade = false;
+        self
     }
 }

@@ -90,8 +90,24 @@ struct Supervisor {
     /// When the running daemon's startup period ends (set each turn of the loop).
     confirm_at: Option<Instant>,
     startup_failures: u32,
+    /// An upgrade in place (`current` points to it) that is not yet written down in full.
+    unrecorded: Option<Unrecorded>,
     _lock: FileLock,
 }
+
+/// An upgrade that is in place but whose record could not be written (a plan lock or file
+/// another user owns, a full disk): it is never applied again, and the record is retried.
+struct Unrecorded {
+    upgrade: UpgradeInfo,
+    /// The transaction's journal when the record failed right after the swap (plan, history and
+    /// current version are written); `None` when `current` was found pointing at a queued
+    /// upgrade (the plan is corrected).
+    journal: Option<Journal>,
+    retry_at: Instant,
+}
+
+/// How often an unwritten record is tried again.
+const RECORD_RETRY: Duration = Duration::from_secs(10);
 
 /// Supervises the instance's daemon until it ends, nymvisor is stopped, or an error occurs.
 pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
@@ -181,6 +197,10 @@ impl Supervisor {
                 let secs = (t - model::now()).whole_milliseconds().max(0) as u64;
                 Instant::now() + Duration::from_millis(secs).min(MAX_SLEEP)
             });
+            let wake = match (wake, self.unrecorded.as_ref().map(|u| u.retry_at)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let poll_at = self.poller.due_at();
             let confirm_at = self.confirm_at;
             let health_at = self.health.as_ref().and_then(|h| h.due_at());
@@ -245,7 +265,7 @@ impl Supervisor {
                     }
                 }
                 Event::Watchdog => self.process.watchdog_ping(),
-                Event::Timer => {}
+                Event::Timer => self.retry_record(),
                 Event::Exited => {
                     let Some(running) = daemon.take() else {
                         continue;
@@ -378,6 +398,13 @@ impl Supervisor {
             }
             _ => return Ok(Step::Continue(daemon)),
         };
+        // `current` points to it already: an upgrade applied but not (fully) written down is
+        // recorded, never applied again
+        if self.installed().as_deref() == Some(info.name.as_str()) {
+            self.book.ready.remove(&info.name);
+            self.reconcile_installed(info);
+            return Ok(Step::Continue(daemon));
+        }
         // prepared against what ran then: the rules are asked again against what runs now
         if let Err(r) = self.book.may_apply(&self.inst, &info) {
             self.book.ready.remove(&info.name);
@@ -464,8 +491,14 @@ impl Supervisor {
                 restart_wanted,
                 confirming,
                 downtime,
+                unrecorded,
             } => {
                 self.startup_failures = 0;
+                self.unrecorded = unrecorded.map(|j| Unrecorded {
+                    upgrade: j.upgrade.clone(),
+                    journal: Some(*j),
+                    retry_at: Instant::now() + RECORD_RETRY,
+                });
                 if daemon.is_some() {
                     self.daemon_info();
                 }
@@ -490,6 +523,61 @@ impl Supervisor {
                 self.upgrade_outcome(&info, &previous_version, "failed");
                 self.refuse(&info, refusal);
                 Ok(Step::Continue(daemon))
+            }
+        }
+    }
+
+    /// The name of the upgrade `current` points to (`genesis` or `upgrades/<name>`), if the
+    /// link can be read.
+    fn installed(&self) -> Option<String> {
+        let link = std::fs::read_link(self.inst.data.current_link()).ok()?;
+        Some(link.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// `current` points to `info`, yet the plan queues it: the plan is corrected (in memory at
+    /// once, on disk as soon as it can be written).
+    fn reconcile_installed(&mut self, info: UpgradeInfo) {
+        tracing::warn!(upgrade = %info.name, "upgrade `{}` ({} {}) is already in place (current -> {}) but the plan still queues it: it is not applied again; recording it as the current version", info.name, self.inst.config.daemon.name, info.version, self.inst.data.link_target(&info.name).display());
+        self.unrecorded = Some(Unrecorded {
+            upgrade: info,
+            journal: None,
+            retry_at: Instant::now(),
+        });
+        self.retry_record();
+    }
+
+    /// Writes down an upgrade that is in place but not yet recorded, when its retry is due.
+    fn retry_record(&mut self) {
+        let Some(u) = self.unrecorded.take() else {
+            return;
+        };
+        if Instant::now() < u.retry_at {
+            self.unrecorded = Some(u);
+            return;
+        }
+        let name = u.upgrade.name.clone();
+        let written = match &u.journal {
+            Some(journal) => transaction::record_upgrade(&self.inst, &mut self.book.plan, journal),
+            None => transaction::update_plan(&self.inst, &mut self.book.plan, |p| {
+                p.remove(&name);
+                p.current = u.upgrade.clone();
+            }),
+        };
+        match written {
+            Ok(()) => {
+                tracing::info!(upgrade = %name, stage = "record", "upgrade `{name}` is recorded now");
+                self.book.save_progress(&mut self.process);
+            }
+            Err(e) => {
+                let note = format!("upgrade `{name}` is in place but could not be recorded: {e}; nymvisor retries every {} (it does not apply the upgrade again)", humantime::format_duration(RECORD_RETRY));
+                if self.process.state.last_error.as_deref() != Some(note.as_str()) {
+                    self.process.record_error(note.clone());
+                    tracing::error!(upgrade = %name, stage = "record", "{note}");
+                }
+                self.unrecorded = Some(Unrecorded {
+                    retry_at: Instant::now() + RECORD_RETRY,
+                    ..u
+                });
             }
         }
     }
@@ -551,7 +639,8 @@ impl Supervisor {
                 return;
             }
         };
-        let offer = found.info;
+        // a feed cannot grant itself the operator's overrides (`--now`, `--allow-downgrade`)
+        let offer = found.info.from_upstream();
         let history = self.inst.history().unwrap_or_default();
         let admission = policy::admit_offer(&self.book.context(&self.inst, &history), &offer);
         match admission {

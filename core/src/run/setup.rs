@@ -175,6 +175,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         }),
         confirm_at: None,
         startup_failures: 0,
+        unrecorded: None,
         _lock: lock,
     };
     if let Some(prev) = previous_state

@@ -259,9 +259,15 @@ pub fn admit_binary(ctx: &Context<'_>, name: &str) -> Result<(), Refusal> {
 
 /// The rules right before an upgrade is prepared, and again right before it is applied:
 /// its name is safe and it is newer than what runs at that moment.
+/// A downgrade is allowed by the configuration or by the entry itself (`add-upgrade
+/// --allow-downgrade` records it there; upstream offers never carry it).
 pub fn may_apply(ctx: &Context<'_>, info: &UpgradeInfo) -> Result<(), Refusal> {
     check_name(&info.name)?;
-    check_newer(&info.version, &ctx.current.version, ctx.allow_downgrade)
+    check_newer(
+        &info.version,
+        &ctx.current.version,
+        ctx.allow_downgrade || info.allow_downgrade,
+    )
 }
 
 #[cfg(test)]

@@ -82,6 +82,8 @@ pub enum Applied {
         confirming: Option<Box<Journal>>,
         /// From the old daemon's stop to the new one's start.
         downtime: Option<std::time::Duration>,
+        /// The upgrade could not be fully recorded (plan, history): what to record again.
+        unrecorded: Option<Box<Journal>>,
     },
     /// A stop signal arrived: nothing new was started; nymvisor must exit.
     Interrupted(Signal),
@@ -293,13 +295,16 @@ pub async fn apply<C: Control>(
 
     // records: the upgrade is in place whatever happens here, so failures are reported, not fatal
     let t = Instant::now();
+    let mut unrecorded = None;
     match record_upgrade(inst, plan, &journal) {
         Ok(()) => {
             tracing::info!(upgrade = %name, stage = "record", elapsed_ms = ms(t), "recorded the upgrade in the plan, history and current-version-info.json")
         }
         Err(e) => {
-            tracing::error!(upgrade = %name, stage = "record", "the upgrade is in place but could not be fully recorded: {e}");
-            control.record_error(format!("upgrade `{name}` could not be fully recorded: {e}"));
+            // `plan` (in memory) has it as current already: it is not applied again
+            control.record_error(format!("upgrade `{name}` is in place but could not be fully recorded: {e}; nymvisor retries the record (it does not apply the upgrade again)"));
+            tracing::error!(upgrade = %name, stage = "record", "the upgrade is in place but could not be fully recorded: {e}; nymvisor retries the record (it does not apply the upgrade again)");
+            unrecorded = Some(Box::new(journal.clone()));
         }
     }
     control.failpoint("after-record");
@@ -343,31 +348,39 @@ pub async fn apply<C: Control>(
         restart_wanted,
         confirming,
         downtime: down_for,
+        unrecorded,
     })
 }
 
 /// Read-modify-write of the plan under the plan lock (shared with `add-upgrade`), keeping
-/// `plan` in step. A file that does not parse is the operator's to fix and is not overwritten:
-/// the change is made in memory only, and the error returned.
+/// `plan` in step. A file that does not parse is the operator's to fix and is not overwritten;
+/// on that or any other failure the change is made in memory only, and the error returned.
 pub fn update_plan(
     inst: &Instance,
     plan: &mut UpgradePlan,
     change: impl Fn(&mut UpgradePlan),
 ) -> Result<()> {
-    let _lock = FileLock::acquire_blocking(&inst.data.plan_lock())?;
-    let path = inst.data.plan();
-    // the file may have gained entries since we last read it
-    let mut on_disk = match UpgradePlan::load(&path) {
-        Ok(p) => p,
+    // whatever fails below, memory has the change: what is recorded there is what nymvisor acts
+    // on (an upgrade applied but not written down is not applied again)
+    let written = (|| {
+        let _lock = FileLock::acquire_blocking(&inst.data.plan_lock())?;
+        let path = inst.data.plan();
+        // the file may have gained entries since we last read it
+        let mut on_disk = UpgradePlan::load(&path)?;
+        change(&mut on_disk);
+        on_disk.save(&path)?;
+        Ok(on_disk)
+    })();
+    match written {
+        Ok(on_disk) => {
+            *plan = on_disk;
+            Ok(())
+        }
         Err(e) => {
             change(plan);
-            return Err(e);
+            Err(e)
         }
-    };
-    change(&mut on_disk);
-    on_disk.save(&path)?;
-    *plan = on_disk;
-    Ok(())
+    }
 }
 
 /// Plan (current = the upgrade, dropped from the queue), history and current version info.
