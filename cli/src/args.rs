@@ -61,11 +61,33 @@ pub enum Command {
     },
     /// Lift the hold: upgrades are applied again
     Unhold,
-    /// Consider a refused upgrade again (its refusal is forgotten)
+    /// Consider an upgrade again: a refused one (an upstream entry takes upstream's current
+    /// document), a cancelled one, or a rolled-back one (queued again from its kept binary)
     Retry {
         /// The upgrade's name, as `status` shows it
         #[arg(value_name = "NAME")]
         name: String,
+        /// Apply it as soon as it is verified, whatever the spread, windows or hold
+        #[arg(long)]
+        now: bool,
+    },
+    /// Take a queued upgrade out of the plan; the same release offered upstream is not queued
+    /// again until upstream changes it or `nymvisor retry NAME`
+    Cancel {
+        /// The upgrade's name, as `status` shows it
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Go back to the version that ran before the current one (with `run` running, the running
+    /// nymvisor does it; otherwise this command, and the daemon runs it at the next start)
+    Rollback {
+        /// Also restore the backup taken before the current version was installed (a safety
+        /// copy of the data it replaces is kept)
+        #[arg(long)]
+        with_data: bool,
+        /// At once, even on hold or outside the maintenance windows
+        #[arg(long)]
+        now: bool,
     },
     /// List or restore backups of the daemon's data
     #[command(subcommand)]

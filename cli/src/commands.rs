@@ -118,16 +118,24 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
                 None => outln!("upgrades of `{}` were not on hold", instance.config.id()),
             }
         }
-        Command::Retry { name } => {
+        Command::Retry { name, now } => {
             let instance = Instance::open(&env)?;
-            let forgot = instance::retry::retry(&instance, &name)?;
+            retry(&instance, &name, now)?;
+        }
+        Command::Cancel { name } => {
+            let instance = Instance::open(&env)?;
+            let entry = instance::cancel::cancel(&instance, &name)?;
             outln!(
-                "upgrade `{}` ({} {}) will be considered again; it was refused: {}",
-                forgot.name,
+                "cancelled upgrade `{}` ({} {}): it is out of the plan, and the same release offered upstream is not queued again until upstream changes it or `nymvisor retry {}`",
+                entry.name,
                 instance.config.daemon.name,
-                forgot.version,
-                forgot.reason
+                entry.version,
+                entry.name
             );
+        }
+        Command::Rollback { with_data, now } => {
+            let instance = Instance::open(&env)?;
+            rollback(&instance, with_data, now).await?;
         }
         Command::Config(args) => {
             let instance = Instance::open(&env)?;
@@ -145,6 +153,102 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn retry(instance: &Instance, name: &str, now: bool) -> Result<()> {
+    let daemon = &instance.config.daemon.name;
+    match instance::retry::retry(instance, name, now)? {
+        instance::retry::Retried::Refusal {
+            record,
+            requeued,
+            repoll,
+        } => {
+            let then = if requeued {
+                " and is queued again"
+            } else if repoll {
+                "; upstream is asked for it again at once"
+            } else {
+                ""
+            };
+            outln!(
+                "upgrade `{}` ({daemon} {}) will be considered again{then}; it was {}: {}",
+                record.name,
+                record.version,
+                if record.origin == model::refusals::Origin::Cancelled {
+                    "cancelled"
+                } else {
+                    "refused"
+                },
+                record.reason
+            );
+        }
+        instance::retry::Retried::RolledBack(info) => outln!(
+            "rolled-back upgrade `{}` ({daemon} {}) is queued again: its binary is verified again, then it is applied{}",
+            info.name,
+            info.version,
+            if now {
+                " at once"
+            } else {
+                " when due (spread, windows and hold apply; --now skips them)"
+            }
+        ),
+    }
+    Ok(())
+}
+
+async fn rollback(instance: &Instance, with_data: bool, now: bool) -> Result<()> {
+    use instance::rollback::RolledBack;
+    let daemon = &instance.config.daemon.name;
+    match instance::rollback::rollback(instance, with_data, now).await? {
+        RolledBack::Done {
+            from,
+            to,
+            safety_copy,
+        } => {
+            outln!(
+                "rolled back {daemon} {} (`{}`) → {} (`{}`){}; start nymvisor to run it",
+                from.version,
+                from.name,
+                to.version,
+                to.name,
+                if with_data {
+                    " with the data backed up before it was installed"
+                } else {
+                    ""
+                }
+            );
+            if let Some(p) = safety_copy {
+                outln!("  the data it replaced is kept in {}", p.display());
+            }
+        }
+        RolledBack::Requested {
+            pid,
+            from,
+            to,
+            waits_for: Some(what),
+        } => outln!(
+            "the running nymvisor{} will roll back {daemon} {} → {} once it may: it waits for {what}",
+            pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+            from.version,
+            to.version
+        ),
+        RolledBack::Requested { pid, from, to, .. } => {
+            let patience =
+                instance.config.daemon.shutdown_grace_period + std::time::Duration::from_secs(120);
+            match instance::rollback::wait_for_running(instance, &from.name, patience).await? {
+                Some(_) => outln!(
+                    "the running nymvisor{} rolled back {daemon} {} → {} and runs it",
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                    from.version,
+                    to.version
+                ),
+                None => anyhow::bail!(
+                    "the running nymvisor did not roll back; `nymvisor status` and its log say why"
+                ),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn print_json<T: Serialize>(value: &T) -> Result<()> {

@@ -183,6 +183,12 @@ impl UpgradeDataDir {
         self.root.join("upgrade-hold.json")
     }
 
+    /// The operator's rollback request for the running nymvisor (see
+    /// [`crate::model::RollbackRequest`]).
+    pub fn rollback_request(&self) -> PathBuf {
+        self.root.join("upgrade-rollback.json")
+    }
+
     /// The upgrade journal (see [`crate::model::Journal`]).
     pub fn journal(&self) -> PathBuf {
         self.root.join("upgrade-journal.json")

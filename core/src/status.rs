@@ -10,7 +10,7 @@ use crate::instance::Instance;
 use std::collections::BTreeMap;
 
 use crate::model::refusals::Origin;
-use crate::model::run_state::HealthState;
+use crate::model::run_state::{ConfirmWait, HealthState, RestartWait, Stopped};
 use crate::model::{self, Hold, Journal, Outcome, Refusals, RunState, Stage, UpgradePlan};
 use crate::upgrade::queue::{self, Entry};
 
@@ -27,8 +27,16 @@ pub struct Status {
     pub queued: Vec<Entry>,
     /// Offers of the upstream source that were not queued.
     pub refused_offers: Vec<RefusedOffer>,
+    /// Upgrades the operator cancelled (`nymvisor retry <name>` queues one again).
+    pub cancelled: Vec<RefusedOffer>,
     /// An upgrade applied but not yet confirmed (its rollback is still possible).
     pub awaiting_confirmation: Option<String>,
+    /// Its deadline and what confirms it (while nymvisor runs).
+    pub confirmation: Option<ConfirmWait>,
+    /// The daemon failed and waits to be restarted (while nymvisor runs).
+    pub restart: Option<RestartWait>,
+    /// When and why nymvisor last stopped (while it does not run).
+    pub stopped: Option<Stopped>,
     pub last_upgrade: Option<LastUpgrade>,
     pub last_error: Option<LastError>,
     /// A problem reading the plan, if any.
@@ -97,10 +105,25 @@ pub struct LastError {
 /// Gathers the status of `inst`. Missing files are simply absent from the result.
 pub fn status(inst: &Instance) -> Result<Status> {
     let holder = FileLock::holder(&inst.data.run_lock())?;
-    let state = RunState::load(&inst.home.instance_data_dir(inst.config.id()))
+    let recorded = RunState::load(&inst.home.instance_data_dir(inst.config.id()))
         .ok()
-        .flatten()
-        .filter(|_| holder.is_some());
+        .flatten();
+    // what the last nymvisor said as it stopped, when none runs now
+    let stopped = recorded
+        .as_ref()
+        .filter(|_| holder.is_none())
+        .and_then(|s| s.stopped.clone());
+    let last_run_error = recorded
+        .as_ref()
+        .filter(|_| holder.is_none())
+        .and_then(|s| {
+            s.last_error.clone().map(|message| LastError {
+                message,
+                at: s.last_error_at,
+            })
+        });
+    // the live view only from a nymvisor that runs
+    let state = recorded.filter(|_| holder.is_some());
     let (plan, plan_error) = match UpgradePlan::load(&inst.data.plan()) {
         Ok(p) => (Some(p), None),
         Err(e) => (None, Some(e.to_string())),
@@ -165,17 +188,21 @@ pub fn status(inst: &Instance) -> Result<Status> {
             })
             .unwrap_or_default()
     });
-    let refused_offers = refusals
-        .refusals
-        .iter()
-        .filter(|r| r.origin == Origin::Upstream)
-        .map(|r| RefusedOffer {
-            name: r.name.clone(),
-            version: r.version.clone(),
-            reason: r.reason.clone(),
-            refused_at: r.last_refused_at,
-        })
-        .collect();
+    let offers = |origin: Origin| {
+        refusals
+            .refusals
+            .iter()
+            .filter(|r| r.origin == origin)
+            .map(|r| RefusedOffer {
+                name: r.name.clone(),
+                version: r.version.clone(),
+                reason: r.reason.clone(),
+                refused_at: r.last_refused_at,
+            })
+            .collect::<Vec<_>>()
+    };
+    let refused_offers = offers(Origin::Upstream);
+    let cancelled = offers(Origin::Cancelled);
     let last_upgrade = inst
         .history()
         .ok()
@@ -207,16 +234,22 @@ pub fn status(inst: &Instance) -> Result<Status> {
         current,
         queued,
         refused_offers,
+        cancelled,
         awaiting_confirmation: journal.map(|j| j.upgrade.name),
+        confirmation: state.as_ref().and_then(|s| s.confirming.clone()),
+        restart: state.as_ref().and_then(|s| s.restart.clone()),
+        stopped,
         last_upgrade,
         hold,
         health: state.as_ref().and_then(|s| s.health.clone()),
-        last_error: state.and_then(|s| {
-            s.last_error.map(|message| LastError {
-                message,
-                at: s.last_error_at,
+        last_error: state
+            .and_then(|s| {
+                s.last_error.map(|message| LastError {
+                    message,
+                    at: s.last_error_at,
+                })
             })
-        }),
+            .or(last_run_error),
         plan_error,
     })
 }
@@ -234,6 +267,12 @@ impl Status {
 
     /// Human-readable lines.
     pub fn to_text(&self) -> String {
+        self.to_text_at(model::now())
+    }
+
+    /// [`Status::to_text`] with the clock given (times are shown relative to `now`).
+    pub fn to_text_at(&self, now: OffsetDateTime) -> String {
+        let when = |t: OffsetDateTime| model::human_time(t, now);
         let mut out = String::new();
         let mut line = |l: String| {
             out.push_str(&l);
@@ -246,7 +285,21 @@ impl Status {
         line(match (self.nymvisor.running, self.nymvisor.pid) {
             (true, Some(pid)) => format!("nymvisor:      running (pid {pid})"),
             (true, None) => "nymvisor:      running".to_owned(),
-            (false, _) => "nymvisor:      not running".to_owned(),
+            (false, _) => match &self.stopped {
+                Some(s) if s.error => {
+                    format!(
+                        "nymvisor:      not running — gave up at {}: {}",
+                        when(s.at),
+                        s.reason
+                    )
+                }
+                Some(s) => format!(
+                    "nymvisor:      not running — stopped at {}: {}",
+                    when(s.at),
+                    s.reason
+                ),
+                None => "nymvisor:      not running".to_owned(),
+            },
         });
         match &self.daemon_process {
             Some(d) => line(format!(
@@ -259,7 +312,19 @@ impl Status {
                     ))
                     .unwrap_or_default()
             )),
-            None => line("daemon:        not running".to_owned()),
+            None => match &self.restart {
+                Some(r) if r.startup_failures > 0 => line(format!(
+                    "daemon:        not running — restart {} of {} at {}",
+                    r.startup_failures,
+                    r.max_startup_failures,
+                    when(r.at)
+                )),
+                Some(r) => line(format!(
+                    "daemon:        not running — restart at {}",
+                    when(r.at)
+                )),
+                None => line("daemon:        not running".to_owned()),
+            },
         }
         if let Some(c) = &self.current {
             line(format!(
@@ -267,10 +332,17 @@ impl Status {
                 self.daemon, c.version, c.name
             ));
         }
-        if let Some(name) = &self.awaiting_confirmation {
-            line(format!(
-                "confirming:    `{name}` (still within its startup period)"
-            ));
+        match (&self.awaiting_confirmation, &self.confirmation) {
+            (_, Some(c)) => line(format!(
+                "confirming:    `{}` until {}, by {}; otherwise it is rolled back",
+                c.upgrade,
+                when(c.deadline),
+                c.confirmed_by
+            )),
+            (Some(name), None) => line(format!(
+                "confirming:    `{name}` (its start is watched again when nymvisor runs)"
+            )),
+            (None, None) => {}
         }
         if self.queued.is_empty() {
             line("queued:        nothing".to_owned());
@@ -288,13 +360,13 @@ impl Status {
                     .unwrap_or_default();
                 let until = q
                     .until
-                    .map(|t| format!(" until {}", model::rfc3339(t)))
+                    .map(|t| format!(" until {}", when(t)))
                     .unwrap_or_default();
                 line(format!(
                     "  {} {} at {} — {state}{waiting}{until}{}",
                     q.name,
                     q.version,
-                    model::rfc3339(q.effective_upgrade_time),
+                    when(q.effective_upgrade_time),
                     q.reason
                         .as_ref()
                         .map(|r| format!(": {r}"))
@@ -307,8 +379,17 @@ impl Status {
                 "offer refused: {} {} ({}): {}",
                 o.name,
                 o.version,
-                model::rfc3339(o.refused_at),
+                when(o.refused_at),
                 o.reason
+            ));
+        }
+        for c in &self.cancelled {
+            line(format!(
+                "cancelled:     {} {} by the operator at {} (`nymvisor retry {}` queues it again)",
+                c.name,
+                c.version,
+                when(c.refused_at),
+                c.name
             ));
         }
         if let Some(u) = &self.last_upgrade {
@@ -316,7 +397,7 @@ impl Status {
                 "last upgrade:  {} {} at {} ({}){}",
                 u.name,
                 u.version,
-                model::rfc3339(u.performed_at),
+                when(u.performed_at),
                 match u.outcome {
                     Some(Outcome::Success) | None => "success",
                     Some(Outcome::RolledBack) => "rolled back",
@@ -332,7 +413,7 @@ impl Status {
             line(format!(
                 "last error:    {}{}",
                 e.message,
-                e.at.map(|t| format!(" (at {})", model::rfc3339(t)))
+                e.at.map(|t| format!(" (at {})", when(t)))
                     .unwrap_or_default()
             ));
         }
@@ -342,7 +423,7 @@ impl Status {
         if let Some(h) = &self.hold {
             line(format!(
                 "hold:          since {}{} — nothing is applied automatically (`nymvisor unhold`)",
-                model::rfc3339(h.since),
+                when(h.since),
                 h.reason
                     .as_ref()
                     .map(|r| format!(": {r}"))
@@ -353,7 +434,7 @@ impl Status {
             line(format!(
                 "health:        {} at {} ({}), {} failure(s) in a row",
                 if h.healthy { "healthy" } else { "unhealthy" },
-                model::rfc3339(h.last_probe_at),
+                when(h.last_probe_at),
                 h.last_answer,
                 h.consecutive_failures
             ));

@@ -222,7 +222,9 @@ mod tests {
             "garbage",
             "head -c 100000 /dev/urandom >&2; exit 1",
         );
-        let r = run(&ExecVerifier::new(garbage, t, env())).await.unwrap_err();
+        let r = run(&ExecVerifier::new(garbage, t, env()))
+            .await
+            .unwrap_err();
         assert!(!r.retryable() && r.reason.len() < 5000);
     }
 }

@@ -68,12 +68,14 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
     let mut plan = instance.plan()?;
     let history = instance.history()?;
     let journal = Journal::load(data.root())?;
+    let mut refusals = Refusals::load(&data.refusals())?;
     let ctx = policy::Context {
         current: &plan.current,
         queued: &plan.queued_up,
         history: &history,
         in_flight: journal.as_ref(),
         allow_downgrade: req.allow_downgrade || instance.config.daemon.allow_downgrade,
+        refusals: &refusals,
     };
     let info_path = data.upgrade_info(&req.name);
     let bin_path = data.upgrade_bin(&req.name);
@@ -121,7 +123,6 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
     plan.insert(info.clone());
     plan.save(&data.plan())?;
     // a new entry is a new candidate: whatever was refused under this name is forgotten
-    let mut refusals = Refusals::load(&data.refusals())?;
     if refusals.clear(&req.name) {
         refusals.save(&data.refusals())?;
     }

@@ -3,10 +3,12 @@
 
 mod add_upgrade;
 pub mod backups;
+pub mod cancel;
 pub mod hold;
 mod init;
 pub mod owner;
 pub mod retry;
+pub mod rollback;
 
 pub use add_upgrade::{
     AddUpgrade, AddUpgradeOutcome, DEFAULT_UPGRADE_DELAY, UpgradeWhen, add_upgrade,

@@ -9,6 +9,7 @@ pub mod hold;
 pub mod journal;
 mod plan;
 pub mod refusals;
+pub mod rollback;
 pub mod run_state;
 mod upgrade;
 
@@ -19,6 +20,7 @@ pub use hold::Hold;
 pub use journal::{Journal, Stage};
 pub use plan::UpgradePlan;
 pub use refusals::{RefusalRecord, Refusals};
+pub use rollback::RollbackRequest;
 pub use run_state::RunState;
 pub use upgrade::{PlatformDetails, UpgradeInfo};
 
@@ -33,6 +35,40 @@ pub fn now() -> OffsetDateTime {
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
+}
+
+/// A time for people: to the second, in UTC, and how far from `now` (`2026-12-06 03:07:14 UTC
+/// (3 min ago)`, `… (in 2h 35m)`).
+pub fn human_time(t: OffsetDateTime, now: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let at = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let secs = (t - now).whole_seconds();
+    let span = human_span(secs.unsigned_abs());
+    if secs.abs() < 1 {
+        format!("{at} (now)")
+    } else if secs > 0 {
+        format!("{at} (in {span})")
+    } else {
+        format!("{at} ({span} ago)")
+    }
+}
+
+/// A span of seconds in at most two units (`45s`, `3 min`, `2h 35m`, `4d 2h`).
+pub fn human_span(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{} min", secs / 60),
+        3600..=86_399 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86_400, secs % 86_400 / 3600),
+    }
 }
 
 /// Parses an RFC 3339 time.
@@ -52,6 +88,21 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/data/nymvisor-0.1.41")
             .join(name)
+    }
+
+    #[test]
+    fn times_for_people_have_seconds_and_a_distance() {
+        let now = time::macros::datetime!(2026-12-06 03:00:00.123456789 UTC);
+        assert_eq!(
+            human_time(now - time::Duration::minutes(3), now),
+            "2026-12-06 02:57:00 UTC (3 min ago)"
+        );
+        assert_eq!(
+            human_time(now + time::Duration::minutes(155), now),
+            "2026-12-06 05:35:00 UTC (in 2h 35m)"
+        );
+        assert_eq!(human_time(now, now), "2026-12-06 03:00:00 UTC (now)");
+        assert_eq!(human_span(4 * 86_400 + 7300), "4d 2h");
     }
 
     #[test]

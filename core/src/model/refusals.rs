@@ -27,6 +27,9 @@ pub enum Origin {
     Upstream,
     /// A queued entry the pre-upgrade hook said not now to.
     Hook,
+    /// An upgrade the operator cancelled (`nymvisor cancel`): not queued again until upstream
+    /// changes it (version, checksum or URL) or `nymvisor retry`.
+    Cancelled,
 }
 
 /// One refused upgrade.
@@ -48,6 +51,24 @@ pub struct RefusalRecord {
 }
 
 impl RefusalRecord {
+    /// Whether `offer` is the release this record is about: same version, and the same
+    /// checksums and URLs on every platform (notes and times may differ).
+    pub fn same_release(&self, offer: &UpgradeInfo) -> bool {
+        let key = |i: &UpgradeInfo| {
+            i.platforms
+                .iter()
+                .map(|(k, p)| {
+                    (
+                        k.clone(),
+                        p.checksum.trim().to_ascii_lowercase(),
+                        p.url.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        self.upgrade.version == offer.version && key(&self.upgrade) == key(offer)
+    }
+
     /// Whether it may be tried again at `now`.
     pub fn due(&self, now: OffsetDateTime) -> bool {
         match self.next_attempt {
@@ -78,6 +99,12 @@ impl Refusals {
     /// The record of `name`, whatever its entry.
     pub fn get(&self, name: &str) -> Option<&RefusalRecord> {
         self.refusals.iter().find(|r| r.name == name)
+    }
+
+    /// The operator's cancellation of this release, if it stands.
+    pub fn cancelled(&self, offer: &UpgradeInfo) -> Option<&RefusalRecord> {
+        self.get(&offer.name)
+            .filter(|r| r.origin == Origin::Cancelled && r.same_release(offer))
     }
 
     /// The record that still applies to `info` (same name, unchanged entry).
@@ -147,6 +174,8 @@ impl Refusals {
         self.refusals.retain(|r| match r.origin {
             Origin::Plan | Origin::Hook => plan.queued(&r.name) == Some(&r.upgrade),
             Origin::Upstream => plan.queued(&r.name).is_none() && plan.current.name != r.name,
+            // the operator's word stands until `retry` or a changed offer replaces it
+            Origin::Cancelled => plan.queued(&r.name).is_none(),
         });
         before != self.refusals.len()
     }

@@ -37,6 +37,53 @@ pub struct RunState {
     /// The queue as the running nymvisor sees it (with its own settings: spread, windows).
     #[serde(default)]
     pub queue: Option<Vec<crate::upgrade::queue::Entry>>,
+    /// The daemon failed and waits to be restarted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartWait>,
+    /// The applied upgrade awaiting its confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirming: Option<ConfirmWait>,
+    /// Why and when nymvisor stopped (written as it exits; kept for `status` until the next
+    /// `run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+}
+
+/// A restart the daemon waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartWait {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Failures within the startup period so far, and how many end in giving up (0: the failure
+    /// came after the startup period, and does not count).
+    pub startup_failures: u32,
+    pub max_startup_failures: u32,
+}
+
+/// An upgrade awaiting its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmWait {
+    pub upgrade: String,
+    /// When the startup period ends: confirmed then, or rolled back (with a health URL, when no
+    /// healthy answer came).
+    #[serde(with = "time::serde::rfc3339")]
+    pub deadline: OffsetDateTime,
+    /// What confirms it, in words.
+    pub confirmed_by: String,
+}
+
+/// How nymvisor's last run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stopped {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub reason: String,
+    /// It stopped because of an error (it gave up), not because it was asked to or the daemon
+    /// exited cleanly.
+    pub error: bool,
 }
 
 /// What the health probe said last.

@@ -78,6 +78,7 @@ impl Book {
             history,
             in_flight: self.confirming.as_ref(),
             allow_downgrade: inst.config.daemon.allow_downgrade,
+            refusals: &self.refusals,
         }
     }
 
@@ -175,9 +176,13 @@ impl Book {
         }
     }
 
-    /// Forgets the refusal of an entry that is prepared now.
+    /// Forgets the refusal of an entry that is prepared now (never the operator's cancellation).
     pub fn forget_refusal(&mut self, inst: &Instance, info: &UpgradeInfo) {
-        if self.refusals.for_entry(info).is_some() {
+        if self
+            .refusals
+            .for_entry(info)
+            .is_some_and(|r| r.origin != Origin::Cancelled)
+        {
             self.update_refusals(inst, |r| {
                 r.clear(&info.name);
             });
@@ -201,8 +206,9 @@ impl Book {
         }
     }
 
-    /// A watched file changed on disk: the plan or the refusals.
-    pub fn reload(&mut self, inst: &Instance, process: &mut Process, path: &Path) {
+    /// A watched file changed on disk: the plan or the refusals. Returns whether a refusal was
+    /// lifted (`nymvisor retry`): upstream deserves a fresh look then.
+    pub fn reload(&mut self, inst: &Instance, process: &mut Process, path: &Path) -> bool {
         if path == inst.data.hold() {
             match Hold::load(path) {
                 Ok(hold) => {
@@ -223,14 +229,22 @@ impl Book {
                 }
                 Err(e) => tracing::warn!("{e}"),
             }
-            return;
+            return false;
         }
         if path == inst.data.refusals() {
             match Refusals::load(path) {
-                Ok(r) => self.refusals = r,
+                Ok(r) => {
+                    let lifted = self
+                        .refusals
+                        .refusals
+                        .iter()
+                        .any(|old| r.get(&old.name).is_none());
+                    self.refusals = r;
+                    return lifted;
+                }
                 Err(e) => tracing::warn!("{e}"),
             }
-            return;
+            return false;
         }
         let reloaded = self.plan_problem.reload(path);
         if let Some(problem) = self.plan_problem.get()
@@ -239,7 +253,7 @@ impl Book {
             let problem = problem.to_owned();
             process.record_error(problem);
         }
-        let Some(plan) = reloaded else { return };
+        let Some(plan) = reloaded else { return false };
         if plan != self.plan {
             tracing::info!(
                 "upgrade plan changed: {} upgrade(s) queued",
@@ -254,6 +268,7 @@ impl Book {
                 r.prune(&plan);
             });
         }
+        false
     }
 
     /// Queues an offer the policy admitted: its `upgrade-info.json`, then the plan.
@@ -262,10 +277,20 @@ impl Book {
         fsutil::create_dir_all(&inst.data.upgrade_dir(name))?;
         fsutil::write_json(&inst.data.upgrade_info(name), info)?;
         let queued = info.clone();
+        let replaced = self.plan.queued(name).cloned();
         transaction::update_plan(inst, &mut self.plan, |plan| {
             plan.remove(&queued.name);
             plan.insert(queued.clone());
         })?;
+        // a refused entry upstream has changed since: the new one is a new candidate
+        if let Some(old) = replaced {
+            tracing::info!(upgrade = %name, "upstream changed the refused upgrade `{name}` ({} → {}, or its checksum or URL): the new release replaces it", old.version, info.version);
+        }
+        if self.refusals.get(name).is_some() && self.refusals.for_entry(info).is_none() {
+            self.update_refusals(inst, |r| {
+                r.clear(name);
+            });
+        }
         tracing::info!(upgrade = %name, stage = "discover", "new release upstream: {} {} (`{name}`), due {}", inst.config.daemon.name, info.version, model::rfc3339(info.upgrade_time));
         Ok(())
     }

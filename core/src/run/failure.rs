@@ -112,6 +112,20 @@ impl Supervisor {
             humantime::format_duration(cfg.failure_restart_delay)
         );
         let until = Instant::now() + cfg.failure_restart_delay;
+        self.process.state.restart = Some(crate::model::run_state::RestartWait {
+            at: crate::model::now() + cfg.failure_restart_delay,
+            startup_failures: self.startup_failures,
+            max_startup_failures: limit,
+        });
+        self.process.save_state();
+        let outcome = self.wait_to_restart(until).await;
+        self.process.state.restart = None;
+        self.process.save_state();
+        outcome
+    }
+
+    /// Waits out the restart delay, honouring stop signals, the watchdog and a due upgrade.
+    async fn wait_to_restart(&mut self, until: Instant) -> Result<Option<RunOutcome>> {
         loop {
             let watchdog = self.process.watchdog_due();
             tokio::select! {

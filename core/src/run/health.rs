@@ -50,6 +50,11 @@ impl Monitor {
     }
 
     /// A daemon was started: probing starts over.
+    /// The probed endpoint, in words.
+    pub fn describe(&self) -> String {
+        self.probe.describe()
+    }
+
     pub fn daemon_started(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();

@@ -9,6 +9,7 @@ mod failure;
 mod health;
 mod poll;
 mod process;
+mod rollback;
 mod setup;
 mod watch;
 
@@ -92,6 +93,11 @@ struct Supervisor {
     startup_failures: u32,
     /// An upgrade in place (`current` points to it) that is not yet written down in full.
     unrecorded: Option<Unrecorded>,
+    /// A rollback request may be waiting (`upgrade-rollback.json` changed, the hold changed, or
+    /// at start).
+    rollback_wanted: bool,
+    /// When a rollback request that waits for a maintenance window is looked at again.
+    rollback_at: Option<Instant>,
     _lock: FileLock,
 }
 
@@ -114,6 +120,26 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
     let mut sup = setup::start(inst, opts).await?;
     let outcome = sup.main_loop().await;
     sup.process.mark_stopped();
+    // for `status` once nobody runs: when and why
+    let (reason, error) = match &outcome {
+        Ok(RunOutcome::DaemonExited) => ("the daemon exited cleanly (status 0)".to_owned(), false),
+        Ok(RunOutcome::Stopped(sig)) => (format!("stopped by {sig}"), false),
+        Ok(RunOutcome::StoppedAfterUpgrade(name)) => (
+            format!(
+                "stopped after upgrade `{name}`, as it asked (manual upgrade or restart_after_upgrade off); start it again to run the new version"
+            ),
+            false,
+        ),
+        Err(e) => (e.to_string(), true),
+    };
+    sup.process.state.restart = None;
+    sup.process.state.confirming = None;
+    sup.process.state.stopped = Some(crate::model::run_state::Stopped {
+        at: model::now(),
+        reason,
+        error,
+    });
+    sup.process.save_state();
     outcome
 }
 
@@ -150,6 +176,12 @@ impl Supervisor {
             ));
         }
         loop {
+            if self.rollback_wanted {
+                match self.step_rollback(daemon.take()).await? {
+                    Step::Exit(outcome) => return Ok(outcome),
+                    Step::Continue(d) => daemon = d,
+                }
+            }
             if daemon.is_none() {
                 // a due upgrade whose binary is in place goes first: the old version is not
                 // started only to be stopped again
@@ -182,6 +214,7 @@ impl Supervisor {
                 .confirming
                 .as_ref()
                 .map(|_| Instant::now() + period.saturating_sub(running.uptime()));
+            self.publish_confirmation();
             let decision = self.book.decide(&self.inst, self.confirm_at);
             self.book.say_waiting(&decision);
             self.book.publish(&decision, &mut self.process);
@@ -197,10 +230,14 @@ impl Supervisor {
                 let secs = (t - model::now()).whole_milliseconds().max(0) as u64;
                 Instant::now() + Duration::from_millis(secs).min(MAX_SLEEP)
             });
-            let wake = match (wake, self.unrecorded.as_ref().map(|u| u.retry_at)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let wake = [
+                wake,
+                self.unrecorded.as_ref().map(|u| u.retry_at),
+                self.rollback_at,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let poll_at = self.poller.due_at();
             let confirm_at = self.confirm_at;
             let health_at = self.health.as_ref().and_then(|h| h.due_at());
@@ -265,7 +302,12 @@ impl Supervisor {
                     }
                 }
                 Event::Watchdog => self.process.watchdog_ping(),
-                Event::Timer => self.retry_record(),
+                Event::Timer => {
+                    self.retry_record();
+                    if self.rollback_at.is_some_and(|at| at <= Instant::now()) {
+                        self.rollback_wanted = true;
+                    }
+                }
                 Event::Exited => {
                     let Some(running) = daemon.take() else {
                         continue;
@@ -338,6 +380,12 @@ impl Supervisor {
         let Some((info, _)) = self.book.preparing.take() else {
             return;
         };
+        if self.book.plan.queued(&info.name) != Some(&info) {
+            // cancelled or changed while it was being prepared: what is queued now is looked at anew
+            tracing::debug!(upgrade = %info.name, "prepared an entry that is no longer queued as it was");
+            self.book.save_progress(&mut self.process);
+            return;
+        }
         match res {
             Ok(()) => {
                 let when = if info.upgrade_time <= model::now() {
@@ -527,6 +575,36 @@ impl Supervisor {
         }
     }
 
+    /// What the upgrade awaiting confirmation waits for, for `status` (saved when it changed).
+    fn publish_confirmation(&mut self) {
+        let now = Instant::now();
+        let wanted = match (&self.book.confirming, self.confirm_at) {
+            (Some(j), Some(at)) => Some(crate::model::run_state::ConfirmWait {
+                upgrade: j.upgrade.name.clone(),
+                deadline: model::now() + at.saturating_duration_since(now),
+                confirmed_by: match &self.health {
+                    Some(h) => format!("its first healthy answer from {}", h.describe()),
+                    None => "running through its startup period".to_owned(),
+                },
+            }),
+            _ => None,
+        };
+        // the deadline is recomputed every turn: a few milliseconds of drift are no change
+        let same = match (&self.process.state.confirming, &wanted) {
+            (Some(a), Some(b)) => {
+                a.upgrade == b.upgrade
+                    && a.confirmed_by == b.confirmed_by
+                    && (a.deadline - b.deadline).abs() < time::Duration::seconds(1)
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.process.state.confirming = wanted;
+            self.process.save_state();
+        }
+    }
+
     /// The name of the upgrade `current` points to (`genesis` or `upgrades/<name>`), if the
     /// link can be read.
     fn installed(&self) -> Option<String> {
@@ -569,7 +647,10 @@ impl Supervisor {
                 self.book.save_progress(&mut self.process);
             }
             Err(e) => {
-                let note = format!("upgrade `{name}` is in place but could not be recorded: {e}; nymvisor retries every {} (it does not apply the upgrade again)", humantime::format_duration(RECORD_RETRY));
+                let note = format!(
+                    "upgrade `{name}` is in place but could not be recorded: {e}; nymvisor retries every {} (it does not apply the upgrade again)",
+                    humantime::format_duration(RECORD_RETRY)
+                );
                 if self.process.state.last_error.as_deref() != Some(note.as_str()) {
                     self.process.record_error(note.clone());
                     tracing::error!(upgrade = %name, stage = "record", "{note}");
@@ -670,7 +751,15 @@ impl Supervisor {
             self.quiet_later();
         }
         for path in changed {
-            self.book.reload(&self.inst, &mut self.process, &path);
+            if path == self.inst.data.rollback_request() || path == self.inst.data.hold() {
+                self.rollback_wanted = true;
+                if path != self.inst.data.hold() {
+                    continue;
+                }
+            }
+            if self.book.reload(&self.inst, &mut self.process, &path) {
+                self.poller.poll_soon();
+            }
         }
     }
 }

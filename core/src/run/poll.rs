@@ -119,6 +119,13 @@ impl Poller {
         })
     }
 
+    /// Polls as soon as the loop waits again, for the whole document (`nymvisor retry` or
+    /// `cancel` asked to look at upstream again).
+    pub fn poll_soon(&mut self) {
+        self.forget();
+        self.next = Instant::now();
+    }
+
     /// Asks the source for the whole document next time (what it found could not be recorded).
     pub fn forget(&self) {
         if let Some(helper) = &self.helper {

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::failpoint;
 use crate::model::{self, RunState};
 use crate::sd_notify::Notifier;
-use crate::upgrade::transaction::Control;
+use crate::upgrade::transaction::{Control, Report};
 
 /// See the module docs.
 #[derive(Debug)]
@@ -98,6 +98,16 @@ impl Process {
     }
 }
 
+impl Report for Process {
+    fn record_error(&mut self, message: String) {
+        Process::record_error(self, message);
+    }
+
+    fn failpoint(&self, name: &str) {
+        failpoint::hit(name, self.failpoint.as_deref());
+    }
+}
+
 impl Control for Process {
     fn watchdog_due(&self) -> Option<tokio::time::Instant> {
         Process::watchdog_due(self)
@@ -135,20 +145,12 @@ impl Control for Process {
         self.signals.recv_stop().await
     }
 
-    fn record_error(&mut self, message: String) {
-        Process::record_error(self, message);
-    }
-
     fn notify_status(&self, text: &str) {
         self.notifier.status(text);
     }
 
     fn notify_ready(&self, text: &str) {
         self.notifier.ready(text);
-    }
-
-    fn failpoint(&self, name: &str) {
-        failpoint::hit(name, self.failpoint.as_deref());
     }
 
     fn active_failpoint(&self) -> Option<&str> {

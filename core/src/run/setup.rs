@@ -52,7 +52,12 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     // watch first, so that a change made while the plan is being read is not missed
     let watch = FileWatch::new(
         inst.data.root(),
-        &[inst.data.plan(), inst.data.refusals(), inst.data.hold()],
+        &[
+            inst.data.plan(),
+            inst.data.refusals(),
+            inst.data.hold(),
+            inst.data.rollback_request(),
+        ],
     );
     let mut plan_problem = PlanProblem::default();
     let plan = match inst.plan() {
@@ -176,6 +181,8 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         confirm_at: None,
         startup_failures: 0,
         unrecorded: None,
+        rollback_wanted: true,
+        rollback_at: None,
         _lock: lock,
     };
     if let Some(prev) = previous_state

@@ -11,6 +11,7 @@ pub mod policy;
 mod prepare;
 pub mod queue;
 pub mod recover;
+pub mod rollback;
 pub mod timing;
 pub mod transaction;
 

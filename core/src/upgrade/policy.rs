@@ -12,7 +12,9 @@
 //! 3. **No reuse of the running name** for another version.
 //! 4. **Nothing touches the upgrade in flight** (being applied or awaiting confirmation).
 //! 5. **A queued entry changes only on purpose**: an upstream change of a queued entry is
-//!    ignored; `add-upgrade` needs `--force`.
+//!    ignored, unless the queued entry came from upstream and was refused (a release fixed
+//!    upstream replaces the broken one); `add-upgrade` needs `--force`. A release the
+//!    operator cancelled is not queued again until upstream changes it (or `retry`).
 //! 6. **One name per version** in the queue.
 //! 7. **No replay**: the running version offered again with another checksum is refused.
 //! 8. **No replay of history**: a name applied or rolled back before is not taken again (a
@@ -25,7 +27,7 @@
 
 use std::cmp::Ordering;
 
-use crate::model::{Journal, Outcome, UpgradeHistory, UpgradeInfo};
+use crate::model::{Journal, Outcome, Refusals, UpgradeHistory, UpgradeInfo};
 use crate::paths::GENESIS;
 use crate::refusal::Refusal;
 use crate::rules::{parse_version, validate_name};
@@ -41,6 +43,8 @@ pub struct Context<'a> {
     /// The upgrade being applied or awaiting confirmation, if any.
     pub in_flight: Option<&'a Journal>,
     pub allow_downgrade: bool,
+    /// Refused and cancelled upgrades.
+    pub refusals: &'a Refusals,
 }
 
 /// What the rules say about an offer of the upstream source.
@@ -97,6 +101,14 @@ fn checksums(info: &UpgradeInfo) -> Vec<(String, String)> {
         .iter()
         .filter(|(_, p)| !p.checksum.trim().is_empty())
         .map(|(k, p)| (k.clone(), p.checksum.trim().to_ascii_lowercase()))
+        .collect()
+}
+
+/// The download URLs of an upgrade, by platform.
+fn urls(info: &UpgradeInfo) -> Vec<(String, String)> {
+    info.platforms
+        .iter()
+        .map(|(k, p)| (k.clone(), p.url.clone()))
         .collect()
 }
 
@@ -158,6 +170,15 @@ pub fn admit_offer(ctx: &Context<'_>, offer: &UpgradeInfo) -> Admission {
         if queued == offer {
             return Admission::Known;
         }
+        let from_upstream = !queued.platforms.is_empty();
+        let changed = queued.version != offer.version
+            || checksums(queued) != checksums(offer)
+            || urls(queued) != urls(offer);
+        if from_upstream && changed && ctx.refusals.for_entry(queued).is_some() {
+            // the release that was refused is not the one upstream offers now
+            return check_newer(&offer.version, &ctx.current.version, ctx.allow_downgrade)
+                .map_or_else(Admission::Refused, |()| Admission::Queue);
+        }
         if queued.version != offer.version || checksums(queued) != checksums(offer) {
             return Admission::Refused(Refusal::never(format!(
                 "upstream changed `{name}` after it was queued (version {} → {}, or its checksums); the queued entry is kept",
@@ -165,6 +186,10 @@ pub fn admit_offer(ctx: &Context<'_>, offer: &UpgradeInfo) -> Admission {
             )));
         }
         // the same release with other details (notes, time): the queued entry is kept too
+        return Admission::Known;
+    }
+    // the operator cancelled this very release
+    if ctx.refusals.cancelled(offer).is_some() {
         return Admission::Known;
     }
     // rule 6
@@ -306,6 +331,7 @@ mod tests {
         history: UpgradeHistory,
         journal: Option<Journal>,
         allow_downgrade: bool,
+        refusals: Refusals,
     }
 
     impl World {
@@ -316,6 +342,7 @@ mod tests {
                 history: UpgradeHistory::default(),
                 journal: None,
                 allow_downgrade: false,
+                refusals: Refusals::default(),
             }
         }
         fn ctx(&self) -> Context<'_> {
@@ -325,6 +352,7 @@ mod tests {
                 history: &self.history,
                 in_flight: self.journal.as_ref(),
                 allow_downgrade: self.allow_downgrade,
+                refusals: &self.refusals,
             }
         }
     }

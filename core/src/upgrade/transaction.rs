@@ -27,8 +27,17 @@ use crate::model::{
 use crate::progress::ProgressSink;
 use crate::refusal::Refusal;
 
+/// What a rollback needs of the process side: reporting and the crash-test fail points. The
+/// `rollback` command, run without a supervisor, provides just this.
+pub trait Report {
+    /// Records the last error (for `status`).
+    fn record_error(&mut self, message: String);
+    /// A crash-test fail point (kills nymvisor when it is the active one).
+    fn failpoint(&self, name: &str);
+}
+
 /// The process side of an upgrade.
-pub trait Control {
+pub trait Control: Report {
     /// Stops the running daemon for an upgrade (SIGINT, the grace period, then SIGKILL), noting
     /// a stop signal that arrives meanwhile.
     fn stop_daemon(&mut self, daemon: Daemon) -> impl Future<Output = Stopped>;
@@ -42,14 +51,10 @@ pub trait Control {
     fn stop_requested(&mut self) -> impl Future<Output = Option<Signal>>;
     /// Resolves at the next stop signal. Cancel-safe.
     fn next_stop(&mut self) -> impl Future<Output = Signal>;
-    /// Records the last error (for `status`).
-    fn record_error(&mut self, message: String);
     /// A status line for the service manager.
     fn notify_status(&self, text: &str);
     /// The daemon runs: readiness for the service manager.
     fn notify_ready(&self, text: &str);
-    /// A crash-test fail point (kills nymvisor when it is the active one).
-    fn failpoint(&self, name: &str);
     /// The active crash-test fail point, for those inside blocking work.
     fn active_failpoint(&self) -> Option<&str>;
     /// When the service manager's watchdog wants the next keep-alive, if it watches.
@@ -413,7 +418,7 @@ pub fn record_upgrade(inst: &Instance, plan: &mut UpgradePlan, journal: &Journal
 }
 
 /// Rolls back the upgrade in `journal`: swap back, restore the backup, record the failure.
-pub async fn rollback<C: Control>(
+pub async fn rollback<C: Report>(
     inst: &Instance,
     setup: &Setup,
     control: &mut C,
@@ -423,7 +428,13 @@ pub async fn rollback<C: Control>(
 ) -> Result<()> {
     let data_root = inst.data.root().to_owned();
     let name = journal.upgrade.name.clone();
-    tracing::error!(upgrade = %name, "rolling back to {} {}: {reason}", journal.previous.name, journal.previous.version);
+    // the operator's own rollback is no error of the node's
+    let asked = reason == super::rollback::BY_THE_OPERATOR;
+    if asked {
+        tracing::info!(upgrade = %name, "rolling back to {} {}: {reason}", journal.previous.name, journal.previous.version);
+    } else {
+        tracing::error!(upgrade = %name, "rolling back to {} {}: {reason}", journal.previous.name, journal.previous.version);
+    }
     journal.save_at(&data_root, Stage::RollingBack)?;
     let t = Instant::now();
     fsutil::swap_symlink(&inst.data.current_link(), &journal.previous_link)?;
@@ -482,7 +493,15 @@ pub async fn rollback<C: Control>(
     history.save(&path)?;
     Journal::clear(&data_root)?;
     // recorded before the log line: whoever reads the log line finds the status up to date
-    control.record_error(format!("upgrade `{name}` was rolled back: {reason}"));
+    if !asked || restore_error.is_some() {
+        control.record_error(format!(
+            "upgrade `{name}` was rolled back: {reason}{}",
+            restore_error
+                .as_ref()
+                .map(|e| format!("; restoring the backup failed: {e}"))
+                .unwrap_or_default()
+        ));
+    }
     tracing::info!(upgrade = %name, stage = "rollback", elapsed_ms = ms(t), "rolled back to {} {}", journal.previous.name, journal.previous.version);
     Ok(())
 }
