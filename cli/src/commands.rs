@@ -56,11 +56,14 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
                     outln!("no backups in {}", instance.config.backup_dir().display())
                 }
                 OutputFormat::Text => {
-                    for b in &list {
+                    for l in &list {
+                        let b = &l.backup;
                         outln!(
-                            "{}/{}  {} bytes  {}",
+                            "{}/{}  holds {} {}  {} bytes  {}",
                             b.upgrade,
                             b.timestamp,
+                            instance.config.daemon.name,
+                            l.version.as_deref().unwrap_or("(version unknown)"),
                             b.bytes,
                             b.path.display()
                         );
@@ -70,11 +73,15 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
         }
         Command::Backups(BackupsCommand::Restore { backup, stop }) => {
             let instance = Instance::open(&env)?;
-            let from = instance::backups::restore(&instance, &backup, stop).await?;
+            let done = instance::backups::restore(&instance, &backup, stop).await?;
             outln!(
                 "restored {} into {}; start nymvisor again to run the daemon",
-                from.display(),
+                done.from.display(),
                 instance.config.daemon.home.display()
+            );
+            outln!(
+                "  the data it replaced is kept in {} (restore it the same way to undo)",
+                done.safety_copy.display()
             );
         }
         Command::Completions { shell } => {

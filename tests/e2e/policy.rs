@@ -102,7 +102,7 @@ fn a_refusal_survives_a_restart_without_a_second_download() {
     assert!(wait_for(PATIENCE, || binary_downloads(&server) == 2));
     assert_failure(
         &home.run(&["retry", "nothing-like-it"]),
-        "no refused upgrade",
+        "no refused, cancelled or rolled-back upgrade",
     );
     assert!(nv.running());
     nv.stop();

@@ -13,6 +13,15 @@ pub const ARCHIVE_NAME: &str = "backup.tar";
 /// File name of a zstd-compressed archive.
 pub const COMPRESSED_ARCHIVE_NAME: &str = "backup.tar.zst";
 
+/// Whether `path` is a backup nymvisor 0.1.41 made: a gzip'd tar file
+/// `<backup dir>/<upgrade>/backup-<YYYY-MM-DD-HHMMSSmmm>-preupgrade.tar.gz` of the daemon home's
+/// entries (its `nymvisor/` directory left out). Restored by [`ArchiveBackup`].
+pub fn is_legacy_archive(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("backup-") && n.ends_with("-preupgrade.tar.gz"))
+}
+
 /// See the module docs. With `zstd_level`, the archive is compressed
 /// (`DAEMON_BACKUP_COMPRESSION=zstd`, level 3).
 #[derive(Debug, Clone, Copy, Default)]
@@ -91,18 +100,26 @@ impl BackupStrategy for ArchiveBackup {
     fn restore(&self, backup: &Path, target: &Path, cancel: &Cancel) -> Result<()> {
         cancel.check()?;
         let compressed = backup.join(COMPRESSED_ARCHIVE_NAME);
-        let (input, reader): (std::path::PathBuf, Box<dyn std::io::Read>) = if compressed.is_file()
-        {
-            let file =
-                File::open(&compressed).map_err(|e| Error::io("failed to open", &compressed, e))?;
-            let decoder = zstd::Decoder::new(file)
-                .map_err(|e| Error::io("failed to decompress", &compressed, e))?;
-            (compressed, Box::new(decoder))
-        } else {
-            let plain = backup.join(ARCHIVE_NAME);
-            let file = File::open(&plain).map_err(|e| Error::io("failed to open", &plain, e))?;
-            (plain, Box::new(file))
-        };
+        let (input, reader): (std::path::PathBuf, Box<dyn std::io::Read>) =
+            if is_legacy_archive(backup) {
+                let file =
+                    File::open(backup).map_err(|e| Error::io("failed to open", backup, e))?;
+                (
+                    backup.to_owned(),
+                    Box::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file))),
+                )
+            } else if compressed.is_file() {
+                let file = File::open(&compressed)
+                    .map_err(|e| Error::io("failed to open", &compressed, e))?;
+                let decoder = zstd::Decoder::new(file)
+                    .map_err(|e| Error::io("failed to decompress", &compressed, e))?;
+                (compressed, Box::new(decoder))
+            } else {
+                let plain = backup.join(ARCHIVE_NAME);
+                let file =
+                    File::open(&plain).map_err(|e| Error::io("failed to open", &plain, e))?;
+                (plain, Box::new(file))
+            };
         std::fs::create_dir(target).map_err(|e| Error::io("failed to create", target, e))?;
         let mut archive = tar::Archive::new(reader);
         archive.set_preserve_permissions(true);

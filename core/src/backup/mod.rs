@@ -10,7 +10,7 @@ mod copy;
 mod precopy;
 mod watch;
 
-pub use archive::{ARCHIVE_NAME, ArchiveBackup, COMPRESSED_ARCHIVE_NAME};
+pub use archive::{ARCHIVE_NAME, ArchiveBackup, COMPRESSED_ARCHIVE_NAME, is_legacy_archive};
 pub use copy::{CopyBackup, HardlinkBackup};
 pub use precopy::{DeltaStats, Precopy, RACY_MARGIN, precopy};
 
@@ -114,7 +114,10 @@ pub fn strategy_for(kind: BackupStrategyKind, zstd: bool) -> Option<Arc<dyn Back
 /// How to restore the backup at `path`: an archive holds `backup.tar`, anything else is a
 /// plain tree (made by `copy` or `hardlink`), whatever the strategy configured now.
 pub fn restorer_for(path: &Path) -> Arc<dyn BackupStrategy> {
-    if path.join(ARCHIVE_NAME).is_file() || path.join(COMPRESSED_ARCHIVE_NAME).is_file() {
+    if is_legacy_archive(path)
+        || path.join(ARCHIVE_NAME).is_file()
+        || path.join(COMPRESSED_ARCHIVE_NAME).is_file()
+    {
         Arc::new(ArchiveBackup::default())
     } else {
         Arc::new(CopyBackup)
@@ -388,10 +391,15 @@ fn merge_into(target: &Path, staged: Option<&Path>, skip: &SkipSet) -> Result<()
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupEntry {
+    /// The upgrade it was taken for (or the safety copy's label).
     pub upgrade: String,
+    /// Its directory's name (a legacy archive's file name).
     pub timestamp: String,
     pub path: PathBuf,
     pub bytes: u64,
+    /// Orders backups of both kinds by time.
+    #[serde(skip)]
+    pub sort_key: String,
 }
 
 /// Complete backups under `root`, oldest first.
@@ -404,18 +412,39 @@ pub fn list_backups(root: &Path) -> Vec<BackupEntry> {
             .flatten()
         {
             let name = backup.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && backup.path().is_dir() {
+            let path = backup.path();
+            if !name.starts_with('.') && path.is_dir() {
                 all.push(BackupEntry {
                     upgrade: upgrade.file_name().to_string_lossy().into_owned(),
-                    bytes: tree_size(&backup.path(), &SkipSet::default()),
+                    bytes: tree_size(&path, &SkipSet::default()),
+                    sort_key: name.clone(),
                     timestamp: name,
-                    path: backup.path(),
+                    path,
+                });
+            } else if is_legacy_archive(&path) && path.is_file() {
+                all.push(BackupEntry {
+                    upgrade: upgrade.file_name().to_string_lossy().into_owned(),
+                    bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                    sort_key: legacy_sort_key(&name),
+                    timestamp: name,
+                    path,
                 });
             }
         }
     }
-    all.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+    all.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
     all
+}
+
+/// `backup-2024-03-05-101112345-preupgrade.tar.gz` → `20240305T101112.345Z`, the form of our
+/// own backup names, so both kinds sort by time together.
+fn legacy_sort_key(name: &str) -> String {
+    let digits: String = name.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() >= 17 {
+        format!("{}T{}.{}Z", &digits[..8], &digits[8..14], &digits[14..17])
+    } else {
+        name.to_owned()
+    }
 }
 
 /// Keeps the newest `keep` backups under `root/<upgrade>/<timestamp>` (by timestamp name).

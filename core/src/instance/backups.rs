@@ -3,14 +3,88 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::backup::{self, BackupEntry, Cancel};
+use serde::Serialize;
+
+use crate::backup::{self, BackupEntry, Cancel, CopyBackup};
 use crate::error::{Error, Result};
 use crate::fsutil::FileLock;
 use crate::instance::Instance;
+use crate::model::{UpgradeHistory, UpgradeInfo};
 
-/// The instance's backups, oldest first.
-pub fn list(inst: &Instance) -> Vec<BackupEntry> {
+/// Label prefixes of the safety copies a rollback and a restore keep of the data they replace
+/// (`<prefix><name of the upgrade that ran>`).
+pub const BEFORE_ROLLBACK: &str = "before-rollback-of-";
+pub const BEFORE_RESTORE: &str = "before-restore-of-";
+
+/// A backup and the daemon version whose data it holds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    #[serde(flatten)]
+    pub backup: BackupEntry,
+    /// The version of the daemon whose data it holds (`None`: not known, e.g. 0.1.41's history
+    /// did not record the version an upgrade replaced).
+    pub version: Option<String>,
+}
+
+/// The instance's backups, oldest first, with the version each holds.
+pub fn list(inst: &Instance) -> Vec<Listed> {
+    let history = inst.history().unwrap_or_default();
     backup::list_backups(&inst.config.backup_dir())
+        .into_iter()
+        .map(|b| Listed {
+            version: holds_version(inst, &history, &b),
+            backup: b,
+        })
+        .collect()
+}
+
+/// The backup of upgrade X holds the data of the version X replaced; a safety copy holds the
+/// data of the version that ran when it was taken.
+fn holds_version(inst: &Instance, history: &UpgradeHistory, b: &BackupEntry) -> Option<String> {
+    if let Some(name) = b
+        .upgrade
+        .strip_prefix(BEFORE_ROLLBACK)
+        .or_else(|| b.upgrade.strip_prefix(BEFORE_RESTORE))
+    {
+        return version_of(inst, history, name);
+    }
+    let mut of_upgrade = history
+        .history
+        .iter()
+        .rev()
+        .filter(|h| h.info.name == b.upgrade);
+    let exact = of_upgrade
+        .clone()
+        .find(|h| h.backup_path.as_deref() == Some(b.path.as_path()));
+    exact
+        .or_else(|| of_upgrade.next())
+        .and_then(|h| h.previous_version.clone())
+}
+
+/// The version of upgrade `name`: from the history, else its `upgrade-info.json`.
+fn version_of(inst: &Instance, history: &UpgradeHistory, name: &str) -> Option<String> {
+    history
+        .history
+        .iter()
+        .rev()
+        .find(|h| h.info.name == name)
+        .map(|h| h.info.version.clone())
+        .or_else(|| {
+            crate::rules::validate_name(name).ok()?;
+            crate::fsutil::read_json_opt::<UpgradeInfo>(&inst.data.upgrade_info(name))
+                .ok()
+                .flatten()
+                .map(|i| i.version)
+        })
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub from: PathBuf,
+    /// The safety copy of the data the restore replaced.
+    pub safety_copy: PathBuf,
 }
 
 /// Restores the backup named `selector` (`<upgrade>` for its newest backup, or
@@ -18,9 +92,9 @@ pub fn list(inst: &Instance) -> Vec<BackupEntry> {
 /// unless `stop` is set: then that nymvisor is sent SIGTERM (it stops the daemon and exits) and
 /// the restore waits for it. The run lock is held during the restore, so nothing starts the
 /// daemon on half-restored data.
-pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<PathBuf> {
+pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Restored> {
     super::owner::check_writer(inst, &format!("backups restore {selector}"))?;
-    let all = list(inst);
+    let all = backup::list_backups(&inst.config.backup_dir());
     let (upgrade, stamp) = match selector.split_once('/') {
         Some((u, t)) => (u, Some(t)),
         None => (selector, None),
@@ -75,6 +149,28 @@ pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Path
         }
     }
     let _lock = FileLock::try_acquire(&lock_path)?;
+    // the data about to be replaced is kept first: a restore of the wrong backup is undone
+    // with another restore
+    let running = inst
+        .plan()
+        .map(|p| p.current.name)
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let (label, plan_of_backup) = (format!("{BEFORE_RESTORE}{running}"), inst.backup_plan(0));
+    let stamp = crate::upgrade::backup_timestamp();
+    let safety_copy = tokio::task::spawn_blocking(move || {
+        backup::take_backup(
+            &CopyBackup,
+            &plan_of_backup,
+            &label,
+            &stamp,
+            &Cancel::default(),
+        )
+    })
+    .await
+    .map_err(|e| Error::Task {
+        what: "the safety copy of the daemon's data",
+        message: e.to_string(),
+    })??;
     let skip = inst.backup_plan(0).skip_set()?;
     let (from, target) = (chosen.path.clone(), inst.config.daemon.home.clone());
     let strategy = backup::restorer_for(&from);
@@ -86,5 +182,8 @@ pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Path
         what: "restoring the backup",
         message: e.to_string(),
     })??;
-    Ok(chosen.path.clone())
+    Ok(Restored {
+        from: chosen.path.clone(),
+        safety_copy,
+    })
 }

@@ -30,6 +30,12 @@ pub enum Retried {
     RolledBack(Box<UpgradeInfo>),
 }
 
+/// As `add-upgrade --now`: due now, whatever the spread, windows or hold.
+fn at_once(entry: &mut UpgradeInfo) {
+    entry.immediate = true;
+    entry.upgrade_time = crate::model::now();
+}
+
 /// Considers `name` again; `now`: a re-queued upgrade is applied as soon as it is verified
 /// (as `add-upgrade --now`: spread, windows and a hold do not delay it).
 pub fn retry(inst: &Instance, name: &str, now: bool) -> Result<Retried> {
@@ -47,7 +53,9 @@ pub fn retry(inst: &Instance, name: &str, now: bool) -> Result<Retried> {
             Origin::Cancelled => {
                 if plan.queued(name).is_none() {
                     let mut entry = record.upgrade.clone();
-                    entry.immediate |= now;
+                    if now {
+                        at_once(&mut entry);
+                    }
                     plan.insert(entry);
                     requeued = true;
                 }
@@ -58,12 +66,11 @@ pub fn retry(inst: &Instance, name: &str, now: bool) -> Result<Retried> {
                         // what upstream offers now is queued by the next poll
                         plan.remove(name);
                         repoll = true;
-                    } else if now && !queued.immediate {
+                    } else if now {
+                        let mut entry = queued;
+                        at_once(&mut entry);
                         plan.remove(name);
-                        plan.insert(UpgradeInfo {
-                            immediate: true,
-                            ..queued
-                        });
+                        plan.insert(entry);
                     }
                 }
             }
@@ -145,7 +152,10 @@ pub fn retry(inst: &Instance, name: &str, now: bool) -> Result<Retried> {
             bin.display()
         )));
     }
-    info.immediate = now;
+    info.immediate = false;
+    if now {
+        at_once(&mut info);
+    }
     info.allow_downgrade |= entry.info.allow_downgrade;
     plan.insert(info.clone());
     plan.save(&inst.data.plan())?;

@@ -3,7 +3,8 @@
 //! - [`queue`]: what is due, what to prepare and when to wake (pure, clock passed in);
 //! - [`prepare`](Preparer): fetching and verifying a binary while the old daemon runs;
 //! - [`transaction`]: stop → backup → swap → restart → record, and rollback;
-//! - [`recover`]: finishing or abandoning an upgrade interrupted by a crash.
+//! - [`recover`]: finishing or abandoning an upgrade interrupted by a crash;
+//! - [`rollback`]: the operator's rollback (what it goes back to, and carrying it out).
 
 mod backup_step;
 pub mod hooks;
@@ -15,5 +16,5 @@ pub mod rollback;
 pub mod timing;
 pub mod transaction;
 
-pub use backup_step::sleep_until_opt;
+pub use backup_step::{sleep_until_opt, timestamp as backup_timestamp};
 pub use prepare::{Preparer, pick_platform};

@@ -69,7 +69,11 @@ pub async fn carry_out<C: Report>(
 ) -> Result<Option<PathBuf>> {
     let mut safety = None;
     if journal.backup.is_some() {
-        let label = format!("before-rollback-of-{}", journal.upgrade.name);
+        let label = format!(
+            "{}{}",
+            crate::instance::backups::BEFORE_ROLLBACK,
+            journal.upgrade.name
+        );
         let plan_of_backup = inst.backup_plan(0);
         let stamp = super::backup_step::timestamp();
         let t = std::time::Instant::now();
