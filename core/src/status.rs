@@ -41,6 +41,9 @@ pub struct Status {
     pub last_error: Option<LastError>,
     /// A problem reading the plan, if any.
     pub plan_error: Option<String>,
+    /// A problem reading the history or the refusals, if any: no upgrade is applied
+    /// automatically until they can be read.
+    pub records_error: Option<String>,
     /// The operator's hold on automatic upgrades, if one is in force.
     pub hold: Option<Hold>,
     /// The health probe's last answers, when a health URL is configured.
@@ -142,9 +145,24 @@ pub fn status(inst: &Instance) -> Result<Status> {
                 version: p.current.version.clone(),
             })
         });
-    let refusals = Refusals::load(&inst.data.refusals()).unwrap_or_default();
-    let timing = inst.timing().unwrap_or_default();
-    let hold = inst.hold().ok().flatten();
+    // unreadable records hold every automatic upgrade (as for the running nymvisor)
+    let (refusals, refusals_error) = match Refusals::load(&inst.data.refusals()) {
+        Ok(r) => (r, None),
+        Err(e) => (Refusals::default(), Some(e.to_string())),
+    };
+    let history_error = inst.history().err().map(|e| e.to_string());
+    let (timing, timing_error) = match inst.timing_readonly() {
+        Ok(t) => (t, None),
+        Err(e) => (Default::default(), Some(e.to_string())),
+    };
+    let errors: Vec<String> = [history_error, refusals_error, timing_error]
+        .into_iter()
+        .flatten()
+        .collect();
+    let records_error = (!errors.is_empty()).then(|| errors.join("; "));
+    let records_broken = records_error.is_some();
+    // an unreadable hold file holds (as for the running nymvisor)
+    let hold = inst.hold().unwrap_or_else(|e| Some(Hold::unreadable(&e)));
     let journal = Journal::load(inst.data.root()).ok().flatten();
     let confirming = journal
         .as_ref()
@@ -181,6 +199,7 @@ pub fn status(inst: &Instance) -> Result<Status> {
                     preparing: state.as_ref().and_then(|s| s.preparing.as_deref()),
                     confirming,
                     plan_broken: false,
+                    records_broken,
                     timing: &timing,
                     hold: hold.as_ref(),
                 })
@@ -251,6 +270,7 @@ pub fn status(inst: &Instance) -> Result<Status> {
             })
             .or(last_run_error),
         plan_error,
+        records_error,
     })
 }
 
@@ -419,6 +439,11 @@ impl Status {
         }
         if let Some(e) = &self.plan_error {
             line(format!("plan problem:  {e}"));
+        }
+        if let Some(e) = &self.records_error {
+            line(format!(
+                "records:       {e}; no upgrade is applied automatically until it can be read (the node keeps running)"
+            ));
         }
         if let Some(h) = &self.hold {
             line(format!(

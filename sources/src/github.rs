@@ -531,6 +531,7 @@ impl GithubSource {
             binary_details: Some(details),
             immediate: false,
             allow_downgrade: false,
+            first_seen_at: None,
         })
     }
 

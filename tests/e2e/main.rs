@@ -9,6 +9,7 @@ mod crash;
 mod fleet;
 mod github;
 mod hardening;
+mod hardening2;
 mod incidents;
 mod init;
 mod migration;

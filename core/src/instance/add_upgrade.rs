@@ -114,6 +114,7 @@ pub async fn add_upgrade(instance: &Instance, req: &AddUpgrade) -> Result<AddUpg
         binary_details: Some(build),
         immediate: req.when == UpgradeWhen::Now,
         allow_downgrade: req.allow_downgrade,
+        first_seen_at: None,
     };
 
     fsutil::create_dir_all(&data.upgrade_bin_dir(&req.name))?;

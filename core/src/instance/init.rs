@@ -86,6 +86,7 @@ pub async fn init<'a>(
         binary_details: Some(build),
         immediate: false,
         allow_downgrade: false,
+        first_seen_at: None,
     };
     let data = &instance.data;
     fsutil::create_dir_all(&data.upgrade_bin_dir(GENESIS))?;

@@ -89,6 +89,16 @@ impl Instance {
     /// Spread and windows of this instance, with its fleet seed (drawn once, kept in the
     /// instance's data directory across restarts and upgrades).
     pub fn timing(&self) -> Result<crate::upgrade::timing::Timing> {
+        self.timing_with(true)
+    }
+
+    /// [`Instance::timing`] for readers (`status`, `rollback`): a missing seed is not drawn
+    /// (nothing is written); the spread is then estimated with seed 0.
+    pub fn timing_readonly(&self) -> Result<crate::upgrade::timing::Timing> {
+        self.timing_with(false)
+    }
+
+    fn timing_with(&self, draw: bool) -> Result<crate::upgrade::timing::Timing> {
         let windows = match &self.config.daemon.upgrade_windows {
             Some(text) => Some(crate::upgrade::timing::Windows::parse(text).map_err(
                 |message| crate::error::Error::ConfigKey {
@@ -100,20 +110,38 @@ impl Instance {
             None => None,
         };
         Ok(crate::upgrade::timing::Timing {
-            seed: self.fleet_seed()?,
+            seed: self.fleet_seed(draw)?,
             spread: self.config.daemon.upgrade_spread,
             windows,
         })
     }
 
-    /// The instance's fleet seed: read, or drawn from the kernel's random source and saved.
-    pub fn fleet_seed(&self) -> Result<u64> {
+    /// The instance's fleet seed: read, or — only when there is none yet — drawn from the
+    /// kernel's random source and saved. A seed file that exists but cannot be read or does not
+    /// hold a seed is an error naming it: drawing a new seed would silently move this node's
+    /// place in the fleet's spread.
+    pub fn fleet_seed(&self, draw: bool) -> Result<u64> {
         let dir = self.home.instance_data_dir(self.config.id());
         let path = dir.join("fleet-seed");
-        if let Ok(bytes) = crate::fsutil::read_capped(&path, 64)
-            && let Ok(seed) = u64::from_str_radix(String::from_utf8_lossy(&bytes).trim(), 16)
-        {
-            return Ok(seed);
+        let unusable = |why: String| {
+            crate::error::Error::Setup(format!(
+                "the fleet seed {} {why}; no new seed is drawn (this node's place in the spread would move): fix it, or remove it to draw a new one",
+                path.display()
+            ))
+        };
+        match crate::fsutil::read_capped(&path, 64) {
+            Ok(bytes) => {
+                return u64::from_str_radix(String::from_utf8_lossy(&bytes).trim(), 16)
+                    .map_err(|_| unusable("does not hold a seed (16 hex digits)".into()));
+            }
+            Err(crate::error::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && !draw =>
+            {
+                return Ok(0);
+            }
+            Err(crate::error::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unusable(format!("cannot be read: {e}"))),
         }
         let mut raw = [0u8; 8];
         let seed = match std::fs::File::open("/dev/urandom")

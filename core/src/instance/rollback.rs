@@ -112,7 +112,7 @@ fn waits_for(inst: &Instance) -> Result<Option<String>> {
             h.reason.map(|r| format!(" ({r})")).unwrap_or_default()
         )));
     }
-    let timing = inst.timing()?;
+    let timing = inst.timing_readonly()?;
     if let Some(w) = &timing.windows {
         let now = model::now();
         if !w.contains(now) {

@@ -48,7 +48,79 @@ impl UpgradeHistory {
         Ok(fsutil::read_json_opt(path)?.unwrap_or_default())
     }
 
+    /// Writes the history, pruned first ([`UpgradeHistory::prune`]).
     pub fn save(&self, path: &Path) -> Result<()> {
-        fsutil::write_json(path, self)
+        let mut pruned = self.clone();
+        pruned.prune(MAX_KEPT);
+        fsutil::write_json(path, &pruned)
+    }
+
+    /// Keeps every `rolled-back` record (they keep a release from being taken again) and the
+    /// newest `keep` others, so the file stays far below the 4 MiB read cap (an entry is a few
+    /// KiB). Order is kept.
+    pub fn prune(&mut self, keep: usize) {
+        let others = self
+            .history
+            .iter()
+            .filter(|h| h.outcome != Some(Outcome::RolledBack))
+            .count();
+        let mut drop = others.saturating_sub(keep);
+        self.history.retain(|h| {
+            if drop > 0 && h.outcome != Some(Outcome::RolledBack) {
+                drop -= 1;
+                false
+            } else {
+                true
+            }
+        });
+    }
+}
+
+/// How many records other than rollbacks the history keeps.
+pub const MAX_KEPT: usize = 200;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_every_rollback_and_the_newest_others() {
+        let entry = |i: usize, outcome| HistoryEntry {
+            performed_at: time::macros::datetime!(2026-05-01 10:00 UTC),
+            info: serde_json::from_value(serde_json::json!({
+                "name": format!("v{i}"), "version": format!("1.{i}.0"),
+                "upgradeTime": "2026-05-20T12:00:00Z"
+            }))
+            .unwrap(),
+            previous_version: None,
+            outcome: Some(outcome),
+            backup_path: None,
+            error: None,
+        };
+        let mut h = UpgradeHistory {
+            history: (0..10)
+                .map(|i| {
+                    entry(
+                        i,
+                        if i % 3 == 0 {
+                            Outcome::RolledBack
+                        } else {
+                            Outcome::Success
+                        },
+                    )
+                })
+                .collect(),
+        };
+        h.prune(2);
+        let names: Vec<_> = h.history.iter().map(|e| e.info.name.as_str()).collect();
+        assert_eq!(names, ["v0", "v3", "v6", "v7", "v8", "v9"]);
+        // a history written with many records stays small
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upgrade-history.json");
+        let big = UpgradeHistory {
+            history: (0..5000).map(|i| entry(i, Outcome::Success)).collect(),
+        };
+        big.save(&path).unwrap();
+        assert_eq!(UpgradeHistory::load(&path).unwrap().history.len(), MAX_KEPT);
     }
 }

@@ -26,6 +26,17 @@ impl Hold {
         fsutil::read_json_opt(path)
     }
 
+    /// The hold an unreadable hold file stands for: fail closed (the operator meant something
+    /// by putting a file there), until it is fixed or removed (`nymvisor unhold` removes it).
+    pub fn unreadable(e: &Error) -> Hold {
+        Hold {
+            reason: Some(format!(
+                "the hold file cannot be read ({e}); held until it is fixed or `nymvisor unhold` removes it"
+            )),
+            since: crate::model::now(),
+        }
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
         fsutil::write_json(path, self)
     }

@@ -48,6 +48,14 @@ pub struct UpgradeInfo {
     /// which ignores it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_downgrade: bool,
+    /// When this node first saw the offer upstream (the spread counts from the later of this
+    /// and `upgradeTime`; not in 0.1.41, which ignores it).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub first_seen_at: Option<OffsetDateTime>,
 }
 
 impl UpgradeInfo {
@@ -63,6 +71,7 @@ impl UpgradeInfo {
     pub fn from_upstream(mut self) -> UpgradeInfo {
         self.immediate = false;
         self.allow_downgrade = false;
+        self.first_seen_at = None;
         self
     }
 }

@@ -43,6 +43,14 @@ pub struct Book {
     pub timing: Timing,
     /// The operator's hold, if one is in force.
     pub hold: Option<Hold>,
+    /// `upgrade-history.json` cannot be read (why): nothing is applied automatically.
+    pub history_problem: Option<String>,
+    /// `upgrade-refusals.json` cannot be read (why): nothing is applied automatically, and the
+    /// file is not overwritten.
+    pub refusals_problem: Option<String>,
+    /// The fleet seed cannot be read (why): without it no spread can be computed, so nothing
+    /// is applied automatically.
+    pub timing_problem: Option<String>,
 }
 
 impl Book {
@@ -54,6 +62,9 @@ impl Book {
         hold: Option<Hold>,
     ) -> Book {
         Book {
+            history_problem: None,
+            refusals_problem: None,
+            timing_problem: None,
             timing,
             hold,
             plan,
@@ -82,14 +93,59 @@ impl Book {
         }
     }
 
-    /// [`policy::may_apply`] against what runs now.
+    /// [`policy::may_apply`] against what runs now. An unreadable history refuses for now: the
+    /// rules cannot be applied without it.
     pub fn may_apply(
-        &self,
+        &mut self,
         inst: &Instance,
+        process: &mut Process,
         info: &UpgradeInfo,
     ) -> std::result::Result<(), Refusal> {
-        let history = inst.history().unwrap_or_default();
+        let history = self.history(inst, process).map_err(Refusal::transient)?;
         policy::may_apply(&self.context(inst, &history), info)
+    }
+
+    /// The history, noting whether it can be read (fail closed: unreadable, nothing is applied
+    /// automatically until it is readable again; said once in the log and in `status`).
+    pub fn history(
+        &mut self,
+        inst: &Instance,
+        process: &mut Process,
+    ) -> std::result::Result<UpgradeHistory, String> {
+        match inst.history() {
+            Ok(h) => {
+                if self.history_problem.take().is_some() {
+                    tracing::info!("{} can be read again", inst.data.history().display());
+                }
+                Ok(h)
+            }
+            Err(e) => {
+                let note = format!(
+                    "{e}; no upgrade is applied automatically until it can be read (the node keeps running)"
+                );
+                if self.history_problem.as_deref() != Some(note.as_str()) {
+                    process.record_error(note.clone());
+                    tracing::error!("{note}");
+                    self.history_problem = Some(note.clone());
+                }
+                Err(note)
+            }
+        }
+    }
+
+    /// While a record file is unreadable: looks again (the history is not watched; the
+    /// refusals are, but a fix may come as a chmod).
+    pub fn recheck_records(&mut self, inst: &Instance, process: &mut Process) {
+        if self.history_problem.is_some() {
+            let _ = self.history(inst, process);
+        }
+        if self.refusals_problem.is_some()
+            && let Ok(r) = Refusals::load(&inst.data.refusals())
+        {
+            tracing::info!("{} can be read again", inst.data.refusals().display());
+            self.refusals = r;
+            self.refusals_problem = None;
+        }
     }
 
     /// The queue's decision now. `confirm_at`: when the running daemon's startup period ends.
@@ -108,6 +164,9 @@ impl Book {
             preparing: self.preparing.as_ref().map(|(i, _)| i.name.as_str()),
             confirming,
             plan_broken: self.plan_problem.get().is_some(),
+            records_broken: self.history_problem.is_some()
+                || self.refusals_problem.is_some()
+                || self.timing_problem.is_some(),
             timing: &self.timing,
             hold: self.hold.as_ref(),
         })
@@ -191,18 +250,28 @@ impl Book {
 
     /// Read-modify-write of `upgrade-refusals.json` under the plan lock (`nymvisor retry` edits
     /// it too). When it cannot be written the change is kept in memory.
-    fn update_refusals(&mut self, inst: &Instance, change: impl FnOnce(&mut Refusals)) {
+    fn update_refusals(&mut self, inst: &Instance, mut change: impl FnMut(&mut Refusals)) {
         let path = inst.data.refusals();
-        let memory = self.refusals.clone();
-        let written = FileLock::acquire_blocking(&inst.data.plan_lock()).and_then(|_lock| {
-            let mut on_disk = Refusals::load(&path).unwrap_or(memory);
+        if self.refusals_problem.is_some() {
+            // an unreadable file is the operator's to fix: never overwritten
+            change(&mut self.refusals);
+            return;
+        }
+        let mut memory = self.refusals.clone();
+        let written = (|| {
+            let _lock = FileLock::acquire_blocking(&inst.data.plan_lock())?;
+            let mut on_disk = Refusals::load(&path)?;
             change(&mut on_disk);
             on_disk.save(&path)?;
-            Ok(on_disk)
-        });
+            Ok::<_, crate::error::Error>(on_disk)
+        })();
         match written {
             Ok(r) => self.refusals = r,
-            Err(e) => tracing::warn!("could not record the refusal in {}: {e}", path.display()),
+            Err(e) => {
+                tracing::warn!("could not record the refusal in {}: {e}", path.display());
+                change(&mut memory);
+                self.refusals = memory;
+            }
         }
     }
 
@@ -227,13 +296,27 @@ impl Book {
                     }
                     self.hold = hold;
                 }
-                Err(e) => tracing::warn!("{e}"),
+                Err(e) => {
+                    // fail closed: an unreadable hold file holds, as it does at start
+                    if !self.hold.as_ref().is_some_and(|h| {
+                        h.reason
+                            .as_deref()
+                            .is_some_and(|r| r.starts_with("the hold file cannot be read"))
+                    }) {
+                        process.record_error(e.to_string());
+                        tracing::error!("{e}; taken as a hold until it is fixed");
+                    }
+                    self.hold = Some(Hold::unreadable(&e));
+                }
             }
             return false;
         }
         if path == inst.data.refusals() {
             match Refusals::load(path) {
                 Ok(r) => {
+                    if self.refusals_problem.take().is_some() {
+                        tracing::info!("{} can be read again", path.display());
+                    }
                     let lifted = self
                         .refusals
                         .refusals
@@ -242,7 +325,16 @@ impl Book {
                     self.refusals = r;
                     return lifted;
                 }
-                Err(e) => tracing::warn!("{e}"),
+                Err(e) => {
+                    let note = format!(
+                        "{e}; no upgrade is applied automatically until it can be read (the node keeps running)"
+                    );
+                    if self.refusals_problem.as_deref() != Some(note.as_str()) {
+                        process.record_error(note.clone());
+                        tracing::error!("{note}");
+                        self.refusals_problem = Some(note);
+                    }
+                }
             }
             return false;
         }
@@ -274,6 +366,10 @@ impl Book {
     /// Queues an offer the policy admitted: its `upgrade-info.json`, then the plan.
     pub fn queue_offer(&mut self, inst: &Instance, info: &UpgradeInfo) -> Result<()> {
         let name = &info.name;
+        // the spread counts from the moment this node first saw it (kept across restarts)
+        let mut info = info.clone();
+        info.first_seen_at = Some(model::now());
+        let info = &info;
         fsutil::create_dir_all(&inst.data.upgrade_dir(name))?;
         fsutil::write_json(&inst.data.upgrade_info(name), info)?;
         let queued = info.clone();
@@ -318,5 +414,8 @@ fn describe(w: WaitingFor) -> &'static str {
         WaitingFor::Download => "its binary to be downloaded and verified",
         WaitingFor::Earlier => "an earlier upgrade",
         WaitingFor::Plan => "the upgrade plan to be fixed",
+        WaitingFor::Records => {
+            "its state files (history, refusals, fleet seed) to be readable again (see `nymvisor status`)"
+        }
     }
 }

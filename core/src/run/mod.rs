@@ -215,6 +215,7 @@ impl Supervisor {
                 .as_ref()
                 .map(|_| Instant::now() + period.saturating_sub(running.uptime()));
             self.publish_confirmation();
+            self.book.recheck_records(&self.inst, &mut self.process);
             let decision = self.book.decide(&self.inst, self.confirm_at);
             self.book.say_waiting(&decision);
             self.book.publish(&decision, &mut self.process);
@@ -363,7 +364,12 @@ impl Supervisor {
         if self.book.preparing.is_some() {
             return;
         }
-        if let Err(r) = self.book.may_apply(&self.inst, &info) {
+        // without the history the rules cannot be asked; the queue waits for it (not a refusal
+        // of this upgrade, whose backoff would outlast the fix)
+        if self.book.history(&self.inst, &mut self.process).is_err() {
+            return;
+        }
+        if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
             self.book
                 .refuse(&self.inst, &mut self.process, &info, r, Origin::Plan);
             return;
@@ -419,7 +425,7 @@ impl Supervisor {
         let info = match (d.apply, d.due_unprepared) {
             (Some(info), _) => info,
             (None, Some(info)) if idle && self.preparer.binary_present(&info) => {
-                if let Err(r) = self.book.may_apply(&self.inst, &info) {
+                if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
                     self.refuse(&info, r);
                     return Ok(Step::Continue(daemon));
                 }
@@ -454,7 +460,7 @@ impl Supervisor {
             return Ok(Step::Continue(daemon));
         }
         // prepared against what ran then: the rules are asked again against what runs now
-        if let Err(r) = self.book.may_apply(&self.inst, &info) {
+        if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
             self.book.ready.remove(&info.name);
             self.refuse(&info, r);
             return Ok(Step::Continue(daemon));
@@ -517,6 +523,38 @@ impl Supervisor {
                     return Ok(Step::Continue(daemon));
                 }
             }
+        }
+        // the last word before the stop (a hook may have taken minutes): a hold placed meanwhile,
+        // or a hold file that cannot be read, holds; a window that closed meanwhile waits
+        if !info.immediate && !self.last_moment_allows(&info) {
+            return Ok(Step::Continue(daemon));
+        }
+        // the binary verified earlier is hashed again: what changed on disk since is not started
+        let rechecked = {
+            let preparer = self.preparer.clone();
+            let recheck = preparer.recheck(&info);
+            tokio::pin!(recheck);
+            loop {
+                let watchdog = self.process.watchdog_due();
+                tokio::select! {
+                    r = &mut recheck => break r,
+                    () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
+                    sig = self.process.signals.recv_stop() => {
+                        let Some(running) = daemon else {
+                            return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                        };
+                        tracing::info!("{sig} received: stopping the daemon");
+                        let stopped = self.process.stop_for_exit(running, sig).await;
+                        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+                        return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                    }
+                }
+            }
+        };
+        if let Err(r) = rechecked {
+            self.book.ready.remove(&info.name);
+            self.refuse(&info, r);
+            return Ok(Step::Continue(daemon));
         }
         // whatever else was prepared was checked against the version that is about to be replaced
         self.book.ready.clear();
@@ -603,6 +641,30 @@ impl Supervisor {
             self.process.state.confirming = wanted;
             self.process.save_state();
         }
+    }
+
+    /// Right before the stop of an automatic upgrade: the hold file is read again (unreadable
+    /// counts as a hold) and the maintenance window checked at this very moment.
+    fn last_moment_allows(&mut self, info: &UpgradeInfo) -> bool {
+        let hold = match self.inst.hold() {
+            Ok(h) => h,
+            Err(e) => Some(crate::model::Hold::unreadable(&e)),
+        };
+        if let Some(h) = hold {
+            if self.book.hold.is_none() {
+                tracing::info!(upgrade = %info.name, "upgrades were put on hold{} just before `{}` was applied: it waits", h.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default(), info.name);
+            }
+            self.book.hold = Some(h);
+            return false;
+        }
+        if info.follows_fleet_timing()
+            && let Some(w) = &self.book.timing.windows
+            && !w.contains(model::now())
+        {
+            tracing::info!(upgrade = %info.name, "the maintenance window ({w}) closed before `{}` could be applied: it waits for the next one", info.name);
+            return false;
+        }
+        true
     }
 
     /// The name of the upgrade `current` points to (`genesis` or `upgrades/<name>`), if the
@@ -722,7 +784,12 @@ impl Supervisor {
         };
         // a feed cannot grant itself the operator's overrides (`--now`, `--allow-downgrade`)
         let offer = found.info.from_upstream();
-        let history = self.inst.history().unwrap_or_default();
+        // without the history the rules cannot be applied (a rolled-back release could come
+        // back): nothing is queued until it can be read
+        let Ok(history) = self.book.history(&self.inst, &mut self.process) else {
+            self.poller.forget();
+            return;
+        };
         let admission = policy::admit_offer(&self.book.context(&self.inst, &history), &offer);
         match admission {
             Admission::Known => {}

@@ -72,19 +72,31 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             )?)
         }
     };
-    let refusals = Refusals::load(&inst.data.refusals()).unwrap_or_else(|e| {
-        tracing::error!("{e}; refused upgrades are considered again");
-        Refusals::default()
-    });
-    let timing = inst.timing()?;
+    // unreadable records fail closed: nothing is applied automatically until they can be read
+    let (refusals, refusals_problem) = match Refusals::load(&inst.data.refusals()) {
+        Ok(r) => (r, None),
+        Err(e) => {
+            let note = format!(
+                "{e}; no upgrade is applied automatically until it can be read (the node keeps running)"
+            );
+            tracing::error!("{note}");
+            (Refusals::default(), Some(note))
+        }
+    };
+    // an unusable fleet seed blocks automatic upgrades, never the node
+    let (timing, timing_problem) = match inst.timing() {
+        Ok(t) => (t, None),
+        Err(e) => {
+            tracing::error!("{e}; no upgrade is applied automatically until it is fixed");
+            (crate::upgrade::timing::Timing::default(), Some(e))
+        }
+    };
     let inst_health_interval = inst.config.daemon.health_interval;
     let hold = inst.hold().unwrap_or_else(|e| {
         tracing::error!("{e}; taken as a hold until it is fixed");
-        Some(model::Hold {
-            reason: Some(format!("unreadable hold file: {e}")),
-            since: model::now(),
-        })
+        Some(model::Hold::unreadable(&e))
     });
+
     if let Some(h) = &hold {
         tracing::info!(
             "upgrades are on hold{}: nothing is applied automatically until `nymvisor unhold`",
@@ -190,6 +202,18 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     {
         daemon::stop_leftover(pid, ticks, sup.process.grace).await;
     }
+    if let Some(e) = timing_problem {
+        let note = format!(
+            "{e}; no upgrade is applied automatically until it is fixed and nymvisor restarted (the node keeps running)"
+        );
+        sup.process.record_error(note.clone());
+        sup.book.timing_problem = Some(note);
+    }
+    sup.book.refusals_problem = refusals_problem;
+    if let Some(note) = sup.book.refusals_problem.clone() {
+        sup.process.record_error(note);
+    }
+    let _ = sup.book.history(&sup.inst, &mut sup.process);
     sup.process.save_state();
     sup.book.confirming =
         recover::recover(&sup.inst, &sup.setup, &mut sup.process, &mut sup.book.plan).await?;

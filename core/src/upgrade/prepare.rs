@@ -93,6 +93,38 @@ impl Preparer {
         }
     }
 
+    /// Right before the stop (outside the downtime): the binary prepared earlier is hashed again
+    /// against the checksum the plan announces, so a file changed on disk since it was verified
+    /// is never started. A mismatch moves it aside (the next attempt fetches and verifies the
+    /// announced one) and is a refusal. Entries without an announced checksum are left to the
+    /// checks they had.
+    pub async fn recheck(&self, info: &UpgradeInfo) -> Result<(), Refusal> {
+        check_name(&info.name)?;
+        let Some(platform) = pick_platform(info)
+            .map(|(_, p)| p)
+            .filter(|p| !p.checksum.trim().is_empty())
+        else {
+            return Ok(());
+        };
+        let bin = self.data.upgrade_bin(&info.name);
+        let digests = self.file_digests(info, Some(platform), &bin).await?;
+        let algo = crate::rules::checksum_algorithm_name(&platform.checksum_algorithm);
+        if !digests.contains_key(&algo) {
+            // no verifier computes this digest here: the helper's check stands
+            return Ok(());
+        }
+        let Some(why) = checksum_mismatch(platform, &digests) else {
+            return Ok(());
+        };
+        let aside = move_aside(&bin)
+            .map(|p| format!("moved aside to {}", p.display()))
+            .unwrap_or_else(|e| format!("could not be moved aside: {e}"));
+        Err(Refusal::transient(format!(
+            "{} changed on disk since it was verified ({why}); it was not started and was {aside}",
+            bin.display()
+        )))
+    }
+
     /// Whether a missing or wrong binary can be fetched from upstream.
     fn can_download(&self) -> bool {
         self.daemon.allow_binaries_download && (self.source.is_some() || self.helper.is_some())

@@ -38,6 +38,9 @@ pub struct Snapshot<'a> {
     pub confirming: Option<(&'a str, OffsetDateTime)>,
     /// The plan file does not parse (nothing can be recorded in it).
     pub plan_broken: bool,
+    /// The history or the refusals cannot be read: the rules cannot be applied (a rolled-back
+    /// release could be taken again), so nothing is applied until they can.
+    pub records_broken: bool,
     /// Spread and windows.
     pub timing: &'a Timing,
     /// A hold on automatic upgrades, if one is in force.
@@ -84,6 +87,8 @@ pub enum WaitingFor {
     Earlier,
     /// The plan file to be fixed.
     Plan,
+    /// `upgrade-history.json`, `upgrade-refusals.json` or the fleet seed to be readable again.
+    Records,
 }
 
 /// One queued upgrade as the queue sees it.
@@ -120,6 +125,9 @@ pub struct Decision {
     pub entries: Vec<Entry>,
 }
 
+/// How often unreadable state files are looked at again while an upgrade waits for them.
+pub const RECORDS_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn earliest(a: Option<OffsetDateTime>, b: OffsetDateTime) -> Option<OffsetDateTime> {
     Some(a.map_or(b, |a| a.min(b)))
 }
@@ -136,7 +144,8 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
     let mut due_seen = false;
     for q in &s.plan.queued_up {
         let placed = if q.follows_fleet_timing() {
-            s.timing.place(&q.name, q.upgrade_time)
+            s.timing
+                .place(&q.name, q.upgrade_time, q.first_seen_at, s.now)
         } else {
             Placed {
                 at: q.upgrade_time,
@@ -207,6 +216,10 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
             entry.waiting_for = Some(WaitingFor::Hold);
         } else if s.plan_broken {
             entry.waiting_for = Some(WaitingFor::Plan);
+        } else if s.records_broken {
+            entry.waiting_for = Some(WaitingFor::Records);
+            // the files are looked at again then (a fix is not always a change the watch sees)
+            d.wake_at = earliest(d.wake_at, s.now + RECORDS_RECHECK);
         } else if let Some((_, until)) = s.confirming {
             entry.waiting_for = Some(WaitingFor::Confirmation);
             entry.until = Some(until);
@@ -248,6 +261,7 @@ mod tests {
         preparing: Option<String>,
         confirming: Option<(String, OffsetDateTime)>,
         plan_broken: bool,
+        records_broken: bool,
         now: OffsetDateTime,
         timing: Timing,
         hold: Option<Hold>,
@@ -262,6 +276,7 @@ mod tests {
                 preparing: None,
                 confirming: None,
                 plan_broken: false,
+                records_broken: false,
                 now: NOON,
                 timing: Timing::default(),
                 hold: None,
@@ -286,6 +301,7 @@ mod tests {
                 preparing: self.preparing.as_deref(),
                 confirming: self.confirming.as_ref().map(|(n, t)| (n.as_str(), *t)),
                 plan_broken: self.plan_broken,
+                records_broken: self.records_broken,
                 timing: &self.timing,
                 hold: self.hold.as_ref(),
             })
@@ -410,6 +426,18 @@ mod tests {
         let d = w.decide();
         assert_eq!(d.apply, None);
         assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Plan));
+    }
+
+    #[test]
+    fn unreadable_records_hold_every_due_upgrade() {
+        let mut w = World::new("three").ready("v1.2.0");
+        w.records_broken = true;
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(d.due_unprepared, None);
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Records));
+        // preparing ahead is harmless and goes on
+        assert!(d.prepare.is_some() || d.entries.iter().any(|e| e.state == State::Ready));
     }
 
     #[test]

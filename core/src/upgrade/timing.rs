@@ -6,9 +6,15 @@
 //!   upgrades). An upgrade named `n` is applied at `upgradeTime + offset(seed, n)`, the offset
 //!   uniform in `[0, spread)`: a fleet restarts a few nodes at a time, and one operator's nodes do
 //!   not move in lockstep (each has its own seed), while a node's offset for a release is stable.
+//!   The spread counts from the later of `upgradeTime` and the moment this node first saw the
+//!   offer, so a fleet that learns of a release late (nodes down, feed unreachable, hourly polls)
+//!   still spreads.
 //! - **Windows** (`Mon-Fri 02:00-05:00, Sun 00:00-06:00`, UTC): a time outside every window moves
 //!   to the next window's start plus the offset, kept inside the window (the offset modulo the
-//!   window's length).
+//!   window's length). An upgrade whose time has passed is applied only while a window is open
+//!   *now* — a time that fell into a window in the past does not count.
+//!
+//! All time arithmetic saturates at the ends of the representable range: no input panics.
 
 use std::fmt;
 use std::time::Duration;
@@ -17,6 +23,27 @@ use time::{OffsetDateTime, Weekday};
 
 /// A per-instance random seed.
 pub type Seed = u64;
+
+/// The latest time `time` represents: far-future inputs saturate here.
+fn max_time() -> OffsetDateTime {
+    time::PrimitiveDateTime::MAX.assume_utc()
+}
+
+/// `t + d`, saturating at the end of the representable range.
+fn add(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_add(d))
+        .unwrap_or_else(max_time)
+}
+
+/// `t - d`, saturating at the start of the representable range.
+fn sub(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    time::Duration::try_from(d)
+        .ok()
+        .and_then(|d| t.checked_sub(d))
+        .unwrap_or_else(|| time::PrimitiveDateTime::MIN.assume_utc())
+}
 
 /// The splitmix64 finaliser: a bijection that spreads every input bit over every output bit.
 fn mix(mut z: u64) -> u64 {
@@ -35,10 +62,14 @@ pub fn offset(seed: Seed, name: &str, spread: Duration) -> Duration {
     for b in name.as_bytes() {
         h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
     }
-    let r = mix(h ^ seed.rotate_left(17));
-    // r / 2^64 in [0, 1), times the spread in nanoseconds
-    let nanos = (u128::from(r) * spread.as_nanos()) >> 64;
-    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    let r = u128::from(mix(h ^ seed.rotate_left(17)));
+    // r / 2^64 in [0, 1), times the spread in nanoseconds (up to 2^95), in two halves so that
+    // no product exceeds 128 bits
+    let total = spread.as_nanos();
+    let (hi, lo) = (total >> 64, total & u128::from(u64::MAX));
+    let nanos = r * hi + ((r * lo) >> 64);
+    let secs = u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX);
+    Duration::new(secs, (nanos % 1_000_000_000) as u32).min(spread)
 }
 
 /// One maintenance window: on the given weekdays, from `start` to `end` (minutes after
@@ -80,7 +111,7 @@ const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 fn parse_day(s: &str) -> Result<u8, String> {
     let l = s.trim().to_ascii_lowercase();
     DAYS.iter()
-        .position(|d| l == *d || (l.len() > 3 && d.starts_with(&l[..3]) && is_day_name(&l)))
+        .position(|d| l == *d || (is_day_name(&l) && l.get(..3) == Some(*d)))
         .map(|i| i as u8)
         .ok_or_else(|| format!("{s:?} is not a weekday (Mon, Tue, Wed, Thu, Fri, Sat, Sun)"))
 }
@@ -101,6 +132,11 @@ fn is_day_name(l: &str) -> bool {
 fn parse_time(s: &str) -> Result<u32, String> {
     let bad = || format!("{s:?} is not a time of day such as 02:00");
     let (h, m) = s.trim().split_once(':').ok_or_else(bad)?;
+    // digits only: `u32::from_str` takes a leading `+` too
+    let digits = |x: &str| !x.is_empty() && x.len() <= 2 && x.bytes().all(|b| b.is_ascii_digit());
+    if !digits(h) || !digits(m) {
+        return Err(bad());
+    }
     let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
     if h > 24 || m > 59 || (h == 24 && m != 0) {
         return Err(bad());
@@ -164,16 +200,18 @@ impl Windows {
             let len = Duration::from_secs(u64::from(w.minutes()) * 60);
             // opened today
             if w.days & (1 << day) != 0 {
-                let start = midnight + Duration::from_secs(u64::from(w.start) * 60);
-                if t >= start && t < start + len {
+                let start = add(midnight, Duration::from_secs(u64::from(w.start) * 60));
+                if t >= start && t < add(start, len) {
                     return Some((start, len));
                 }
             }
             // opened yesterday and runs past midnight
             let yesterday = (day + 6) % 7;
             if w.end <= w.start && w.days & (1 << yesterday) != 0 && minute < w.end {
-                let start = midnight - Duration::from_secs(24 * 3600)
-                    + Duration::from_secs(u64::from(w.start) * 60);
+                let start = add(
+                    sub(midnight, Duration::from_secs(24 * 3600)),
+                    Duration::from_secs(u64::from(w.start) * 60),
+                );
                 return Some((start, len));
             }
         }
@@ -187,13 +225,13 @@ impl Windows {
         let mut best: Option<(OffsetDateTime, Duration)> = None;
         // within eight days every weekday is seen
         for d in 0..8u64 {
-            let day_start = midnight + Duration::from_secs(d * 24 * 3600);
+            let day_start = add(midnight, Duration::from_secs(d * 24 * 3600));
             let wd = day_start.weekday().number_days_from_monday();
             for w in &self.windows {
                 if w.days & (1 << wd) == 0 {
                     continue;
                 }
-                let start = day_start + Duration::from_secs(u64::from(w.start) * 60);
+                let start = add(day_start, Duration::from_secs(u64::from(w.start) * 60));
                 if start >= t && best.is_none_or(|(b, _)| start < b) {
                     best = Some((start, Duration::from_secs(u64::from(w.minutes()) * 60)));
                 }
@@ -202,7 +240,8 @@ impl Windows {
                 break;
             }
         }
-        // parse() refuses an empty set, so a start is always found within a week
+        // parse() refuses an empty set, so a start is always found within a week (except at
+        // the end of time, where the saturated `t` itself is the answer)
         best.unwrap_or((t, Duration::ZERO))
     }
 
@@ -217,7 +256,7 @@ impl Windows {
             return start;
         }
         let inside = Duration::from_nanos((offset.as_nanos() % len.as_nanos()) as u64);
-        start + inside
+        add(start, inside)
     }
 
     /// Whether `t` lies in a window.
@@ -243,13 +282,32 @@ pub struct Placed {
 }
 
 impl Timing {
-    /// When the upstream upgrade `name`, due at `upgrade_time`, may be applied.
-    pub fn place(&self, name: &str, upgrade_time: OffsetDateTime) -> Placed {
+    /// When the upstream upgrade `name`, due at `upgrade_time` and first seen by this node at
+    /// `first_seen` (if known), may be applied, asked at `now`. With windows, a time that has
+    /// passed counts only if a window is open now; otherwise the next window's start (plus the
+    /// offset, inside it) is the answer.
+    pub fn place(
+        &self,
+        name: &str,
+        upgrade_time: OffsetDateTime,
+        first_seen: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Placed {
         let offset = offset(self.seed, name, self.spread);
-        let spread = upgrade_time + offset;
+        let from = first_seen.map_or(upgrade_time, |seen| seen.max(upgrade_time));
+        let spread = add(from, offset);
         match &self.windows {
             Some(w) => {
-                let at = w.place(spread, offset);
+                // a time that has passed is judged now: a window it fell into is long closed
+                let at = if spread <= now {
+                    if w.contains(now) {
+                        spread
+                    } else {
+                        w.place(now, offset)
+                    }
+                } else {
+                    w.place(spread, offset)
+                };
                 Placed {
                     at,
                     by_window: at != spread,
@@ -406,16 +464,113 @@ mod tests {
             windows: None,
         };
         let at = datetime!(2026-11-28 12:00 UTC);
-        let p = t.place("v1", at);
+        let p = t.place("v1", at, None, at);
         assert!(p.at >= at && p.at < at + Duration::from_secs(6 * 3600));
         assert!(!p.by_window);
         let t = Timing {
             windows: Some(Windows::parse("Sun 00:00-06:00").unwrap()),
             ..t
         };
-        let p = t.place("v1", at);
+        let p = t.place("v1", at, None, at);
         assert!(p.by_window);
         assert!(p.at >= datetime!(2026-11-29 00:00 UTC) && p.at < datetime!(2026-11-29 06:00 UTC));
         assert_eq!(weekday_name(Weekday::Sunday), "sun");
+    }
+
+    #[test]
+    fn a_release_found_late_waits_for_an_open_window_and_still_spreads() {
+        let t = Timing {
+            seed: 9,
+            spread: Duration::from_secs(3600),
+            windows: Some(Windows::parse("Sun 00:00-06:00").unwrap()),
+        };
+        // released Sunday 01:00 (inside last Sunday's window), found on Tuesday
+        let released = datetime!(2026-11-29 01:00 UTC);
+        let tuesday = datetime!(2026-12-01 10:00 UTC);
+        let p = t.place("v1", released, Some(tuesday), tuesday);
+        assert!(
+            p.at >= datetime!(2026-12-06 00:00 UTC) && p.at < datetime!(2026-12-06 01:00 UTC),
+            "{}",
+            p.at
+        );
+        assert!(p.by_window);
+        // at the window, it is due
+        let sunday = datetime!(2026-12-06 05:00 UTC);
+        assert!(t.place("v1", released, Some(tuesday), sunday).at <= sunday);
+        // without windows, the spread counts from when this node first saw it
+        let t = Timing { windows: None, ..t };
+        let p = t.place("v1", released, Some(tuesday), tuesday);
+        assert!(p.at >= tuesday && p.at < tuesday + Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn weekday_and_time_typos_are_errors_not_panics() {
+        for bad in [
+            "Mié-Vie 02:00-05:00",
+            "Mon +2:+0-03:00",
+            "Mon 02:00-+3:00",
+            "Montag 02:00-03:00",
+            "é 01:00-02:00",
+            "Mo 1:0-2:0:0",
+        ] {
+            assert!(Windows::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Over extreme times, spreads and window sets nothing panics and the answer is sane.
+    #[test]
+    fn placing_never_panics_whatever_the_input() {
+        let extremes = [
+            time::PrimitiveDateTime::MIN.assume_utc(),
+            datetime!(1970-01-01 00:00 UTC),
+            datetime!(2026-12-06 03:00 UTC),
+            datetime!(9999-12-31 23:59:59 UTC),
+            time::PrimitiveDateTime::MAX.assume_utc(),
+        ];
+        let spreads = [
+            Duration::ZERO,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+            Duration::from_secs(u64::MAX / 4),
+            Duration::MAX,
+        ];
+        let windows = [
+            None,
+            Some("daily 00:00-24:00"),
+            Some("Sun 23:59-00:01"),
+            Some("Mon-Fri 02:00-05:00, Sun 00:00-06:00"),
+            Some("Fri-Mon 22:00-02:00"),
+        ];
+        let mut rng = fastrand::Rng::with_seed(20_261_206);
+        for &spread in &spreads {
+            for w in &windows {
+                let t = Timing {
+                    seed: rng.u64(..),
+                    spread,
+                    windows: w.map(|w| Windows::parse(w).unwrap()),
+                };
+                for &at in &extremes {
+                    for &now in &extremes {
+                        for seen in [None, Some(at), Some(now)] {
+                            let p = t.place("v1", at, seen, now);
+                            // never earlier than the release (nor than when it was seen)
+                            assert!(p.at >= at.min(now) || p.at >= at, "{p:?}");
+                        }
+                    }
+                }
+                // and random times in between
+                for _ in 0..200 {
+                    let secs = rng.i64(-62_000_000_000..250_000_000_000);
+                    let at = OffsetDateTime::from_unix_timestamp(secs).unwrap_or(extremes[2]);
+                    let now = OffsetDateTime::from_unix_timestamp(rng.i64(0..250_000_000_000))
+                        .unwrap_or(extremes[2]);
+                    let p = t.place("v2", at, None, now);
+                    if let (Some(w), false) = (&t.windows, p.at <= now) {
+                        // a future answer inside the range lies in a window
+                        assert!(p.at == max_time() || w.contains(p.at), "{p:?} for {w}");
+                    }
+                }
+            }
+        }
     }
 }

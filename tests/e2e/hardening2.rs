@@ -1,0 +1,274 @@
+//! Field hardening II: time arithmetic that cannot panic, windows judged at the moment of
+//! applying, typos in windows, an unusable fleet seed, the hold as the last word before the
+//! stop (and an unreadable one holding), unreadable records failing closed, and a staged binary
+//! hashed again before it is applied.
+
+use nymvisor_tests::feed::{FeedServer, Reply, sha256_file, upgrade_info};
+use nymvisor_tests::*;
+
+fn status_json(home: &TestHome) -> serde_json::Value {
+    serde_json::from_slice(&home.run(&["status", "-o", "json"]).stdout).unwrap()
+}
+
+/// A feed serving 1.2.0 due at `upgrade_time`; returns the server and the environment of a
+/// nymvisor polling it every second.
+fn feed(home: &TestHome, upgrade_time: &str) -> (FeedServer, Vec<(String, String)>) {
+    let server = FeedServer::start();
+    let bin = home.daemon_bin("release", "nym-node", "1.2.0", &[]);
+    server.route(
+        "/bin/nym-node-1.2.0",
+        Reply::Body(std::fs::read(&bin).unwrap()),
+    );
+    let mut info = upgrade_info(
+        "v1.2.0",
+        "1.2.0",
+        &format!("{}/bin/nym-node-1.2.0", server.base()),
+        &sha256_file(&bin),
+        "sha256",
+    );
+    info["upgradeTime"] = upgrade_time.into();
+    server.route(
+        "/nym-node/upgrade-info.json",
+        Reply::Body(serde_json::to_vec(&info).unwrap()),
+    );
+    let mut env: Vec<(String, String)> = FAST
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend([
+        ("NYMVISOR_UPSTREAM_SOURCE".into(), "http".into()),
+        (
+            "NYMVISOR_UPSTREAM_BASE_UPGRADE_URL".into(),
+            format!("{}/", server.base()),
+        ),
+        ("NYMVISOR_UPSTREAM_POLLING_RATE".into(), "1s".into()),
+    ]);
+    (server, env)
+}
+
+fn spawn(home: &TestHome, env: &[(String, String)]) -> RunHandle {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    home.spawn_run(&pairs, &[])
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn a_far_future_upgrade_time_panics_nothing() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let (_server, mut env) = feed(&home, "9999-12-31T23:59:59Z");
+    env.push(("DAEMON_UPGRADE_SPREAD".into(), "1h".into()));
+    env.push((
+        "DAEMON_UPGRADE_WINDOWS".into(),
+        "Mon-Fri 02:00-05:00".into(),
+    ));
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    nv.wait_stderr("new release upstream");
+    let out = home.run(&["status", "-o", "json"]);
+    assert!(out.status.success(), "status failed: {}", stderr(&out));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["queued"][0]["name"], "v1.2.0", "{s}");
+    assert!(!nv.stderr().contains("panicked"), "{}", nv.stderr());
+    assert!(nv.running());
+    nv.stop();
+}
+
+/// A release whose `upgradeTime` lies in yesterday's window, found today outside every window:
+/// it waits for today's window (0.2.0-era: applied at once, outside every window).
+#[test]
+fn a_release_found_late_waits_for_the_next_window() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let now = time::OffsetDateTime::now_utc();
+    // a daily window that opens in two hours, for an hour
+    let open = now + time::Duration::hours(2);
+    let close = open + time::Duration::hours(1);
+    let window = format!(
+        "daily {:02}:{:02}-{:02}:{:02}",
+        open.hour(),
+        open.minute(),
+        close.hour(),
+        close.minute()
+    );
+    // released yesterday inside that day's window
+    let released = open - time::Duration::days(1) + time::Duration::minutes(10);
+    let (server, mut env) = feed(&home, &rfc3339(released));
+    env.push(("DAEMON_UPGRADE_WINDOWS".into(), window.clone()));
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    nv.wait_stderr("waits for the next maintenance window");
+    let polls = server.hits().len();
+    assert!(wait_for(PATIENCE, || server.hits().len() >= polls + 2));
+    assert_eq!(
+        nv.starts().len(),
+        1,
+        "applied outside the window: {}",
+        nv.stderr()
+    );
+    let s = status_json(&home);
+    let q = &s["queued"][0];
+    assert_eq!(q["waitingFor"], "window", "{s}");
+    let at = time::OffsetDateTime::parse(
+        q["effectiveUpgradeTime"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(at > now + time::Duration::minutes(110), "{s}");
+    nv.stop();
+}
+
+#[test]
+fn typos_in_windows_are_errors_naming_the_variable() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    for bad in ["Mié-Vie 02:00-05:00", "Mon +2:+0-03:00"] {
+        let out = home
+            .nymvisor()
+            .env("DAEMON_UPGRADE_WINDOWS", bad)
+            .arg("config")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("DAEMON_UPGRADE_WINDOWS") && !err.contains("panicked"),
+            "{bad}: {err}"
+        );
+        let out = home
+            .nymvisor()
+            .env("DAEMON_UPGRADE_WINDOWS", bad)
+            .arg("run")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    }
+}
+
+/// A fleet seed that is a directory: the node runs, nothing is applied automatically, `status`
+/// names the file.
+#[test]
+fn an_unusable_fleet_seed_blocks_upgrades_not_the_node() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let seed = home
+        .nymvisors()
+        .join("instances/nym-node-default/data/fleet-seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    let mut nv = home.spawn_run(FAST, &[]);
+    nv.wait_start(1);
+    nv.wait_stderr("fleet seed");
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--upgrade-delay", "1s"]);
+    nv.wait_stderr("waits for its state files");
+    assert_eq!(nv.starts().len(), 1);
+    let s = stdout(&home.run(&["status"]));
+    assert!(
+        s.contains("fleet-seed") && s.contains("no new seed is drawn"),
+        "{s}"
+    );
+    nv.stop();
+}
+
+/// The hold is the last word before the stop: placed while the pre-upgrade hook runs, it
+/// holds; a hold file that becomes unreadable while `run` runs holds too (and `status` says so).
+#[test]
+fn the_hold_is_checked_right_before_the_stop_and_fails_closed() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let started = home.path().join("hook-started");
+    let go = home.path().join("go");
+    let hook = format!(
+        "touch {}; while [ ! -e {} ]; do sleep 0.05; done",
+        started.display(),
+        go.display()
+    );
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("DAEMON_PRE_UPGRADE_COMMAND", hook.as_str()));
+    let mut nv = home.spawn_run(&env, &[]);
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--upgrade-delay", "1s"]);
+    assert!(wait_for(PATIENCE, || started.exists()));
+    assert_success(&home.run(&["hold", "--reason", "incident"]));
+    std::fs::write(&go, b"").unwrap();
+    nv.wait_stderr("just before `v1.2.0` was applied");
+    assert_eq!(nv.starts().len(), 1, "{}", nv.stderr());
+
+    // unreadable hold file while running: still held
+    let hold = home.data_dir("nym-node").join("upgrade-hold.json");
+    std::fs::write(&hold, b"{ not json").unwrap();
+    nv.wait_stderr("taken as a hold");
+    let s = stdout(&home.run(&["status"]));
+    assert!(s.contains("hold:") && s.contains("cannot be read"), "{s}");
+    assert_eq!(nv.starts().len(), 1);
+    // lifted: applied
+    assert_success(&home.run(&["unhold"]));
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.stop();
+}
+
+/// An unreadable history: nothing is applied automatically (a rolled-back release could come
+/// back), the node runs, `status` names the file; readable again, the upgrade goes through.
+#[test]
+fn an_unreadable_history_fails_closed() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--upgrade-delay", "1s"]);
+    let history = home.data_dir("nym-node").join("upgrade-history.json");
+    std::fs::write(&history, b"{ garbage").unwrap();
+    let mut nv = home.spawn_run(FAST, &[]);
+    assert_eq!(nv.wait_start(1).version, "1.1.0");
+    nv.wait_stderr("upgrade-history.json");
+    nv.wait_stderr("waits for its state files");
+    let s = stdout(&home.run(&["status"]));
+    assert!(
+        s.contains("records:") && s.contains("upgrade-history.json"),
+        "{s}"
+    );
+    assert_eq!(nv.starts().len(), 1);
+    std::fs::remove_file(&history).unwrap();
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.stop();
+}
+
+/// A binary prepared ahead of its time and changed on disk before it is applied: hashed again
+/// right before the stop, refused and moved aside, then fetched and verified again.
+#[test]
+fn a_staged_binary_is_hashed_again_before_it_is_applied() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let due = time::OffsetDateTime::now_utc() + time::Duration::seconds(4);
+    let (_server, env) = feed(&home, &rfc3339(due));
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    nv.wait_stderr("is in place and verified");
+    let bin = home
+        .data_dir("nym-node")
+        .join("upgrades/v1.2.0/bin/nym-node");
+    // same version, other bytes
+    let other = home.daemon_bin("other", "nym-node", "1.2.0", &["tampered=1"]);
+    std::fs::copy(&other, &bin).unwrap();
+    nv.wait_stderr("changed on disk since it was verified");
+    let started = nv.wait_start(2);
+    assert_eq!(started.version, "1.2.0");
+    let served = home.path().join("bins/release");
+    assert_eq!(
+        sha256_file(&bin),
+        sha256_file(&served),
+        "the binary applied is not the announced one"
+    );
+    let aside: Vec<_> = std::fs::read_dir(bin.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".stale-"))
+        .collect();
+    assert_eq!(aside.len(), 1);
+    nv.stop();
+}
