@@ -379,9 +379,12 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
         // the supervisor never touches the network itself
         std::sync::Arc::new(helper::Helper::new(describe, &instance, &env))
     });
+    // the GitHub token is the helper's (and the in-process source's): the daemon and the hooks
+    // never see it
+    let child_env = env.without(&instance.config.nymvisor.github_token_env);
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
-        env,
+        env: child_env,
         source,
         helper,
         verifiers,

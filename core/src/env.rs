@@ -70,6 +70,14 @@ impl Env {
         self
     }
 
+    /// The snapshot without `name` (e.g. a secret only one child may see).
+    pub fn without(&self, name: &str) -> Self {
+        let mut env = self.clone();
+        env.vars.remove(name);
+        env.opaque.remove(OsStr::new(name));
+        env
+    }
+
     /// Every UTF-8 variable.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))

@@ -20,9 +20,11 @@ use nymvisor_core::env::Env;
 use nymvisor_core::verify::Verifier;
 
 /// The plugin verifiers configured, in order. `tuning.verifier_timeout` bounds each call.
-/// Verifier commands run with `env`, the supervisor's resolved environment.
+/// Verifier commands run with `env`, the supervisor's resolved environment, less the GitHub
+/// token (`github_token_env`): only the network helper's source uses it.
 pub fn from_config(config: &Config, env: &Env) -> Vec<Arc<dyn Verifier>> {
     let timeout = config.tuning.verifier_timeout;
+    let env = env.without(&config.nymvisor.github_token_env);
     let mut chain: Vec<Arc<dyn Verifier>> = Vec::new();
     for path in &config.nymvisor.plugin_paths {
         chain.push(Arc::new(dylib::DylibVerifier::new(path.clone(), timeout)));

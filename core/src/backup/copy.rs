@@ -1,4 +1,5 @@
-//! The `copy` strategy: a full tree copy preserving modes, times and symlinks (as links), with
+//! The `copy` strategy: a full tree copy preserving modes, times, symlinks (as links), hard
+//! links between files of the tree and holes of sparse files (as `cp -a` does), with
 //! copy-on-write clones (reflinks) where the file system supports them; and `hardlink`.
 
 use std::fs;
@@ -77,6 +78,9 @@ pub(super) struct Track {
     pub written: Option<Vec<PathBuf>>,
     /// Watches each directory before it is read (a pre-copy's).
     pub watch: Option<Watch>,
+    /// Files with more than one link, by (device, inode), and where their first copy went: the
+    /// next name of the same file becomes a hard link to it.
+    pub links: std::collections::HashMap<(u64, u64), PathBuf>,
 }
 
 /// [`copy_tree`], noting down what `track` asks for.
@@ -128,6 +132,16 @@ pub(super) fn copy_tree_tracked(
             cancel.add_done(entry_meta.len());
             continue; // the link shares the file's inode: mode, owner and times included
         }
+        // another name of a file already copied: linked to that copy, as in the source
+        if entry_meta.nlink() > 1 {
+            let key = (entry_meta.dev(), entry_meta.ino());
+            if let Some(first) = track.links.get(&key)
+                && fs::hard_link(first, &to).is_ok()
+            {
+                continue;
+            }
+            track.links.insert(key, to.clone());
+        }
         copy_file(&from, &to)?;
         cancel.add_done(entry_meta.len());
         if let Some(written) = track.written.as_mut() {
@@ -168,15 +182,69 @@ pub(super) fn copy_symlink(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Copies the regular file `from` to `to` (which does not exist) with its owner, mode and
-/// times: a copy-on-write clone where the file system supports it (btrfs, XFS, …), else a copy.
+/// times: a copy-on-write clone where the file system supports it (btrfs, XFS, …), else a copy
+/// that keeps a sparse file's holes.
 pub(super) fn copy_file(from: &Path, to: &Path) -> Result<()> {
     // named by the destination: where a copy fails, it is usually for lack of space there
-    reflink_copy::reflink_or_copy(from, to).map_err(|e| Error::io("failed to copy into", to, e))?;
+    copy_contents(from, to).map_err(|e| Error::io("failed to copy into", to, e))?;
     let m = fs::symlink_metadata(from).map_err(|e| Error::io("failed to read", from, e))?;
     set_owner(to, &m, true);
     fs::set_permissions(to, fs::Permissions::from_mode(m.mode() & 0o7777))
         .map_err(|e| Error::io("failed to set permissions of", to, e))?;
     set_times(to, &m, true);
+    Ok(())
+}
+
+/// The bytes of `from` into the new file `to`: a reflink, else the kernel's copy for a dense
+/// file, else (a sparse file) its data extents only (`SEEK_DATA`/`SEEK_HOLE`), so a 10 GiB file
+/// with 8 KiB of data takes 8 KiB in the backup too.
+fn copy_contents(from: &Path, to: &Path) -> std::io::Result<()> {
+    if reflink_copy::reflink(from, to).is_ok() {
+        return Ok(());
+    }
+    // a failed clone may leave an empty file behind
+    let _ = fs::remove_file(to);
+    let src = fs::File::open(from)?;
+    let meta = src.metadata()?;
+    if meta.blocks().saturating_mul(512) >= meta.len() {
+        return fs::copy(from, to).map(|_| ());
+    }
+    let dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    copy_extents(&src, &dst, meta.len())?;
+    dst.set_len(meta.len())
+}
+
+/// Copies the data extents of `src` (up to `len`) to the same offsets of `dst`.
+fn copy_extents(src: &fs::File, dst: &fs::File, len: u64) -> std::io::Result<()> {
+    use nix::unistd::{Whence, lseek};
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos: u64 = 0;
+    while pos < len {
+        let data = match lseek(src, pos as i64, Whence::SeekData) {
+            Ok(d) => d as u64,
+            // no data after `pos`: the rest is a hole
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let hole = (lseek(src, data as i64, Whence::SeekHole).map_err(std::io::Error::from)?
+            as u64)
+            .min(len);
+        let mut at = data;
+        while at < hole {
+            let want = ((hole - at) as usize).min(buf.len());
+            let n = src.read_at(&mut buf[..want], at)?;
+            if n == 0 {
+                break; // the file shrank meanwhile
+            }
+            dst.write_all_at(&buf[..n], at)?;
+            at += n as u64;
+        }
+        pos = hole.max(data + 1);
+    }
     Ok(())
 }
 

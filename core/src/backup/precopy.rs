@@ -183,6 +183,7 @@ pub fn precopy(
         manifest: Some(Manifest::default()),
         written: None,
         watch: Watch::new(&plan.source),
+        links: Default::default(),
     };
     copy_tree_tracked(
         &plan.source,
@@ -408,6 +409,7 @@ impl Delta<'_> {
             manifest: None,
             written: Some(Vec::new()),
             watch: None,
+            links: Default::default(),
         };
         copy_tree_tracked(from, to, self.skip, self.cancel, false, &mut track)?;
         let written = track.written.unwrap_or_default();

@@ -68,36 +68,27 @@ impl BuildInfo {
     }
 
     /// Whether this binary's build information agrees with `expected` (what an upgrade
-    /// announced): every field `expected` has must have the same value here. A field `expected`
-    /// lacks (it was recorded from an older format) is not compared.
+    /// announced): `binary_name` and `build_version` must be equal, and every other field that
+    /// both sides have must have the same value. A field only one side has is not compared: an
+    /// older binary prints fewer fields, and release metadata (`hashes.json`) may carry fields
+    /// no binary prints.
     pub fn matches(&self, expected: &BuildInfo) -> bool {
-        let mine = self.known_fields();
-        expected
-            .known_fields()
-            .iter()
-            .zip(mine.iter())
-            .all(|((_, want), (_, have))| want.is_none() || want == have)
-            && expected
-                .extra
-                .iter()
-                .all(|(k, v)| self.extra.get(k) == Some(v))
+        self.first_difference(expected).is_none()
     }
 
     /// The first field that differs from `expected`, for messages (see [`BuildInfo::matches`]).
     pub fn first_difference(&self, expected: &BuildInfo) -> Option<String> {
         for ((name, want), (_, have)) in expected.known_fields().iter().zip(self.known_fields()) {
-            if want.is_some() && *want != have {
-                return Some(format!(
-                    "{name} is {:?}, expected {:?}",
-                    have.unwrap_or("(missing)"),
-                    want.unwrap_or_default()
-                ));
+            if let (Some(want), Some(have)) = (want, have)
+                && want != &have
+            {
+                return Some(format!("{name} is {have:?}, expected {want:?}"));
             }
         }
         expected
             .extra
             .iter()
-            .find(|(k, v)| self.extra.get(*k) != Some(v))
+            .find(|(k, v)| self.extra.get(*k).is_some_and(|have| have != *v))
             .map(|(k, v)| {
                 format!(
                     "{k} is {}, expected {v}",

@@ -186,10 +186,26 @@ mod tests {
         full.commit_sha = Some("abc".into());
         full.extra.insert("more".into(), 1.into());
         assert!(full.matches(&info));
-        assert!(!info.matches(&full));
-        assert!(info.first_difference(&full).unwrap().contains("commit_sha"));
+        // fields only one side has are not compared (release metadata may carry more)
+        assert!(info.matches(&full));
+        // fields both have must agree
+        let mut forged = full.clone();
+        forged.commit_sha = Some("def".into());
+        assert!(!forged.matches(&full));
+        assert!(
+            forged
+                .first_difference(&full)
+                .unwrap()
+                .contains("commit_sha")
+        );
+        forged.commit_sha = full.commit_sha.clone();
+        forged.extra.insert("features".into(), "c".into());
+        assert!(forged.first_difference(&full).unwrap().contains("features"));
         let mut other = full.clone();
         other.build_version = "1.3.0".into();
+        assert!(!other.matches(&info));
+        other.build_version = "1.2.0".into();
+        other.binary_name = "nym-api".into();
         assert!(!other.matches(&info));
     }
 
