@@ -30,8 +30,12 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     if let Command::Run(args) = command {
-        return run(args, env).await;
+        let result = run(args, env).await;
+        // `run` unblocked them once its handlers existed, unless it ended before
+        nymvisor_core::daemon::signals::unblock_handled();
+        return result;
     }
+    nymvisor_core::daemon::signals::unblock_handled();
     if let Command::Helper = command {
         return helper(env).await;
     }
@@ -379,6 +383,7 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
         // the supervisor never touches the network itself
         std::sync::Arc::new(helper::Helper::new(describe, &instance, &env))
     });
+    let (metrics, metrics_error) = serve_metrics(&instance.config).await;
     // the GitHub token is the helper's (and the in-process source's): the daemon and the hooks
     // never see it
     let child_env = env.without(&instance.config.nymvisor.github_token_env);
@@ -390,7 +395,8 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
         verifiers,
         progress: progress_sink(&instance.config),
         health: nymvisor_sources::health::from_config(&instance.config)?,
-        metrics: serve_metrics(&instance.config).await?,
+        metrics,
+        metrics_error,
     };
     match run::run(instance, opts).await {
         Ok(outcome) => {
@@ -456,29 +462,46 @@ async fn helper(env: Env) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts the metrics endpoint when an address is configured (on this runtime).
+/// Starts the metrics endpoint when an address is configured (on this runtime). An address
+/// that cannot be bound is an error in the log and `status` (returned), not a reason to keep
+/// the node down: it is tried again every few seconds.
 async fn serve_metrics(
     config: &nymvisor_core::config::Config,
-) -> Result<Option<std::sync::Arc<nymvisor_core::metrics::Metrics>>> {
+) -> (
+    Option<std::sync::Arc<nymvisor_core::metrics::Metrics>>,
+    Option<String>,
+) {
     let Some(address) = &config.nymvisor.metrics_address else {
-        return Ok(None);
+        return (None, None);
     };
     let metrics = std::sync::Arc::new(nymvisor_core::metrics::Metrics::new(
         env!("CARGO_PKG_VERSION"),
         config.daemon.health_url.is_some(),
     ));
-    let listener = nymvisor_sources::metrics::bind(address).await?;
+    let m = metrics.clone();
+    let render: nymvisor_sources::metrics::Render = std::sync::Arc::new(move || m.render());
+    let listener = match nymvisor_sources::metrics::bind(address).await {
+        Ok(l) => l,
+        Err(e) => {
+            let note = format!(
+                "{e}; the node is supervised without metrics, and the address is tried again every {}s",
+                nymvisor_sources::metrics::BIND_RETRY.as_secs()
+            );
+            tracing::error!("{note}");
+            tokio::spawn(nymvisor_sources::metrics::serve_when_free(
+                address.clone(),
+                render,
+            ));
+            return (Some(metrics), Some(note));
+        }
+    };
     let bound = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| address.clone());
     tracing::info!("serving metrics at http://{bound}/metrics");
-    let m = metrics.clone();
-    tokio::spawn(nymvisor_sources::metrics::serve(
-        listener,
-        std::sync::Arc::new(move || m.render()),
-    ));
-    Ok(Some(metrics))
+    tokio::spawn(nymvisor_sources::metrics::serve(listener, render));
+    (Some(metrics), None)
 }
 
 /// Progress bars only for a person watching: stderr is a terminal and logs are text.

@@ -1,12 +1,19 @@
 //! nymvisor's own log output: text (or JSON) lines on stderr, `RUST_LOG` respected, silent when
 //! `disable_logs` is set.
 //!
-//! Logging never takes the supervisor down: when whatever reads stderr goes away (a log shipper,
-//! `tee`, `| head`), the first failed write marks logging as gone and later lines are dropped
-//! without a system call; supervision goes on.
+//! Logging never takes the supervisor down nor holds it up:
+//! - when whatever reads stderr goes away (a log shipper, `tee`, `| head`), the first failed
+//!   write marks logging as gone and later lines are dropped without a system call;
+//! - when it stops reading (a stuck `logger`, a paused shipper) and the pipe is full, a line is
+//!   dropped instead of written (stderr is asked with `poll` first, never put in non-blocking
+//!   mode: the daemon shares it), counted (`nymvisor_log_lines_dropped_total`), and once lines
+//!   go through again one line says how many were lost.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use nymvisor_core::metrics::LOG_LINES_DROPPED;
 
 use nymvisor_core::config::{Config, LogFormat};
 use nymvisor_core::env::Env;
@@ -116,13 +123,50 @@ where
 /// Set once stderr has been found closed.
 static GONE: AtomicBool = AtomicBool::new(false);
 
-/// stderr, until a write finds it closed; nothing after that.
+/// Lines dropped since the last one that went through (for the "N dropped" line).
+static DROPPED_SINCE: AtomicU64 = AtomicU64::new(0);
+
+/// Whether stderr can take a line now without blocking. A pipe or socket says so once it has
+/// room for a small write (`PIPE_BUF`, 4 KiB for pipes); a file or terminal always does.
+fn writable_now() -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let stderr = std::io::stderr();
+    let mut fds = [PollFd::new(stderr.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLOUT | PollFlags::POLLERR)),
+        Ok(_) => false,
+        // cannot ask: write as before
+        Err(_) => true,
+    }
+}
+
+/// stderr, until a write finds it closed; nothing after that. A line that stderr cannot take
+/// at once is dropped and counted.
 struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if GONE.load(Ordering::Relaxed) {
             return Ok(buf.len());
+        }
+        if !writable_now() {
+            LOG_LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
+            DROPPED_SINCE.fetch_add(1, Ordering::Relaxed);
+            return Ok(buf.len());
+        }
+        let lost = DROPPED_SINCE.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            let note = format!(
+                "nymvisor: {lost} log line(s) dropped: whatever reads nymvisor's output did not keep up\n"
+            );
+            let _ = std::io::stderr().write(note.as_bytes());
+            if !writable_now() {
+                LOG_LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
+                DROPPED_SINCE.fetch_add(1, Ordering::Relaxed);
+                return Ok(buf.len());
+            }
         }
         match std::io::stderr().write(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {

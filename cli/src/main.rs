@@ -17,6 +17,10 @@ use nymvisor_core::env::Env;
 use crate::args::Cli;
 
 fn main() -> ExitCode {
+    // before anything else: a stop signal sent in the first milliseconds waits for its handler
+    // (as PID 1 it would be dropped); `run` unblocks once its handlers exist, every other
+    // command at once
+    nymvisor_core::daemon::signals::block_handled();
     // A closed stdout/stderr pipe must be a write error, never a signal that kills nymvisor (and
     // with it the node). Rust's runtime already ignores SIGPIPE; this keeps it so whatever
     // started us. Children get the default back before exec.

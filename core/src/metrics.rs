@@ -35,6 +35,10 @@ struct ResultLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// Log lines dropped because whatever reads nymvisor's stderr did not keep up (counted by the
+/// log writer, which exists before any [`Metrics`]; read at each scrape).
+pub static LOG_LINES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
 /// Every metric of `run`. Cheap to update from the event loop; rendered on each scrape.
 #[derive(Debug)]
 pub struct Metrics {
@@ -49,6 +53,7 @@ pub struct Metrics {
     polls: Family<ResultLabels, Counter>,
     last_poll_success: FloatGauge,
     queued: Gauge,
+    log_lines_dropped: Counter,
     health: Option<HealthMetrics>,
 }
 
@@ -88,6 +93,7 @@ impl Metrics {
             polls: Family::default(),
             last_poll_success: FloatGauge::default(),
             queued: Gauge::default(),
+            log_lines_dropped: Counter::default(),
             health: with_health.then(|| HealthMetrics {
                 healthy: Gauge::default(),
                 failures: Gauge::default(),
@@ -142,6 +148,11 @@ impl Metrics {
             "queued_upgrades",
             "upgrades queued in the plan",
             m.queued.clone(),
+        );
+        r.register(
+            "log_lines_dropped",
+            "log lines dropped because the reader of nymvisor's stderr did not keep up",
+            m.log_lines_dropped.clone(),
         );
         if let Some(h) = &m.health {
             r.register(
@@ -243,6 +254,9 @@ impl Metrics {
     /// prometheus-client writes OpenMetrics, where a counter's `# HELP`/`# TYPE` name lacks the
     /// `_total` of its samples; the Prometheus format wants them to match, so they are renamed.
     pub fn render(&self) -> String {
+        let dropped = LOG_LINES_DROPPED.load(std::sync::atomic::Ordering::Relaxed);
+        self.log_lines_dropped
+            .inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
         let mut open = String::new();
         // writing into a String cannot fail
         let _ = prometheus_client::encoding::text::encode(&mut open, &self.registry);

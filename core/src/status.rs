@@ -197,6 +197,7 @@ pub fn status(inst: &Instance) -> Result<Status> {
                     refusals: &refusals,
                     ready: &ready,
                     preparing: state.as_ref().and_then(|s| s.preparing.as_deref()),
+                    hook_running: None,
                     confirming,
                     plan_broken: false,
                     records_broken,

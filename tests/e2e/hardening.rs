@@ -261,8 +261,10 @@ fn as_pid_1_of_a_container_it_reaps_orphans_and_forwards_signals() {
     let probe = std::process::Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "true"])
         .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: `unshare --pid --fork --mount-proc` is not permitted here");
+    if !prerequisite(
+        probe.is_ok_and(|o| o.status.success()),
+        "`unshare --pid --fork --mount-proc` is not permitted here",
+    ) {
         return;
     }
     let home = TestHome::new();

@@ -3,6 +3,8 @@
 //! stop (and an unreadable one holding), unreadable records failing closed, and a staged binary
 //! hashed again before it is applied.
 
+use std::time::Duration;
+
 use nymvisor_tests::feed::{FeedServer, Reply, sha256_file, upgrade_info};
 use nymvisor_tests::*;
 
@@ -175,8 +177,9 @@ fn an_unusable_fleet_seed_blocks_upgrades_not_the_node() {
     nv.stop();
 }
 
-/// The hold is the last word before the stop: placed while the pre-upgrade hook runs, it
-/// holds; a hold file that becomes unreadable while `run` runs holds too (and `status` says so).
+/// A hold placed while the pre-upgrade hook runs holds (the hook is a task of the event loop,
+/// which sees the hold at once, and the hold file is read again right before the stop); a hold
+/// file that becomes unreadable while `run` runs holds too (and `status` says so).
 #[test]
 fn the_hold_is_checked_right_before_the_stop_and_fails_closed() {
     let home = TestHome::new();
@@ -197,7 +200,12 @@ fn the_hold_is_checked_right_before_the_stop_and_fails_closed() {
     assert!(wait_for(PATIENCE, || started.exists()));
     assert_success(&home.run(&["hold", "--reason", "incident"]));
     std::fs::write(&go, b"").unwrap();
-    nv.wait_stderr("just before `v1.2.0` was applied");
+    nv.wait_stderr("the pre-upgrade hook agreed");
+    // the queue, as the running nymvisor decided after the hook: held
+    assert!(wait_for(
+        PATIENCE,
+        || status_json(&home)["queued"][0]["waitingFor"] == "hold"
+    ));
     assert_eq!(nv.starts().len(), 1, "{}", nv.stderr());
 
     // unreadable hold file while running: still held
@@ -271,4 +279,247 @@ fn a_staged_binary_is_hashed_again_before_it_is_applied() {
         .collect();
     assert_eq!(aside.len(), 1);
     nv.stop();
+}
+
+/// A pre-upgrade hook that leaves a background job holding its output open is finished when it
+/// exits: the job is killed and the upgrade goes on (0.2.0-era: it waited for the job's end,
+/// then called the hook hung).
+#[test]
+fn a_hook_is_finished_when_it_exits_and_its_leftovers_are_killed() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let pidfile = home.path().join("job.pid");
+    let hook = format!(
+        "sleep 300 & echo $! > {}; echo 'draining' >&2; exit 0",
+        pidfile.display()
+    );
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("DAEMON_PRE_UPGRADE_COMMAND", hook.as_str()));
+    let mut nv = home.spawn_run(&env, &[]);
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.wait_stderr("the pre-upgrade hook agreed");
+    let job: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_for(PATIENCE, || !alive(job)),
+        "the hook's job lives on"
+    );
+    nv.stop();
+}
+
+/// While a pre-upgrade hook runs, the node stays supervised: a crash is restarted at once, a
+/// SIGHUP is forwarded, and a stop signal stops the hook's whole group and the node.
+#[test]
+fn the_node_is_supervised_while_a_hook_runs() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let started = home.path().join("hook.pid");
+    let go = home.path().join("go");
+    let hook = format!(
+        "echo $$ > {}; while [ ! -e {} ]; do sleep 0.05; done",
+        started.display(),
+        go.display()
+    );
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.push(("DAEMON_PRE_UPGRADE_COMMAND", hook.as_str()));
+    let mut nv = home.spawn_run(&env, &[]);
+    let first = nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    assert!(wait_for(PATIENCE, || started.exists()
+        && !std::fs::read_to_string(&started)
+            .unwrap()
+            .trim()
+            .is_empty()));
+    let hook_pid: i32 = std::fs::read_to_string(&started)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // a crash during the hook: restarted after the 100 ms restart delay, not after the hook
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let second = nv.wait_start(2);
+    assert_eq!(second.version, "1.1.0");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "restarted only after {:?}",
+        t.elapsed()
+    );
+    nv.signal(nix::sys::signal::Signal::SIGHUP);
+    nv.wait_events("the forwarded SIGHUP", |ev| {
+        ev.contains(&format!("signal pid={} SIGHUP", second.pid))
+    });
+    let s = status_json(&home);
+    assert_eq!(s["queued"][0]["waitingFor"], "hook", "{s}");
+    nv.stop();
+    assert!(wait_for(PATIENCE, || !alive(hook_pid)), "the hook lives on");
+    assert!(!alive(second.pid));
+}
+
+/// A node that never answers its health probe is restarted with a growing delay and, without a
+/// healthy answer, nymvisor gives up (0.2.0-era: restarted every few seconds, forever).
+#[test]
+fn liveness_restarts_back_off_and_give_up() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", closed.local_addr().unwrap());
+    drop(closed);
+    let mut nv = home.spawn_run(
+        &[
+            ("DAEMON_HEALTH_URL", url.as_str()),
+            ("DAEMON_HEALTH_INTERVAL", "100ms"),
+            ("DAEMON_HEALTH_TIMEOUT", "100ms"),
+            ("DAEMON_HEALTH_FAILURE_THRESHOLD", "1"),
+            ("DAEMON_STARTUP_PERIOD_DURATION", "200ms"),
+            ("DAEMON_FAILURE_RESTART_DELAY", "200ms"),
+            ("DAEMON_MAX_STARTUP_FAILURES", "3"),
+        ],
+        &[],
+    );
+    let status = nv.wait_exit();
+    assert!(!status.success());
+    let log = nv.stderr();
+    assert!(log.contains("liveness restart 3 of 3"), "{log}");
+    assert!(log.contains("restarting the daemon in 800ms"), "{log}");
+    assert!(log.contains("giving up"), "{log}");
+    assert_eq!(nv.starts().len(), 4, "{log}");
+    let s = stdout(&home.run(&["status"]));
+    assert!(
+        s.contains("gave up at") && s.contains("health probe"),
+        "{s}"
+    );
+}
+
+/// nymvisor's stderr on a pipe nobody reads: supervision goes on (restarts, a stop signal), the
+/// lines that did not fit are dropped and counted, and said once writing works again.
+#[test]
+fn a_stalled_log_reader_never_freezes_the_supervisor() {
+    use std::io::Read;
+    let home = TestHome::new();
+    let bin = home.daemon_bin("crashy", "nym-node", "1.1.0", &["mode=crash"]);
+    assert_success(&home.run(&[
+        "init",
+        bin.to_str().unwrap(),
+        "--daemon-home",
+        home.daemon_home().to_str().unwrap(),
+    ]));
+    let mut nv = home.spawn_run_cmd(
+        &[
+            ("DAEMON_FAILURE_RESTART_DELAY", "10ms"),
+            ("DAEMON_MAX_STARTUP_FAILURES", "1000000"),
+        ],
+        &[],
+        &[],
+        |cmd| {
+            cmd.stderr(std::process::Stdio::piped());
+        },
+    );
+    let mut pipe = nv.take_stderr().unwrap();
+    // a full pipe is 64 KiB; each restart logs a few hundred bytes: 600 restarts overflow it
+    assert!(
+        wait_for(Duration::from_secs(60), || nv.starts().len() >= 600),
+        "supervision stopped after {} starts",
+        nv.starts().len()
+    );
+    // reading again: the loss is said
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut buf = [0u8; 65536];
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::time::Instant::now() < deadline {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+            }
+            if String::from_utf8_lossy(&text).contains("log line(s) dropped") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let text = reader.join().unwrap();
+    assert!(
+        text.contains("log line(s) dropped"),
+        "{}",
+        &text[text.len().saturating_sub(2000)..]
+    );
+    nv.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(nv.wait_exit().success());
+}
+
+/// The GitHub token is the network helper's: the daemon's and the hooks' environment lack it.
+#[test]
+fn the_github_token_reaches_no_other_child() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let dump = home.path().join("hook.env");
+    let hook = format!("env > {}", dump.display());
+    let mut env: Vec<(&str, &str)> = FAST.to_vec();
+    env.extend([
+        ("DAEMON_PRE_UPGRADE_COMMAND", hook.as_str()),
+        ("GITHUB_TOKEN", "ghp_secret"),
+        ("SOME_SETTING", "kept"),
+    ]);
+    let mut nv = home.spawn_run(&env, &[]);
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    nv.wait_start(2);
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert!(text.contains("SOME_SETTING=kept"), "{text}");
+    assert!(!text.contains("ghp_secret"), "{text}");
+    nv.stop();
+}
+
+/// As PID 1 of a container, a stop signal sent in nymvisor's first milliseconds (before its
+/// handlers exist) is not lost: nymvisor stops (0.2.0-era: dropped by the kernel, ran on).
+#[test]
+fn as_pid_1_a_stop_signal_at_start_is_not_lost() {
+    if !prerequisite(
+        std::process::Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "`unshare --pid --fork --mount-proc` is not permitted here",
+    ) {
+        return;
+    }
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut nv = home.spawn_run_cmd(FAST, &[], &[], |cmd| {
+        let wrapper =
+            ["--pid", "--fork", "--mount-proc", "--kill-child=SIGKILL"].map(std::ffi::OsStr::new);
+        let stderr = std::fs::File::create(home.path().join("pid1.log")).unwrap();
+        let wrapped = wrapped_nymvisor(cmd, "unshare", &wrapper, stderr);
+        *cmd = wrapped;
+    });
+    let unshare = nv.pid();
+    let mut inner = Vec::new();
+    assert!(wait_for(PATIENCE, || {
+        inner = children_named(unshare, "nymvisor");
+        !inner.is_empty()
+    }));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(inner[0]),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = nv.wait_exit();
+    assert!(
+        status.success(),
+        "{status}: {}",
+        std::fs::read_to_string(home.path().join("pid1.log")).unwrap_or_default()
+    );
 }

@@ -48,7 +48,7 @@ fn promtool_accepts(body: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn()
     else {
-        eprintln!("SKIPPED promtool: not installed");
+        prerequisite(false, "promtool is not installed");
         return;
     };
     child
@@ -153,19 +153,28 @@ fn metrics_follow_upgrades_and_crashes_and_pass_promtool() {
     nv.stop();
 }
 
+/// A metrics address another process holds: the node is supervised anyway, the error is in the
+/// log and `status`, and once the address is free the metrics are served.
 #[test]
-fn a_busy_metrics_address_is_a_clear_error() {
+fn a_busy_metrics_address_does_not_keep_the_node_down() {
     let home = TestHome::new();
     home.init_default("1.1.0");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    let out = home
-        .nymvisor()
-        .env("NYMVISOR_METRICS_ADDRESS", &addr)
-        .arg("run")
-        .output()
-        .unwrap();
-    assert_failure(&out, "NYMVISOR_METRICS_ADDRESS");
+    let port = taken.local_addr().unwrap().port();
+    let mut nv = home.spawn_run(&[("NYMVISOR_METRICS_ADDRESS", addr.as_str())], &[]);
+    nv.wait_start(1);
+    nv.wait_stderr("NYMVISOR_METRICS_ADDRESS");
+    let s = stdout(&home.run(&["status"]));
+    assert!(s.contains("cannot listen for metrics"), "{s}");
+    drop(taken);
+    nv.wait_stderr("the address is free now");
+    let (status, body) = http_get(port, "/metrics");
+    assert!(
+        status.contains("200") && body.contains("nymvisor_daemon_up 1"),
+        "{status}\n{body}"
+    );
+    nv.stop();
     let out = home
         .nymvisor()
         .env("NYMVISOR_METRICS_ADDRESS", "localhost")
@@ -175,14 +184,42 @@ fn a_busy_metrics_address_is_a_clear_error() {
     assert_failure(&out, "NYMVISOR_METRICS_ADDRESS");
 }
 
+/// Idle connections that never send a request (16 and more) cannot lock a scraper out.
+#[test]
+fn idle_connections_do_not_lock_scrapers_out() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut nv = home.spawn_run(&[("NYMVISOR_METRICS_ADDRESS", "127.0.0.1:0")], &[]);
+    nv.wait_start(1);
+    let port = metrics_port(&nv);
+    let idle: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let t = std::time::Instant::now();
+    let (status, body) = http_get(port, "/metrics");
+    assert!(
+        status.contains("200") && body.contains("nymvisor_daemon_up"),
+        "{status}"
+    );
+    // the header timeout is 5 s: a scrape that waited for a slot would take that long
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "the scrape took {:?}",
+        t.elapsed()
+    );
+    drop(idle);
+    nv.stop();
+}
+
 #[test]
 fn the_systemd_template_is_hardened_and_valid() {
-    if std::process::Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: systemd-analyze is not installed");
+    if !prerequisite(
+        std::process::Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "systemd-analyze is not installed",
+    ) {
         return;
     }
     // the template is the only unit shipped; one added later must be checked here as well, so an

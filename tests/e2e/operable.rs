@@ -110,12 +110,10 @@ fn the_network_helper_works_from_the_c_env_file() {
 /// and the command that works; run by the owner they work, and what they write is the owner's.
 #[test]
 fn admin_commands_refuse_another_user_than_the_owner() {
-    if !nix::unistd::geteuid().is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "this test needs root to act as two users; CI runs as root"
-        );
-        eprintln!("SKIPPED: needs root to act as two users");
+    if !prerequisite(
+        nix::unistd::geteuid().is_root(),
+        "acting as two users needs root (CI runs as root)",
+    ) {
         return;
     }
     const NOBODY: u32 = 65534;

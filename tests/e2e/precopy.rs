@@ -221,7 +221,10 @@ fn mount_namespace() -> Option<&'static [&'static str]> {
 #[test]
 fn a_full_disk_during_the_delta_abandons_the_upgrade_and_the_node_runs_on() {
     let Some(unshare_args) = mount_namespace() else {
-        eprintln!("SKIPPED: mounting a tmpfs in a private mount namespace is not permitted here");
+        prerequisite(
+            false,
+            "mounting a tmpfs in a private mount namespace is not permitted here",
+        );
         return;
     };
     let home = TestHome::new();

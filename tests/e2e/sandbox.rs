@@ -53,8 +53,10 @@ fn report(home: &TestHome, env: &[(&str, &str)]) -> String {
 
 #[test]
 fn the_helper_cannot_write_outside_its_staging_directory_nor_read_the_node_s_data() {
-    if nymvisor_core::sandbox::landlock_abi().is_none() {
-        eprintln!("SKIPPED: this kernel has no Landlock");
+    if !prerequisite(
+        nymvisor_core::sandbox::landlock_abi().is_some(),
+        "this kernel has no Landlock",
+    ) {
         return;
     }
     let home = TestHome::new();
@@ -83,8 +85,10 @@ fn without_the_helper_the_same_command_reaches_everything() {
 
 #[test]
 fn a_candidate_reaching_outside_the_sandbox_is_refused_with_a_hint() {
-    if nymvisor_core::sandbox::landlock_abi().is_none() {
-        eprintln!("SKIPPED: this kernel has no Landlock");
+    if !prerequisite(
+        nymvisor_core::sandbox::landlock_abi().is_some(),
+        "this kernel has no Landlock",
+    ) {
         return;
     }
     let home = TestHome::new();

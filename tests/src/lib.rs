@@ -110,6 +110,22 @@ pub fn pass_tooling_env(cmd: &mut Command) {
     }
 }
 
+/// Whether a test's prerequisite (a tool, a kernel feature, a permission) is there. Without it
+/// the test is skipped with a line saying so — except under CI (`CI` set), where `.ci/run`
+/// installs every prerequisite and a missing one must fail the test, not pass it silently.
+#[track_caller]
+pub fn prerequisite(present: bool, what: &str) -> bool {
+    if present {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "missing prerequisite under CI: {what} (.ci/run must provide it)"
+    );
+    eprintln!("SKIPPED: {what}");
+    false
+}
+
 /// A private world for one test: `NYM_HOME_DIR`, a daemon home, a place for binaries.
 #[derive(Debug)]
 pub struct TestHome {

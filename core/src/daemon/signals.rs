@@ -26,6 +26,43 @@ fn stream(kind: SignalKind) -> Result<Stream> {
     })
 }
 
+/// The signals [`Signals`] handles.
+fn handled() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    set
+}
+
+/// Blocks the handled signals (the first thing `main` does): as PID 1 the kernel drops a signal
+/// that has no handler, so one sent in the first milliseconds would be lost; blocked, it waits
+/// until [`unblock_handled`] once the handlers exist (or the command needs none). Children
+/// start with an empty mask (the standard library resets it in every child).
+pub fn block_handled() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&handled()),
+        None,
+    );
+}
+
+/// Unblocks what [`block_handled`] blocked; a signal that arrived meanwhile is delivered now.
+pub fn unblock_handled() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&handled()),
+        None,
+    );
+}
+
 /// Signals that stop nymvisor (forwarded, then the daemon is stopped and nymvisor exits).
 pub fn is_stop(sig: Signal) -> bool {
     matches!(sig, Signal::SIGINT | Signal::SIGTERM | Signal::SIGQUIT)

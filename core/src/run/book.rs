@@ -26,6 +26,14 @@ use crate::upgrade::transaction;
 /// A prepare task in flight.
 pub type PrepareTask = (UpgradeInfo, JoinHandle<Result<(), Refusal>>);
 
+/// The pre-upgrade hook in flight.
+#[derive(Debug)]
+pub struct HookTask {
+    pub upgrade: UpgradeInfo,
+    pub handle: JoinHandle<crate::upgrade::hooks::HookResult>,
+    pub started: std::time::Instant,
+}
+
 /// See the module docs.
 #[derive(Debug)]
 pub struct Book {
@@ -35,6 +43,10 @@ pub struct Book {
     /// Upgrades whose binary is in place and verified, as they were when verified.
     pub ready: BTreeMap<String, UpgradeInfo>,
     pub preparing: Option<PrepareTask>,
+    /// The pre-upgrade hook in flight.
+    pub hook: Option<HookTask>,
+    /// The upgrade (as it was) the pre-upgrade hook agreed to; applied next.
+    pub hook_passed: Option<UpgradeInfo>,
     /// The applied upgrade whose start is watched for its confirmation.
     pub confirming: Option<Journal>,
     /// What each queued upgrade was last said to wait for (one log line per change).
@@ -72,6 +84,8 @@ impl Book {
             refusals,
             ready: BTreeMap::new(),
             preparing: None,
+            hook: None,
+            hook_passed: None,
             confirming: None,
             said: BTreeMap::new(),
         }
@@ -162,6 +176,7 @@ impl Book {
             refusals: &self.refusals,
             ready: &self.ready,
             preparing: self.preparing.as_ref().map(|(i, _)| i.name.as_str()),
+            hook_running: self.hook.as_ref().map(|h| h.upgrade.name.as_str()),
             confirming,
             plan_broken: self.plan_problem.get().is_some(),
             records_broken: self.history_problem.is_some()
@@ -194,7 +209,11 @@ impl Book {
                     .until
                     .map(|t| format!(" until {}", model::rfc3339(t)))
                     .unwrap_or_default();
-                tracing::info!(upgrade = %e.name, "upgrade `{}` ({}) is due and waits for {}{until}", e.name, e.version, describe(w));
+                let what = match (w, e.until) {
+                    (WaitingFor::Hook, None) => "the pre-upgrade hook to finish",
+                    _ => describe(w),
+                };
+                tracing::info!(upgrade = %e.name, "upgrade `{}` ({}) is due and waits for {what}{until}", e.name, e.version);
             }
             said.insert(e.name.clone(), now);
         }

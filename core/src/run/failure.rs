@@ -11,6 +11,18 @@ use crate::daemon::Daemon;
 use crate::error::{Error, Result};
 use crate::upgrade::transaction;
 
+/// Longest wait before a restart that backs off.
+const MAX_BACKOFF: Duration = Duration::from_secs(10 * 60);
+
+/// The wait before the `attempt`th restart in a row: `base`, doubling each time, at most
+/// [`MAX_BACKOFF`] (and never less than `base`).
+pub(super) fn backoff(base: Duration, attempt: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
+    base.saturating_mul(factor).min(MAX_BACKOFF.max(base))
+}
+
 impl Supervisor {
     /// The daemon's leader exited. Returns an outcome when nymvisor must stop.
     pub(super) async fn on_exit(&mut self, running: Daemon) -> Result<Option<RunOutcome>> {
@@ -111,10 +123,22 @@ impl Supervisor {
             "restarting the daemon in {}",
             humantime::format_duration(cfg.failure_restart_delay)
         );
-        let until = Instant::now() + cfg.failure_restart_delay;
+        self.restart_after(cfg.failure_restart_delay, self.startup_failures, limit)
+            .await
+    }
+
+    /// Waits `delay` before the daemon is started again (restart `attempt` of `limit`, shown by
+    /// `status`), honouring stop signals, the watchdog and a due upgrade.
+    pub(super) async fn restart_after(
+        &mut self,
+        delay: Duration,
+        attempt: u32,
+        limit: u32,
+    ) -> Result<Option<RunOutcome>> {
+        let until = Instant::now() + delay;
         self.process.state.restart = Some(crate::model::run_state::RestartWait {
-            at: crate::model::now() + cfg.failure_restart_delay,
-            startup_failures: self.startup_failures,
+            at: crate::model::now() + delay,
+            startup_failures: attempt,
             max_startup_failures: limit,
         });
         self.process.save_state();
@@ -149,5 +173,22 @@ impl Supervisor {
                 () = self.process.children.next() => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_doubling_to_a_cap() {
+        let base = Duration::from_secs(10);
+        let waits: Vec<u64> = (1..=8).map(|n| backoff(base, n).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
+        assert_eq!(backoff(base, 1000), MAX_BACKOFF);
+        // a restart delay above the cap is kept as it is
+        let long = Duration::from_secs(3600);
+        assert_eq!(backoff(long, 3), long);
+        assert_eq!(backoff(Duration::ZERO, 5), Duration::ZERO);
     }
 }

@@ -132,6 +132,9 @@ impl Supervisor {
             consecutive_failures: failures,
         });
         self.process.save_state();
+        if h.healthy {
+            self.liveness_restarts = 0;
+        }
         if self.book.confirming.is_some() {
             if h.healthy {
                 tracing::info!(
@@ -166,10 +169,35 @@ impl Supervisor {
             "did not answer its health probe {failures} times in a row (last: {})",
             h.answer
         );
-        Ok(match self.on_failure(what, uptime).await? {
-            Some(outcome) => Step::Exit(outcome),
-            None => Step::Continue(None),
-        })
+        let _ = uptime;
+        // liveness restarts back off (doubling from the restart delay) and, without a healthy
+        // answer in between, give up after as many as the startup failures allowed
+        self.liveness_restarts += 1;
+        let limit = self.inst.config.daemon.max_startup_failures.max(1);
+        self.process.record_error(format!("daemon {what}"));
+        if self.liveness_restarts > limit {
+            return Err(crate::error::Error::DaemonFailed(format!(
+                "the daemon {what}, after {limit} restarts without a healthy answer; giving up"
+            )));
+        }
+        let delay = super::failure::backoff(
+            self.inst.config.daemon.failure_restart_delay,
+            self.liveness_restarts,
+        );
+        tracing::info!(
+            "restarting the daemon in {} (liveness restart {} of {limit})",
+            humantime::format_duration(delay),
+            self.liveness_restarts
+        );
+        Ok(
+            match self
+                .restart_after(delay, self.liveness_restarts, limit)
+                .await?
+            {
+                Some(outcome) => Step::Exit(outcome),
+                None => Step::Continue(None),
+            },
+        )
     }
 
     /// The startup period of a new version ended. With a health URL it is confirmed only if it

@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub health: Option<Arc<dyn crate::health::HealthProbe>>,
     /// Metrics to keep up to date (they are served elsewhere), if any.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Why the metrics address could not be bound, if it could not (shown by `status`).
+    pub metrics_error: Option<String>,
 }
 
 /// Why `run` ended without an error (exit status 0).
@@ -91,6 +93,8 @@ struct Supervisor {
     /// When the running daemon's startup period ends (set each turn of the loop).
     confirm_at: Option<Instant>,
     startup_failures: u32,
+    /// Liveness restarts in a row without a healthy answer (they back off and give up).
+    liveness_restarts: u32,
     /// An upgrade in place (`current` points to it) that is not yet written down in full.
     unrecorded: Option<Unrecorded>,
     /// A rollback request may be waiting (`upgrade-rollback.json` changed, the hold changed, or
@@ -145,6 +149,7 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
 
 enum Event {
     Prepared(Result<(), Refusal>),
+    Hooked(std::result::Result<hooks::HookResult, tokio::task::JoinError>),
     PollDue,
     Polled(Box<PollResult>),
     Exited,
@@ -247,6 +252,7 @@ impl Supervisor {
                 res = join_opt(self.book.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
                     res.unwrap_or_else(|e| Err(Refusal::transient(format!("the prepare task failed: {e}"))))
                 ),
+                res = join_opt(self.book.hook.as_mut().map(|h| &mut h.handle)) => Event::Hooked(res),
                 res = self.poller.finished() => Event::Polled(Box::new(res)),
                 () = sleep_until_opt(poll_at) => Event::PollDue,
                 _ = running.exited(&mut self.process.children) => Event::Exited,
@@ -261,6 +267,7 @@ impl Supervisor {
             daemon = Some(running);
             match event {
                 Event::Prepared(res) => self.on_prepared(res),
+                Event::Hooked(res) => self.on_hooked(res),
                 Event::PollDue => self.poller.start(),
                 Event::Polled(res) => self.on_polled(*res).await,
                 Event::Signal(sig) if is_stop(sig) => {
@@ -268,6 +275,11 @@ impl Supervisor {
                         continue;
                     };
                     tracing::info!("{sig} received: stopping the daemon");
+                    if let Some(hook) = self.book.hook.take() {
+                        // dropping its future kills the hook's whole group
+                        hook.handle.abort();
+                        tracing::info!(upgrade = %hook.upgrade.name, "the pre-upgrade hook was stopped");
+                    }
                     self.process.notifier.stopping();
                     let stopped = self.process.stop_for_exit(running, sig).await;
                     if stopped.forced {
@@ -475,58 +487,20 @@ impl Supervisor {
         if self.book.hold.is_some() && info.immediate {
             tracing::info!(upgrade = %info.name, "upgrades are on hold, but `{}` was queued with `add-upgrade --now`: the hold is overridden for it", info.name);
         }
-        // the operator's pre-upgrade hook, while the old daemon still runs
-        if let Some(command) = self.inst.config.daemon.pre_upgrade_command.clone() {
-            let current_version = self.book.plan.current.version.clone();
-            let call = hooks::HookCall {
-                command: &command,
-                upgrade: &info,
-                current_version: &current_version,
-                outcome: None,
-            };
-            let t = std::time::Instant::now();
-            let env = self.process.spec.env.clone();
-            let inst = self.inst.clone();
-            let result = {
-                let hook = hooks::run(&inst, &env, &call);
-                tokio::pin!(hook);
-                loop {
-                    let watchdog = self.process.watchdog_due();
-                    tokio::select! {
-                    r = &mut hook => break r,
-                    () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
-                    sig = self.process.signals.recv_stop() => {
-                        // the hook's group is killed when its future is dropped
-                        let Some(running) = daemon else {
-                            return Ok(Step::Exit(RunOutcome::Stopped(sig)));
-                        };
-                        tracing::info!("{sig} received during the pre-upgrade hook: stopping the daemon");
-                        let stopped = self.process.stop_for_exit(running, sig).await;
-                        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
-                        return Ok(Step::Exit(RunOutcome::Stopped(sig)));
-                    }
-                    }
-                }
-            };
-            match result {
-                hooks::HookResult::Ok => {
-                    tracing::info!(upgrade = %info.name, stage = "pre-upgrade-hook", elapsed_ms = t.elapsed().as_millis() as u64, "the pre-upgrade hook agreed")
-                }
-                hooks::HookResult::Failed(reason) => {
-                    self.book.refuse(
-                        &self.inst,
-                        &mut self.process,
-                        &info,
-                        Refusal::transient(format!("the pre-upgrade hook said not now: {reason}")),
-                        Origin::Hook,
-                    );
-                    return Ok(Step::Continue(daemon));
-                }
-            }
+        // the operator's pre-upgrade hook, while the old daemon still runs: a task of the event
+        // loop, so the daemon stays supervised (restarts, signals, probes, the watchdog) while
+        // it runs; its answer comes back as an event
+        if self.inst.config.daemon.pre_upgrade_command.is_some()
+            && self.book.hook_passed.as_ref() != Some(&info)
+        {
+            self.start_hook(&info);
+            return Ok(Step::Continue(daemon));
         }
+        self.book.hook_passed = None;
         // the last word before the stop (a hook may have taken minutes): a hold placed meanwhile,
         // or a hold file that cannot be read, holds; a window that closed meanwhile waits
         if !info.immediate && !self.last_moment_allows(&info) {
+            // the hook runs again before the next attempt: what it did may be stale by then
             return Ok(Step::Continue(daemon));
         }
         // the binary verified earlier is hashed again: what changed on disk since is not started
@@ -640,6 +614,65 @@ impl Supervisor {
         if !same {
             self.process.state.confirming = wanted;
             self.process.save_state();
+        }
+    }
+
+    /// Starts the pre-upgrade hook for `info` as a task (unless one runs).
+    fn start_hook(&mut self, info: &UpgradeInfo) {
+        if self.book.hook.is_some() {
+            return;
+        }
+        let Some(command) = self.inst.config.daemon.pre_upgrade_command.clone() else {
+            return;
+        };
+        let (inst, env, upgrade) = (
+            self.inst.clone(),
+            self.process.spec.env.clone(),
+            info.clone(),
+        );
+        let current_version = self.book.plan.current.version.clone();
+        tracing::debug!(upgrade = %info.name, "running the pre-upgrade hook");
+        let handle = tokio::spawn(async move {
+            let call = hooks::HookCall {
+                command: &command,
+                upgrade: &upgrade,
+                current_version: &current_version,
+                outcome: None,
+            };
+            hooks::run(&inst, &env, &call).await
+        });
+        self.book.hook = Some(book::HookTask {
+            upgrade: info.clone(),
+            handle,
+            started: std::time::Instant::now(),
+        });
+    }
+
+    /// The pre-upgrade hook ended.
+    fn on_hooked(&mut self, res: std::result::Result<hooks::HookResult, tokio::task::JoinError>) {
+        let Some(task) = self.book.hook.take() else {
+            return;
+        };
+        let info = task.upgrade;
+        match res {
+            Ok(hooks::HookResult::Ok) => {
+                tracing::info!(upgrade = %info.name, stage = "pre-upgrade-hook", elapsed_ms = task.started.elapsed().as_millis() as u64, "the pre-upgrade hook agreed");
+                self.book.hook_passed = Some(info);
+            }
+            Ok(hooks::HookResult::Failed(reason)) => self.book.refuse(
+                &self.inst,
+                &mut self.process,
+                &info,
+                Refusal::transient(format!("the pre-upgrade hook said not now: {reason}")),
+                Origin::Hook,
+            ),
+            Err(e) => self.book.refuse(
+                &self.inst,
+                &mut self.process,
+                &info,
+                Refusal::transient(format!("the pre-upgrade hook could not run: {e}")),
+                Origin::Hook,
+            ),
         }
     }
 

@@ -36,6 +36,8 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     // SIGCHLD is watched before any child exists so that no exit is missed
     let children = ChildEvents::new()?;
     let signals = Signals::new()?;
+    // the handlers exist: what arrived since `main` blocked it is delivered to them now
+    crate::daemon::signals::unblock_handled();
     if children::become_subreaper() && children::is_init() {
         tracing::info!(
             "running as PID 1: signals are forwarded to the daemon and every orphaned process is reaped"
@@ -192,6 +194,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         }),
         confirm_at: None,
         startup_failures: 0,
+        liveness_restarts: 0,
         unrecorded: None,
         rollback_wanted: true,
         rollback_at: None,
@@ -201,6 +204,9 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         && let (Some(pid), Some(ticks)) = (prev.daemon_pid, prev.daemon_start_ticks)
     {
         daemon::stop_leftover(pid, ticks, sup.process.grace).await;
+    }
+    if let Some(e) = &opts.metrics_error {
+        sup.process.record_error(e.clone());
     }
     if let Some(e) = timing_problem {
         let note = format!(

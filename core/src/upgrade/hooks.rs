@@ -1,6 +1,9 @@
 //! Upgrade hooks: the operator's commands around an upgrade (drain a gateway, notify a channel,
 //! migrate a config), run with `sh -c` in a process group of their own, bounded by the hook
-//! timeout (then the whole group is killed).
+//! timeout. A hook is finished when its process exits: what it left running in its group (a
+//! background job) is killed then, and so is the whole group at the timeout or when the hook is
+//! abandoned (its future dropped: a stop signal). Its stderr is read as it comes, keeping the
+//! last 16 KiB, never waiting for an end-of-file a background job may hold back.
 //!
 //! - `pre_upgrade_command` runs after the new binary is prepared and verified, while the old
 //!   daemon still runs; a non-zero exit postpones the upgrade (retried with the backoff) with the
@@ -13,6 +16,7 @@
 //! `NYMVISOR_UPGRADE_OUTCOME`.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -77,29 +81,44 @@ pub async fn run(inst: &Instance, env: &Env, call: &HookCall<'_>) -> HookResult 
     };
     let _owned = children::Owned(child.id());
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
+    // whatever ends this future, the hook's group goes with it
+    let _group = pgid.map(GroupKill);
     let mut stderr = child.stderr.take();
-    let work = async {
-        let mut text = Vec::new();
-        if let Some(s) = stderr.as_mut() {
-            let _ = s.take(MAX_STDERR).read_to_end(&mut text).await;
-            let _ = tokio::io::copy(s, &mut tokio::io::sink()).await;
-        }
-        (child.wait().await, text)
-    };
-    let (status, text) = match tokio::time::timeout(timeout, work).await {
-        Ok(done) => done,
-        Err(_) => {
-            // not reaped yet (its status was never collected): the group id is still its own
-            if let Some(pgid) = pgid {
-                let _ = killpg(pgid, Signal::SIGKILL);
+    let mut tail = Vec::new();
+    let status = {
+        let read = read_tail(stderr.as_mut(), &mut tail);
+        tokio::pin!(read);
+        let wait = child.wait();
+        tokio::pin!(wait);
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut read_done = false;
+        let status = loop {
+            tokio::select! {
+                s = &mut wait => break Some(s),
+                () = &mut read, if !read_done => read_done = true,
+                () = &mut deadline => break None,
             }
-            return HookResult::Failed(format!(
-                "`{}` did not finish within {}; its process group was killed",
-                call.command,
-                humantime::format_duration(timeout)
-            ));
+        };
+        // finished (or out of time): what it left in its group goes now, and with it the
+        // pipe's other ends, so the rest of its output arrives at once
+        if let Some(pgid) = pgid {
+            let _ = killpg(pgid, Signal::SIGKILL);
         }
+        if !read_done {
+            // a writer that left the group could hold the pipe open: not waited for
+            let _ = tokio::time::timeout(Duration::from_millis(200), &mut read).await;
+        }
+        status
     };
+    let Some(status) = status else {
+        return HookResult::Failed(format!(
+            "`{}` did not finish within {}; its process group was killed",
+            call.command,
+            humantime::format_duration(timeout)
+        ));
+    };
+    let text = tail;
     let last_line = String::from_utf8_lossy(&text)
         .lines()
         .rev()
@@ -113,6 +132,31 @@ pub async fn run(inst: &Instance, env: &Env, call: &HookCall<'_>) -> HookResult 
             None => format!("`{}` exited with {s}", call.command),
         }),
         Err(e) => HookResult::Failed(format!("cannot wait for `{}`: {e}", call.command)),
+    }
+}
+
+/// Kills a hook's process group when dropped.
+struct GroupKill(Pid);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        let _ = killpg(self.0, Signal::SIGKILL);
+    }
+}
+
+/// Reads `stream` to its end, keeping its last [`MAX_STDERR`] bytes in `tail`.
+async fn read_tail(stream: Option<&mut tokio::process::ChildStderr>, tail: &mut Vec<u8>) {
+    let Some(s) = stream else { return };
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                tail.extend_from_slice(&buf[..n]);
+                let over = tail.len().saturating_sub(MAX_STDERR as usize);
+                tail.drain(..over);
+            }
+        }
     }
 }
 

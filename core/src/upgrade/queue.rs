@@ -34,6 +34,8 @@ pub struct Snapshot<'a> {
     pub ready: &'a BTreeMap<String, UpgradeInfo>,
     /// The upgrade being prepared, if any.
     pub preparing: Option<&'a str>,
+    /// The upgrade whose pre-upgrade hook runs, if any.
+    pub hook_running: Option<&'a str>,
     /// The upgrade awaiting confirmation and when its startup period ends, if any.
     pub confirming: Option<(&'a str, OffsetDateTime)>,
     /// The plan file does not parse (nothing can be recorded in it).
@@ -223,6 +225,8 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
         } else if let Some((_, until)) = s.confirming {
             entry.waiting_for = Some(WaitingFor::Confirmation);
             entry.until = Some(until);
+        } else if s.hook_running == Some(q.name.as_str()) {
+            entry.waiting_for = Some(WaitingFor::Hook);
         } else if !ready {
             entry.waiting_for = Some(WaitingFor::Download);
             d.due_unprepared = Some(q.clone());
@@ -259,6 +263,7 @@ mod tests {
         refusals: Refusals,
         ready: BTreeMap<String, UpgradeInfo>,
         preparing: Option<String>,
+        hook_running: Option<String>,
         confirming: Option<(String, OffsetDateTime)>,
         plan_broken: bool,
         records_broken: bool,
@@ -274,6 +279,7 @@ mod tests {
                 refusals: Refusals::default(),
                 ready: BTreeMap::new(),
                 preparing: None,
+                hook_running: None,
                 confirming: None,
                 plan_broken: false,
                 records_broken: false,
@@ -299,6 +305,7 @@ mod tests {
                 refusals: &self.refusals,
                 ready: &self.ready,
                 preparing: self.preparing.as_deref(),
+                hook_running: self.hook_running.as_deref(),
                 confirming: self.confirming.as_ref().map(|(n, t)| (n.as_str(), *t)),
                 plan_broken: self.plan_broken,
                 records_broken: self.records_broken,
@@ -426,6 +433,17 @@ mod tests {
         let d = w.decide();
         assert_eq!(d.apply, None);
         assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Plan));
+    }
+
+    #[test]
+    fn a_running_pre_upgrade_hook_is_waited_for() {
+        let mut w = World::new("three").ready("v1.2.0");
+        w.hook_running = Some("v1.2.0".into());
+        let d = w.decide();
+        assert_eq!(d.apply, None, "applied while its hook runs");
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Hook));
+        w.hook_running = None;
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
     }
 
     #[test]
