@@ -373,6 +373,7 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
     }
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
+    instance.check_sandbox_paths()?;
     // built here even when the helper does the work: a configuration error shows at start
     let mut source = nymvisor_plugins::upstream(&instance.config, &env)?;
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;

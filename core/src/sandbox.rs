@@ -4,14 +4,15 @@
 //! else at all — not the daemon home, not its keys, not nymvisor's own state files.
 //!
 //! Landlock applies to the helper and everything it starts (a verifier command, the candidate
-//! binary's `build-info`). On a kernel without Landlock the helper runs with `no_new_privs`
-//! only, and says so in the log.
+//! binary's `build-info`). From Landlock ABI 6 (Linux 6.12) they also cannot signal a process
+//! outside the sandbox (nymvisor, the node); older kernels do not offer that scope. On a kernel
+//! without Landlock the helper runs with `no_new_privs` only, and says so in the log.
 
 use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, RestrictionStatus, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
+    RulesetCreatedAttr, RulesetStatus, Scope, path_beneath_rules,
 };
 
 /// System directories the helper reads (and may execute from): libraries, the CA bundle and
@@ -79,6 +80,9 @@ pub fn enter(rules: &Rules) -> Result<Enforced, Error> {
     let status: RestrictionStatus = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))
+        // ABI 6 (Linux 6.12): no signal to a process outside the sandbox (nymvisor, the node);
+        // older kernels ignore the request (best effort)
+        .and_then(|r| r.scope(Scope::Signal))
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(&read, AccessFs::from_read(abi))))
         .and_then(|r| {

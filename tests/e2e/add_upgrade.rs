@@ -51,9 +51,9 @@ fn queue_is_sorted_by_upgrade_time() {
         "late",
         &[
             "--upgrade-time",
-            "2030-01-01T00:00:00Z",
+            "2999-01-01T00:00:00Z",
             "--publish-date",
-            "2029-12-01T00:00:00+01:00",
+            "2998-12-01T00:00:00+01:00",
         ],
     ));
     assert_success(&add(&home, &soon, "soon", &["--upgrade-delay", "1h"]));
@@ -70,10 +70,10 @@ fn queue_is_sorted_by_upgrade_time() {
         ["mid", "soon", "late"],
         "default delay is 15 minutes"
     );
-    assert_eq!(plan["queuedUp"][2]["upgradeTime"], "2030-01-01T00:00:00Z");
+    assert_eq!(plan["queuedUp"][2]["upgradeTime"], "2999-01-01T00:00:00Z");
     assert_eq!(
         plan["queuedUp"][2]["publishDate"],
-        "2029-12-01T00:00:00+01:00"
+        "2998-12-01T00:00:00+01:00"
     );
 }
 

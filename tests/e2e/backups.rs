@@ -20,7 +20,8 @@ fn backups_are_listed_and_restored_only_when_stopped() {
     std::fs::write(home.daemon_home().join("state.db"), "before the upgrade").unwrap();
     let mut nv = upgrade_once(&home, &[]);
     nv.wait_start(2);
-    nv.wait_stderr("upgrade applied");
+    // confirmed first: the confirmation changes the files the snapshot below compares
+    nv.wait_stderr("upgrade confirmed");
     std::fs::write(home.daemon_home().join("state.db"), "written by 1.2.0").unwrap();
 
     let out = home.run(&["backups", "list", "-o", "json"]);
@@ -97,6 +98,8 @@ fn archive_backups_are_restored_by_a_rollback() {
     env.extend_from_slice(&[
         ("DAEMON_BACKUP_STRATEGY", "archive"),
         ("DAEMON_MAX_STARTUP_FAILURES", "1"),
+        // the crash must count as a startup failure even on a loaded machine
+        ("DAEMON_STARTUP_PERIOD_DURATION", "60s"),
     ]);
     let mut nv = home.spawn_run(&env, &[]);
     nv.wait_start(1);

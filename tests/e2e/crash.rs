@@ -140,6 +140,8 @@ fn killed_during_rollback() {
     let data = home.data_dir("nym-node");
     let mut env = with_failpoint("rollback-after-swap");
     env.push(("DAEMON_MAX_STARTUP_FAILURES", "1"));
+    // the crash must count as a startup failure even on a loaded machine
+    env.push(("DAEMON_STARTUP_PERIOD_DURATION", "60s"));
     let mut first = home.spawn_run(&env, &[]);
     first.wait_start(1);
     let bad = home.daemon_bin("bad", "nym-node", "1.2.0", &["mode=crash"]);

@@ -225,10 +225,18 @@ fn script_home(home: &TestHome, version: &str, body: &str) -> std::path::PathBuf
     )
 }
 
+// orphans that live until the test ends them (a fixed lifetime would race a loaded machine)
 const ORPHANS: &str = r#"i=0
-while [ $i -lt 20 ]; do (sleep 1 &); i=$((i+1)); done
+while [ $i -lt 20 ]; do (sleep 600 &); i=$((i+1)); done
 echo orphans-made >> "$FAKE_DAEMON_LOG"
 exec @FAKE@ "$@""#;
+
+/// Ends the orphans (as their own end would): their parent must reap them.
+fn end_orphans(pids: &[i32]) {
+    for pid in pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), Signal::SIGKILL);
+    }
+}
 
 #[test]
 fn orphans_of_the_daemon_are_adopted_and_reaped() {
@@ -244,9 +252,10 @@ fn orphans_of_the_daemon_are_adopted_and_reaped() {
     nv.wait_events("the orphans", |ev| ev.iter().any(|l| l == "orphans-made"));
     // nymvisor is their subreaper: they are re-parented to it, not to the host's init…
     assert!(
-        wait_for(PATIENCE, || !children_named(nv.pid(), "sleep").is_empty()),
+        wait_for(PATIENCE, || children_named(nv.pid(), "sleep").len() == 20),
         "the orphans were not re-parented to nymvisor"
     );
+    end_orphans(&children_named(nv.pid(), "sleep"));
     // …and reaped when they exit (a zombie keeps its name and its parent)
     assert!(
         wait_for(PATIENCE, || children_named(nv.pid(), "sleep").is_empty()),
@@ -298,7 +307,8 @@ fn as_pid_1_of_a_container_it_reaps_orphans_and_forwards_signals() {
         daemon < 10,
         "the daemon runs inside the container (pid {daemon})"
     );
-    assert!(wait_for(PATIENCE, || !children_named(nv_pid, "sleep").is_empty()));
+    assert!(wait_for(PATIENCE, || children_named(nv_pid, "sleep").len() == 20));
+    end_orphans(&children_named(nv_pid, "sleep"));
     assert!(
         wait_for(PATIENCE, || children_named(nv_pid, "sleep").is_empty()),
         "zombies left in the container"

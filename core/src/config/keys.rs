@@ -197,6 +197,24 @@ pub const KEYS: &[KeyDef] = &[
     ),
     key!(
         "nymvisor",
+        "verifier_readable_paths",
+        ["NYMVISOR_VERIFIER_READABLE_PATHS"],
+        "verifier-readable-paths",
+        Value,
+        Kind::List,
+        "More paths verifier commands and plugins may read in the helper's sandbox, e.g. a config file (comma-separated; never the daemon home or nymvisor's state)"
+    ),
+    key!(
+        "nymvisor",
+        "verifier_writable_paths",
+        ["NYMVISOR_VERIFIER_WRITABLE_PATHS"],
+        "verifier-writable-paths",
+        Value,
+        Kind::List,
+        "Paths verifier commands and plugins may write in the helper's sandbox, e.g. an audit log directory (comma-separated; never the daemon home or nymvisor's state)"
+    ),
+    key!(
+        "nymvisor",
         "metrics_address",
         ["NYMVISOR_METRICS_ADDRESS"],
         "metrics-address",

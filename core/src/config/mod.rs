@@ -184,6 +184,44 @@ impl Config {
                 return Err(bad(key, "must be longer than zero".into()));
             }
         }
+        for (key, paths) in [
+            (
+                "nymvisor.verifier_readable_paths",
+                &self.nymvisor.verifier_readable_paths,
+            ),
+            (
+                "nymvisor.verifier_writable_paths",
+                &self.nymvisor.verifier_writable_paths,
+            ),
+        ] {
+            for p in paths {
+                if !p.is_absolute() {
+                    return Err(bad(key, format!("{} is not an absolute path", p.display())));
+                }
+                if let Some(why) = self.overlaps_secrets(p) {
+                    return Err(bad(
+                        key,
+                        format!(
+                            "{} {why}; a verifier's sandbox never reaches the node's keys or nymvisor's state",
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(dir) = &self.nymvisor.local_mirror_directory
+            && let Some(why) = self
+                .overlaps_secrets(dir)
+                .filter(|why| why.starts_with("contains"))
+        {
+            return Err(bad(
+                "nymvisor.local_mirror_directory",
+                format!(
+                    "{} {why}; the network helper may read the mirror, so it must not hold the node's data",
+                    dir.display()
+                ),
+            ));
+        }
         if t.max_binary_size == 0 {
             return Err(bad(
                 "tuning.max_binary_size",
@@ -254,12 +292,54 @@ impl Config {
             .unwrap_or_else(|| self.daemon.home.join("nymvisor").join("backups"))
     }
 
+    /// Why `path` must not be opened to a verifier: it contains or lies inside the daemon home,
+    /// the backup directory or the custom upgrade data directory (nymvisor's home is checked
+    /// by the helper, which knows it).
+    pub fn overlaps_secrets(&self, path: &Path) -> Option<String> {
+        let secrets = [
+            ("the daemon home", Some(self.daemon.home.clone())),
+            ("the backup directory", Some(self.backup_dir())),
+            (
+                "the upgrade data directory",
+                self.nymvisor.upgrade_data_directory.clone(),
+            ),
+        ];
+        overlap(
+            path,
+            secrets.iter().filter_map(|(n, p)| Some((*n, p.clone()?))),
+        )
+    }
+
     /// Whether a valid signature is required for new binaries.
     pub fn signature_required(&self) -> bool {
         self.daemon
             .require_signature
             .unwrap_or(!self.daemon.minisign_public_keys.is_empty())
     }
+}
+
+/// Whether `path` contains or lies inside one of `secrets` (named), lexically and as resolved.
+pub fn overlap<'a>(
+    path: &Path,
+    secrets: impl Iterator<Item = (&'a str, PathBuf)>,
+) -> Option<String> {
+    let resolve = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let path_r = resolve(path);
+    for (name, secret) in secrets {
+        let secret_r = resolve(&secret);
+        for (a, b) in [
+            (path, secret.as_path()),
+            (path_r.as_path(), secret_r.as_path()),
+        ] {
+            if b.starts_with(a) {
+                return Some(format!("contains {name} ({})", secret.display()));
+            }
+            if a.starts_with(b) {
+                return Some(format!("lies inside {name} ({})", secret.display()));
+            }
+        }
+    }
+    None
 }
 
 /// Finds the config file a command (other than `init`) uses:

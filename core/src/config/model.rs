@@ -114,6 +114,10 @@ pub struct NymvisorConfig {
     pub log_format: LogFormat,
     pub verifier_commands: Vec<PathBuf>,
     pub plugin_paths: Vec<PathBuf>,
+    /// More paths the helper's sandbox lets verifiers read (never the daemon home or state).
+    pub verifier_readable_paths: Vec<PathBuf>,
+    /// Paths the helper's sandbox lets verifiers write (never the daemon home or state).
+    pub verifier_writable_paths: Vec<PathBuf>,
     /// Where `GET /metrics` is served (e.g. `127.0.0.1:9180`); unset: no listener.
     #[serde(with = "opt_str")]
     pub metrics_address: Option<String>,
@@ -198,6 +202,8 @@ impl Default for NymvisorConfig {
             log_format: LogFormat::Text,
             verifier_commands: Vec::new(),
             plugin_paths: Vec::new(),
+            verifier_readable_paths: Vec::new(),
+            verifier_writable_paths: Vec::new(),
             metrics_address: None,
             network_helper: true,
         }

@@ -1,6 +1,6 @@
 //! The helper's side: one job done with the instance's real source and verifiers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{Answer, Job, PollOutcome, WireRefusal};
@@ -35,31 +35,32 @@ pub fn staging_dirs(inst: &Instance, job: &Job) -> std::io::Result<Vec<PathBuf>>
     Ok(dirs)
 }
 
-/// What the helper may touch for `job`: its staging directories (created here) read-write,
-/// the local mirror, verifier commands' and plugins' directories read-only; plus the system
-/// directories [`crate::sandbox`] always allows. The daemon home is not among them.
+/// What the helper may touch for `job`: its staging directories (created here) and the
+/// operator's `verifier_writable_paths` read-write; the local mirror, each verifier command's
+/// and plugin's own file (never the directory around it, which may hold the node's data) and
+/// the operator's `verifier_readable_paths` read-only; plus the system directories
+/// [`crate::sandbox`] always allows. The daemon home, the backups and nymvisor's state are not
+/// among them (the configuration refuses extra paths that reach them).
 pub fn sandbox_rules(inst: &Instance, job: &Job) -> std::io::Result<Rules> {
+    inst.check_sandbox_paths()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let n = &inst.config.nymvisor;
     let read = n
         .local_mirror_directory
         .iter()
+        .chain(&n.verifier_commands)
+        .chain(&n.plugin_paths)
+        .chain(&n.verifier_readable_paths)
         .cloned()
-        .chain(
-            n.verifier_commands
-                .iter()
-                .chain(&n.plugin_paths)
-                .filter_map(|p| p.parent().map(Path::to_owned)),
-        )
         .collect();
-    Ok(Rules {
-        read,
-        write: staging_dirs(inst, job)?,
-    })
+    let mut write = staging_dirs(inst, job)?;
+    write.extend(n.verifier_writable_paths.iter().cloned());
+    Ok(Rules { read, write })
 }
 
 /// Added to a refusal that may come from the sandbox (a verifier command or the candidate's
 /// `build-info` reaching for a file it may not).
-const SANDBOX_HINT: &str = " (this ran in the network helper's sandbox, which reads only the system directories, the upgrade's own directory, its $TMPDIR, the local mirror and the directories of verifier commands and plugins; NYMVISOR_NETWORK_HELPER=false runs it without)";
+const SANDBOX_HINT: &str = " (this ran in the network helper's sandbox: it reads the system directories, the upgrade's own directory, the local mirror, each verifier command's and plugin's own file and NYMVISOR_VERIFIER_READABLE_PATHS; it writes only the upgrade's directory, its $TMPDIR and NYMVISOR_VERIFIER_WRITABLE_PATHS; the network, loopback included, is open)";
 
 /// Does `job` and says how it went. Every failure is part of the answer.
 pub async fn serve(

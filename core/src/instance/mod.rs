@@ -155,6 +155,43 @@ impl Instance {
         Ok(seed)
     }
 
+    /// The verifiers' extra sandbox paths and the local mirror must not reach nymvisor's own
+    /// state (its home: instances and upgrade data) either; the configuration checked the
+    /// daemon home and the backups ([`Config::overlaps_secrets`]).
+    pub fn check_sandbox_paths(&self) -> Result<()> {
+        let n = &self.config.nymvisor;
+        let state = [
+            ("nymvisor's home", self.home.root().to_owned()),
+            ("the upgrade data directory", self.data.root().to_owned()),
+        ];
+        for (key, env, paths) in [
+            (
+                "nymvisor.verifier_readable_paths",
+                "NYMVISOR_VERIFIER_READABLE_PATHS",
+                &n.verifier_readable_paths,
+            ),
+            (
+                "nymvisor.verifier_writable_paths",
+                "NYMVISOR_VERIFIER_WRITABLE_PATHS",
+                &n.verifier_writable_paths,
+            ),
+        ] {
+            for p in paths {
+                if let Some(why) = config::overlap(p, state.iter().cloned()) {
+                    return Err(crate::error::Error::ConfigKey {
+                        key: key.into(),
+                        env,
+                        message: format!(
+                            "{} {why}; a verifier's sandbox never reaches nymvisor's state",
+                            p.display()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The hold on automatic upgrades, if one is in force.
     pub fn hold(&self) -> Result<Option<crate::model::Hold>> {
         crate::model::Hold::load(&self.data.hold())
