@@ -213,3 +213,52 @@ pub enum BackupsCommand {
         stop: bool,
     },
 }
+
+/// Whether the command line has `--` right after `run` (`nymvisor [-c FILE] run -- --help`):
+/// clap drops the separator, so `run -- --help` and `run --help` would look alike, but the
+/// first asks the daemon for its help.
+pub fn separator_after_run(args: &[std::ffi::OsString]) -> bool {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        match a.to_str() {
+            Some("-c" | "--config-env-file") => {
+                it.next();
+            }
+            Some(s)
+                if s.starts_with("--config-env-file=") || (s.starts_with("-c") && s.len() > 2) => {}
+            Some("run") => return it.next().is_some_and(|n| n == "--"),
+            _ => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<std::ffi::OsString> {
+        s.iter().map(std::ffi::OsString::from).collect()
+    }
+
+    #[test]
+    fn the_separator_after_run_is_seen() {
+        assert!(separator_after_run(&args(&[
+            "nymvisor", "run", "--", "--help"
+        ])));
+        assert!(separator_after_run(&args(&[
+            "nymvisor", "-c", "x.env", "run", "--", "-h"
+        ])));
+        assert!(separator_after_run(&args(&[
+            "nymvisor",
+            "--config-env-file=x",
+            "run",
+            "--"
+        ])));
+        assert!(!separator_after_run(&args(&["nymvisor", "run", "--help"])));
+        assert!(!separator_after_run(&args(&["nymvisor", "status", "--"])));
+        assert!(!separator_after_run(&args(&[
+            "nymvisor", "run", "run", "--", "--help"
+        ])));
+    }
+}

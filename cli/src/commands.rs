@@ -16,7 +16,9 @@ use crate::logging;
 use crate::output::{out, outln};
 use crate::self_info;
 
-pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
+/// `separated`: `run` was followed by `--` on the command line (what follows is the daemon's,
+/// `--help` included).
+pub async fn dispatch(cli: Cli, env: Env, separated: bool) -> Result<ExitCode> {
     if cli.short_version {
         outln!("nymvisor {}", env!("CARGO_PKG_VERSION"));
         return Ok(ExitCode::SUCCESS);
@@ -30,7 +32,7 @@ pub async fn dispatch(cli: Cli, env: Env) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     if let Command::Run(args) = command {
-        let result = run(args, env).await;
+        let result = run(args, env, separated).await;
         // `run` unblocked them once its handlers existed, unless it ended before
         nymvisor_core::daemon::signals::unblock_handled();
         return result;
@@ -358,9 +360,9 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
     Ok(())
 }
 
-async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
+async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
     // help never needs an instance; the daemon's own help is `nymvisor run -- --help`
-    if matches!(args.daemon_args.as_slice(), [a] if a == "--help" || a == "-h") {
+    if !separated && matches!(args.daemon_args.as_slice(), [a] if a == "--help" || a == "-h") {
         let mut cmd = Cli::command();
         if let Some(run) = cmd.find_subcommand_mut("run") {
             out!("{}", run.render_long_help());
@@ -404,10 +406,8 @@ async fn run(args: RunArgs, env: Env) -> Result<ExitCode> {
             tracing::debug!(?outcome, "nymvisor run finished");
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            tracing::error!("{e}");
-            Err(e.into())
-        }
+        // said once, by `main` ("nymvisor: error: …"), not also as a log line
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -31,7 +31,9 @@ fn main() -> ExitCode {
             nix::sys::signal::SigHandler::SigIgn,
         )
     };
-    let cli = Cli::parse();
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let daemon_help = args::separator_after_run(&raw);
+    let cli = Cli::parse_from(raw);
     let env = match build_env(&cli) {
         Ok(env) => env,
         Err(e) => return fail(&e),
@@ -44,7 +46,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&anyhow::anyhow!("failed to start the async runtime: {e}")),
     };
-    let result = runtime.block_on(commands::dispatch(cli, env));
+    let result = runtime.block_on(commands::dispatch(cli, env, daemon_help));
     // A plugin call abandoned at its timeout may still occupy a blocking thread: do not wait
     // for it on the way out.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));

@@ -420,7 +420,9 @@ impl Status {
                 u.version,
                 when(u.performed_at),
                 match u.outcome {
-                    Some(Outcome::Success) | None => "success",
+                    Some(Outcome::Pending) => "pending: not confirmed yet",
+                    Some(Outcome::Confirmed) => "confirmed",
+                    Some(Outcome::Success) | None => "applied",
                     Some(Outcome::RolledBack) => "rolled back",
                     Some(Outcome::Failed) => "failed",
                 },

@@ -523,3 +523,100 @@ fn as_pid_1_a_stop_signal_at_start_is_not_lost() {
         std::fs::read_to_string(home.path().join("pid1.log")).unwrap_or_default()
     );
 }
+
+// ---- what the operator sees is true ----
+
+/// The prepare line gives the effective time and what the upgrade waits for, not the feed's.
+#[test]
+fn the_prepare_line_says_when_the_upgrade_really_happens() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let (_server, mut env) = feed(&home, "2026-01-01T00:00:00Z");
+    env.push(("DAEMON_UPGRADE_SPREAD".into(), "100d".into()));
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    nv.wait_stderr("is in place and verified");
+    let log = nv.stderr();
+    let line = log
+        .lines()
+        .find(|l| l.contains("is in place and verified"))
+        .unwrap();
+    assert!(
+        line.contains("waits for this node's turn in the fleet's spread (until"),
+        "{line}"
+    );
+    assert!(!line.contains("2026-01-01"), "{line}");
+    nv.stop();
+}
+
+#[test]
+fn settings_that_are_probably_typos_are_said() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let mut nv = home.spawn_run(
+        &[
+            ("DAEMON_UPGRADE_SPRED", "1h"),
+            ("DAEMON_RESTART_ON_FAILURE", "false"),
+        ],
+        &[],
+    );
+    nv.wait_start(1);
+    nv.wait_stderr("DAEMON_UPGRADE_SPRED is set but is no setting of nymvisor (did you mean `DAEMON_UPGRADE_SPREAD`?)");
+    nv.wait_stderr("restart_on_failure is off");
+    nv.stop();
+    // a key typo in the file says what was meant
+    let config = home.config_path("nym-node-default");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("upgrade_spread =", "upgrade_spred =")).unwrap();
+    let out = home.run(&["config"]);
+    assert_failure(&out, "unknown key `upgrade_spred`");
+    assert!(
+        stderr(&out).contains("did you mean `upgrade_spread`?")
+            && !stderr(&out).contains("expected one of"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&config, text).unwrap();
+    // another node's env file
+    let out = home
+        .nymvisor()
+        .env("DAEMON_NAME", "nym-api")
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_failure(&out, "manages nym-node");
+    // a daemon home that is gone
+    std::fs::rename(home.daemon_home(), home.path().join("moved")).unwrap();
+    let mut nv = home.spawn_run(FAST, &[]);
+    nv.wait_stderr("does not exist (any more)");
+    nv.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = nv.wait_exit();
+}
+
+#[test]
+fn a_fatal_error_is_said_once_and_daemon_help_reaches_the_daemon() {
+    let home = TestHome::new();
+    let bin = home.daemon_bin("crashy", "nym-node", "1.1.0", &["mode=crash"]);
+    assert_success(&home.run(&[
+        "init",
+        bin.to_str().unwrap(),
+        "--daemon-home",
+        home.daemon_home().to_str().unwrap(),
+    ]));
+    let mut nv = home.spawn_run(
+        &[
+            ("DAEMON_FAILURE_RESTART_DELAY", "10ms"),
+            ("DAEMON_MAX_STARTUP_FAILURES", "2"),
+        ],
+        &["--", "--help"],
+    );
+    assert!(!nv.wait_exit().success());
+    let log = nv.stderr();
+    assert_eq!(log.matches("giving up").count(), 1, "{log}");
+    // `run -- --help`: the daemon was started with `--help`
+    assert!(
+        nv.starts().iter().all(|s| s.args.contains("--help")),
+        "{:?}",
+        nv.starts()
+    );
+}

@@ -82,7 +82,8 @@ fn upgrade_now_while_running() {
     let entries = history["history"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["info"]["name"], "v1.2.0");
-    assert_eq!(entries[0]["outcome"], "success");
+    // applied, its start watched: pending until confirmed
+    assert_eq!(entries[0]["outcome"], "pending");
     assert_eq!(entries[0]["previousVersion"], "1.1.0");
     // a backup of the daemon home was made, without nymvisor's own directory
     let backups = home.daemon_home().join("nymvisor/backups/v1.2.0");

@@ -80,7 +80,7 @@ fn status_when_nothing_runs() {
 fn status_while_running_with_queue_and_after_an_upgrade() {
     let home = TestHome::new();
     home.init_default("1.1.0");
-    let mut nv = home.spawn_run(&[("DAEMON_STARTUP_PERIOD_DURATION", "1s")], &[]);
+    let mut nv = home.spawn_run(&[("DAEMON_STARTUP_PERIOD_DURATION", "4s")], &[]);
     let start = nv.wait_start(1);
     // nymvisor records the daemon's pid before it logs the start (the daemon's own log can come
     // first)
@@ -112,7 +112,13 @@ fn status_while_running_with_queue_and_after_an_upgrade() {
     let s = status_json(&home);
     assert_eq!(s["current"]["version"], "1.2.0");
     assert_eq!(s["lastUpgrade"]["name"], "v1.2.0");
-    assert_eq!(s["lastUpgrade"]["outcome"], "success");
+    assert_eq!(s["lastUpgrade"]["outcome"], "pending");
+    assert!(
+        stdout(&home.run(&["status"])).contains("(pending: not confirmed yet)"),
+        "an unconfirmed upgrade is no success"
+    );
+    nv.wait_stderr("upgrade confirmed: nym-node 1.2.0 ran for its startup period");
+    assert_eq!(status_json(&home)["lastUpgrade"]["outcome"], "confirmed");
     nv.stop();
     let s = status_json(&home);
     assert_eq!(s["nymvisor"]["running"], false);

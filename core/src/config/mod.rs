@@ -35,7 +35,7 @@ impl Config {
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Config> {
         toml::from_str(text).map_err(|e| Error::CorruptConfig {
             path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: explain_toml_error(&e.to_string()),
         })
     }
 
@@ -318,6 +318,72 @@ impl Config {
     }
 }
 
+/// The closest of `known` to `name`, if it is close enough to be a typo of it.
+pub fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .map(|k| {
+            (
+                strsim::levenshtein(&name.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                k,
+            )
+        })
+        .filter(|(d, k)| *d <= 3.max(k.len() / 5))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// A TOML error in one line; an unknown key says which known key was probably meant instead
+/// of listing them all.
+fn explain_toml_error(text: &str) -> String {
+    let one_line = text.trim_end().replace('\n', " ");
+    let Some(at) = text.find("unknown field `") else {
+        return one_line;
+    };
+    let rest = &text[at + "unknown field `".len()..];
+    let Some(end) = rest.find('`') else {
+        return one_line;
+    };
+    let field = &rest[..end];
+    let line = text
+        .split_once("at line ")
+        .and_then(|(_, r)| r.split(|c: char| !c.is_ascii_digit()).next())
+        .filter(|n| !n.is_empty())
+        .map(|n| format!(" (line {n})"))
+        .unwrap_or_default();
+    match closest(field, KEYS.iter().map(|d| d.key)) {
+        Some(k) => format!("unknown key `{field}`{line}; did you mean `{k}`?"),
+        None => format!(
+            "unknown key `{field}`{line}; `nymvisor config` shows every key this version knows"
+        ),
+    }
+}
+
+/// Environment variables that look like nymvisor's (`DAEMON_…`, `NYMVISOR_…`) but are no key
+/// of it, each with the variable probably meant: a typo would otherwise be ignored in silence.
+pub fn unknown_env_vars(env: &Env) -> Vec<(String, Option<&'static str>)> {
+    const OTHERS: &[&str] = &[
+        "NYMVISOR_CONFIG_PATH",
+        "NYMVISOR_FAILPOINT",
+        // set for hooks; harmless when nymvisor itself runs from one
+        "NYMVISOR_UPGRADE_NAME",
+        "NYMVISOR_UPGRADE_VERSION",
+        "NYMVISOR_CURRENT_VERSION",
+        "NYMVISOR_NEW_BINARY",
+        "NYMVISOR_UPGRADE_OUTCOME",
+    ];
+    let known = || {
+        KEYS.iter()
+            .flat_map(|d| d.envs.iter().copied())
+            .chain(OTHERS.iter().copied())
+    };
+    env.iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("DAEMON_") || k.starts_with("NYMVISOR_"))
+        .filter(|k| !known().any(|n| n == *k))
+        .map(|k| (k.to_owned(), closest(k, known())))
+        .collect()
+}
+
 /// Whether `path` contains or lies inside one of `secrets` (named), lexically and as resolved.
 pub fn overlap<'a>(
     path: &Path,
@@ -393,6 +459,23 @@ fn describe_instances(home: &NymvisorHome) -> Result<String> {
 /// Locates, loads, applies the environment and validates: the effective configuration.
 pub fn load_effective(env: &Env) -> Result<(PathBuf, Config)> {
     let path = locate(env)?;
-    let config = Config::load_file(&path)?.apply_env(env)?.validated()?;
+    let file = Config::load_file(&path)?;
+    // the daemon an instance manages is fixed at `init`: another name in the environment is a
+    // mix-up (an env file of another node), not an override
+    if !file.daemon.name.is_empty()
+        && let Some(name) = env.get_non_empty("DAEMON_NAME")
+        && name != file.daemon.name
+    {
+        return Err(Error::EnvValue {
+            var: "DAEMON_NAME".into(),
+            value: name.to_owned(),
+            message: format!(
+                "this instance ({}) manages {}; unset DAEMON_NAME, or choose the instance of {name} with NYMVISOR_ID",
+                path.display(),
+                file.daemon.name
+            ),
+        });
+    }
+    let config = file.apply_env(env)?.validated()?;
     Ok((path, config))
 }

@@ -9,13 +9,29 @@ use super::UpgradeInfo;
 use crate::error::Result;
 use crate::fsutil;
 
-/// What happened to a performed (or attempted) upgrade.
+/// What happened to a performed (or attempted) upgrade — the same words as the metrics and
+/// the post-upgrade hook (0.1.41 readers ignore the value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
+    /// Applied; its start is being watched (or was never watched: a manual upgrade).
+    Pending,
+    /// Applied and confirmed (ran through its startup period, or answered healthy).
+    Confirmed,
+    /// Applied, in the words of earlier versions (read, never written).
     Success,
     RolledBack,
     Failed,
+}
+
+impl Outcome {
+    /// Whether the upgrade is in place (not rolled back nor failed).
+    pub fn applied(outcome: Option<Outcome>) -> bool {
+        matches!(
+            outcome,
+            Some(Outcome::Pending | Outcome::Confirmed | Outcome::Success) | None
+        )
+    }
 }
 
 /// One entry of `upgrade-history.json`.
@@ -53,6 +69,23 @@ impl UpgradeHistory {
         let mut pruned = self.clone();
         pruned.prune(MAX_KEPT);
         fsutil::write_json(path, &pruned)
+    }
+
+    /// Marks the record of the upgrade `name` applied at `performed_at` as confirmed. Returns
+    /// whether there was such a pending record.
+    pub fn confirm(&mut self, name: &str, performed_at: time::OffsetDateTime) -> bool {
+        match self
+            .history
+            .iter_mut()
+            .rev()
+            .find(|h| h.info.name == name && h.performed_at == performed_at)
+        {
+            Some(h) if h.outcome == Some(Outcome::Pending) => {
+                h.outcome = Some(Outcome::Confirmed);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Keeps every `rolled-back` record (they keep a release from being taken again) and the

@@ -422,7 +422,8 @@ impl Book {
     }
 }
 
-fn describe(w: WaitingFor) -> &'static str {
+/// What an upgrade waits for, in words (log lines).
+pub(super) fn describe(w: WaitingFor) -> &'static str {
     match w {
         WaitingFor::Spread => "this node's turn in the fleet's spread",
         WaitingFor::Window => "the next maintenance window",

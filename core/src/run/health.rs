@@ -114,13 +114,29 @@ impl Supervisor {
             return Ok(Step::Continue(Some(running)));
         };
         let was = monitor.last.as_ref().map(|l| l.healthy);
+        // a node takes a while to open its port: no warning before its first answer within
+        // its startup period, and one line when it first answers
+        let first_answer = !monitor.seen_healthy && h.healthy;
+        let coming_up = !monitor.seen_healthy
+            && running.uptime() < self.inst.config.daemon.startup_period_duration;
         monitor.record(&h);
         let failures = monitor.failures;
         let url = monitor.probe.describe();
         match (was, h.healthy) {
+            (_, false) if coming_up => {
+                tracing::debug!(
+                    "the daemon does not answer its health probe {url} yet: {}",
+                    h.answer
+                )
+            }
             (Some(true) | None, false) => {
                 tracing::warn!("the daemon's health probe {url} failed: {}", h.answer)
             }
+            (_, true) if first_answer => tracing::info!(
+                "the daemon answers its health probe {url} ({}, {} s after its start)",
+                h.answer,
+                running.uptime().as_secs()
+            ),
             (Some(false), true) => tracing::info!("the daemon is healthy again ({})", h.answer),
             _ => {}
         }
@@ -137,11 +153,8 @@ impl Supervisor {
         }
         if self.book.confirming.is_some() {
             if h.healthy {
-                tracing::info!(
-                    "the new version answered healthy ({}): confirming it",
-                    h.answer
-                );
-                self.confirm()?;
+                let after = running.uptime().as_secs();
+                self.confirm(&format!("answered healthy after {after} s ({})", h.answer))?;
             }
             return Ok(Step::Continue(Some(running)));
         }
@@ -210,7 +223,7 @@ impl Supervisor {
                 .unwrap_or_else(|| "no answer yet".to_owned())
         });
         let Some(last) = unhealthy.filter(|_| self.book.confirming.is_some()) else {
-            self.confirm()?;
+            self.confirm("ran for its startup period")?;
             return Ok(Step::Continue(Some(running)));
         };
         let cfg = self.inst.config.daemon.clone();
@@ -227,7 +240,7 @@ impl Supervisor {
             tracing::error!("{reason}; it is kept, since rollback_on_failure is off");
             self.process.record_error(reason);
             self.book.confirming = Some(journal);
-            self.confirm()?;
+            self.confirm("was kept without a healthy answer (rollback_on_failure is off)")?;
             return Ok(Step::Continue(Some(running)));
         }
         let stopped = self.process.stop_daemon(running).await;

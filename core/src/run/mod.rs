@@ -406,17 +406,32 @@ impl Supervisor {
         }
         match res {
             Ok(()) => {
-                let when = if info.upgrade_time <= model::now() {
-                    "it is due now".to_owned()
-                } else {
-                    format!(
-                        "it will be applied at {}",
-                        model::rfc3339(info.upgrade_time)
-                    )
+                self.book.forget_refusal(&self.inst, &info);
+                self.book.ready.insert(info.name.clone(), info.clone());
+                // when it will really be applied: after the spread, windows and hold
+                let d = self.book.decide(&self.inst, self.confirm_at);
+                let now = model::now();
+                let when = match d.entries.iter().find(|e| e.name == info.name) {
+                    Some(e) if e.state == crate::upgrade::queue::State::Due => {
+                        "it is applied now".to_owned()
+                    }
+                    Some(e) => match (e.waiting_for, e.effective_upgrade_time > now) {
+                        (Some(w), _) => format!(
+                            "it waits for {}{}",
+                            book::describe(w),
+                            e.until
+                                .map(|t| format!(" (until {})", model::human_time(t, now)))
+                                .unwrap_or_default()
+                        ),
+                        (None, true) => format!(
+                            "it will be applied at {}",
+                            model::human_time(e.effective_upgrade_time, now)
+                        ),
+                        (None, false) => "it is due now".to_owned(),
+                    },
+                    None => "it is due now".to_owned(),
                 };
                 tracing::info!(upgrade = %info.name, stage = "prepare", "upgrade `{}` ({} {}) is in place and verified; {when}", info.name, self.inst.config.daemon.name, info.version);
-                self.book.forget_refusal(&self.inst, &info);
-                self.book.ready.insert(info.name.clone(), info);
             }
             Err(r) => self
                 .book
@@ -775,13 +790,28 @@ impl Supervisor {
         );
     }
 
-    fn confirm(&mut self) -> Result<()> {
+    /// Confirms the upgrade awaiting confirmation; `how` says what confirmed it (for the log).
+    fn confirm(&mut self, how: &str) -> Result<()> {
         if let Some(journal) = self.book.confirming.take() {
+            // the history says `confirmed` from now on (it said `pending`)
+            let path = self.inst.data.history();
+            match crate::model::UpgradeHistory::load(&path) {
+                Ok(mut h) => {
+                    if h.confirm(&journal.upgrade.name, journal.started_at)
+                        && let Err(e) = h.save(&path)
+                    {
+                        tracing::warn!(
+                            "could not record the confirmation in {}: {e}",
+                            path.display()
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("could not record the confirmation: {e}"),
+            }
             Journal::clear(self.inst.data.root())?;
             // counted before the log line: whoever reads the line finds the metric up to date
             self.upgrade_outcome(&journal.upgrade, &journal.previous.version, "confirmed");
-            tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} ran for its startup period{}", self.inst.config.daemon.name, journal.upgrade.version,
-                if self.health.is_some() { " and answered healthy" } else { "" });
+            tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} {how}", self.inst.config.daemon.name, journal.upgrade.version);
         }
         self.startup_failures = 0;
         self.quiet_later();

@@ -43,6 +43,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             "running as PID 1: signals are forwarded to the daemon and every orphaned process is reaped"
         );
     }
+    warn_about_setup(&inst, &opts.env);
     // before the first spawn: what is a child already (a log reader started by the shell) is
     // not the daemon's and must survive its stops
     let inherited = children::note_inherited();
@@ -224,4 +225,27 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     sup.book.confirming =
         recover::recover(&sup.inst, &sup.setup, &mut sup.process, &mut sup.book.plan).await?;
     Ok(sup)
+}
+
+/// Once at start: settings that are probably not what the operator meant.
+fn warn_about_setup(inst: &Instance, env: &crate::env::Env) {
+    for (var, meant) in crate::config::unknown_env_vars(env) {
+        tracing::warn!(
+            "{var} is set but is no setting of nymvisor{}; it is ignored",
+            meant
+                .map(|m| format!(" (did you mean `{m}`?)"))
+                .unwrap_or_default()
+        );
+    }
+    if !inst.config.daemon.restart_on_failure {
+        tracing::warn!(
+            "restart_on_failure is off (0.1.41 wrote `false` into its configs): one crash of the daemon stops it for good; set DAEMON_RESTART_ON_FAILURE=true (or the key) to have it restarted"
+        );
+    }
+    if !inst.config.daemon.home.is_dir() {
+        tracing::warn!(
+            "the daemon home {} does not exist (any more): the daemon may not start, and backups have nothing to copy; check DAEMON_HOME",
+            inst.config.daemon.home.display()
+        );
+    }
 }

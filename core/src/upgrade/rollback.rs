@@ -134,9 +134,10 @@ pub fn plan_rollback(
             current.version
         ));
     }
-    let installed_at = history.history.iter().rposition(|h| {
-        h.info.name == current.name && matches!(h.outcome, Some(Outcome::Success) | None)
-    });
+    let installed_at = history
+        .history
+        .iter()
+        .rposition(|h| h.info.name == current.name && Outcome::applied(h.outcome));
     let Some(at) = installed_at else {
         return Err(format!(
             "the history has no record of how `{}` ({}) was installed, so which version ran before it is unknown; queue the version you want with `nymvisor add-upgrade <BINARY> --upgrade-name <NAME> --allow-downgrade --now`",
@@ -155,7 +156,7 @@ pub fn plan_rollback(
         .rev()
         .find(|h| {
             h.info.version == previous_version
-                && matches!(h.outcome, Some(Outcome::Success) | None)
+                && Outcome::applied(h.outcome)
                 && h.info.name != current.name
         })
         .map(|h| h.info.clone())

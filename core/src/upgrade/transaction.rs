@@ -408,7 +408,8 @@ pub fn record_upgrade(inst: &Instance, plan: &mut UpgradePlan, journal: &Journal
             performed_at: journal.started_at,
             info: info.clone(),
             previous_version: Some(journal.previous.version.clone()),
-            outcome: Some(Outcome::Success),
+            // until its start is confirmed
+            outcome: Some(Outcome::Pending),
             backup_path: journal.backup.clone(),
             error: None,
         });
