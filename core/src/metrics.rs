@@ -33,6 +33,24 @@ struct ResultLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueuedLabels {
+    upgrade: String,
+    version: String,
+    /// What it waits for (`spread`, `window`, `hold`, …), `none` when it waits for nothing.
+    waiting_for: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpgradeLabels {
+    upgrade: String,
+}
+
+/// No labels: a family that has no sample until it is first set (a "never" that alerts on
+/// "time since" cannot mistake for 1970).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Once {}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Log lines dropped because whatever reads nymvisor's stderr did not keep up (counted by the
@@ -51,8 +69,13 @@ pub struct Metrics {
     refusals: Counter,
     last_downtime: FloatGauge,
     polls: Family<ResultLabels, Counter>,
-    last_poll_success: FloatGauge,
+    last_poll_success: Family<Once, FloatGauge>,
     queued: Gauge,
+    queued_effective: Family<QueuedLabels, FloatGauge>,
+    hold: Gauge,
+    confirmation_deadline: Family<UpgradeLabels, FloatGauge>,
+    refusals_active: Gauge,
+    startup_failures: Gauge,
     log_lines_dropped: Counter,
     health: Option<HealthMetrics>,
 }
@@ -91,8 +114,13 @@ impl Metrics {
             refusals: Counter::default(),
             last_downtime: FloatGauge::default(),
             polls: Family::default(),
-            last_poll_success: FloatGauge::default(),
+            last_poll_success: Family::default(),
             queued: Gauge::default(),
+            queued_effective: Family::default(),
+            hold: Gauge::default(),
+            confirmation_deadline: Family::default(),
+            refusals_active: Gauge::default(),
+            startup_failures: Gauge::default(),
             log_lines_dropped: Counter::default(),
             health: with_health.then(|| HealthMetrics {
                 healthy: Gauge::default(),
@@ -141,8 +169,29 @@ impl Metrics {
         );
         r.register(
             "upstream_last_success_timestamp_seconds",
-            "the last successful poll of the upstream source (unix time)",
+            "the last successful poll of the upstream source (unix time); absent until the first",
             m.last_poll_success.clone(),
+        );
+        r.register(
+            "queued_upgrade_effective_timestamp_seconds",
+            "when each queued upgrade may be applied, after spread, windows and hold (unix time), and what it waits for",
+            m.queued_effective.clone(),
+        );
+        r.register("hold", "1 while upgrades are on hold", m.hold.clone());
+        r.register(
+            "upgrade_confirmation_deadline_timestamp_seconds",
+            "the upgrade awaiting confirmation and when its startup period ends (unix time)",
+            m.confirmation_deadline.clone(),
+        );
+        r.register(
+            "upgrade_refusals_active",
+            "refusals in force now (refused upgrades and offers)",
+            m.refusals_active.clone(),
+        );
+        r.register(
+            "daemon_startup_failures",
+            "failures of the daemon within its startup period in a row",
+            m.startup_failures.clone(),
         );
         r.register(
             "queued_upgrades",
@@ -232,12 +281,57 @@ impl Metrics {
             })
             .inc();
         if ok {
-            self.last_poll_success.set(unix_now());
+            self.last_poll_success
+                .get_or_create(&Once {})
+                .set(unix_now());
         }
     }
 
     pub fn queued(&self, n: usize) {
         self.queued.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The queue as the running nymvisor sees it: each upgrade's effective time and what it
+    /// waits for; the hold; the upgrade awaiting confirmation and its deadline.
+    pub fn queue(
+        &self,
+        entries: &[crate::upgrade::queue::Entry],
+        hold: bool,
+        confirming: Option<(&str, time::OffsetDateTime)>,
+    ) {
+        self.queued_effective.clear();
+        for e in entries {
+            let waiting_for = e
+                .waiting_for
+                .and_then(|w| serde_json::to_value(w).ok())
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "none".to_owned());
+            self.queued_effective
+                .get_or_create(&QueuedLabels {
+                    upgrade: e.name.clone(),
+                    version: e.version.clone(),
+                    waiting_for,
+                })
+                .set(e.effective_upgrade_time.unix_timestamp() as f64);
+        }
+        self.hold.set(i64::from(hold));
+        self.confirmation_deadline.clear();
+        if let Some((name, deadline)) = confirming {
+            self.confirmation_deadline
+                .get_or_create(&UpgradeLabels {
+                    upgrade: name.to_owned(),
+                })
+                .set(deadline.unix_timestamp() as f64);
+        }
+    }
+
+    pub fn refusals_active(&self, n: usize) {
+        self.refusals_active
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn startup_failures(&self, n: u32) {
+        self.startup_failures.set(i64::from(n));
     }
 
     pub fn health(&self, healthy: bool, consecutive_failures: u32) {

@@ -89,6 +89,21 @@ fn metrics_follow_upgrades_and_crashes_and_pass_promtool() {
         Some(0.0)
     );
     assert_eq!(sample(&before, "nymvisor_daemon_restarts_total"), Some(0.0));
+    // never polled (no source): no "last success" sample a "time since" alert would misread
+    assert_eq!(
+        sample(&before, "nymvisor_upstream_last_success_timestamp_seconds"),
+        None,
+        "{before}"
+    );
+    assert_eq!(sample(&before, "nymvisor_hold"), Some(0.0), "{before}");
+    assert_eq!(
+        sample(&before, "nymvisor_upgrade_refusals_active"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&before, "nymvisor_log_lines_dropped_total"),
+        Some(0.0)
+    );
     assert!(
         before.contains(
             r#"nymvisor_daemon_info{daemon="nym-node",version="1.1.0",upgrade="genesis"} 1"#
@@ -142,8 +157,16 @@ fn metrics_follow_upgrades_and_crashes_and_pass_promtool() {
         .filter(|w| w.starts_with("nymvisor_"))
     {
         let health_only = name.contains("health") || name == "nymvisor_daemon_healthy";
+        // absent until it has a value (no source polled here, nothing awaiting confirmation)
+        let absent_until_set = [
+            "nymvisor_upstream_last_success_timestamp_seconds",
+            "nymvisor_upgrade_confirmation_deadline_timestamp_seconds",
+            "nymvisor_queued_upgrade_effective_timestamp_seconds",
+        ]
+        .contains(&name);
         assert!(
             health_only
+                || absent_until_set
                 || scraped.contains(&format!("{name}{{"))
                 || scraped.contains(&format!("{name} ")),
             "the dashboard charts {name}, which is not exposed"

@@ -189,7 +189,20 @@ impl Book {
 
     /// Publishes the queue as this nymvisor sees it, for `status` (only when it changed).
     pub fn publish(&self, d: &Decision, process: &mut Process) {
-        process.metrics(|m| m.queued(self.plan.queued_up.len()));
+        let confirming = process
+            .state
+            .confirming
+            .as_ref()
+            .map(|c| (c.upgrade.clone(), c.deadline));
+        process.metrics(|m| {
+            m.queued(self.plan.queued_up.len());
+            m.queue(
+                &d.entries,
+                self.hold.is_some(),
+                confirming.as_ref().map(|(n, t)| (n.as_str(), *t)),
+            );
+            m.refusals_active(self.refusals.refusals.len());
+        });
         if process.state.queue.as_ref() != Some(&d.entries) {
             process.state.queue = Some(d.entries.clone());
             process.save_state();

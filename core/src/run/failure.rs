@@ -83,6 +83,8 @@ impl Supervisor {
         );
         self.process.record_error(format!("daemon {what}"));
         self.process.state.startup_failures = self.startup_failures;
+        let n = self.startup_failures;
+        self.process.metrics(|m| m.startup_failures(n));
 
         if during_startup
             && cfg.rollback_on_failure

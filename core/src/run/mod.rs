@@ -814,6 +814,7 @@ impl Supervisor {
             tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} {how}", self.inst.config.daemon.name, journal.upgrade.version);
         }
         self.startup_failures = 0;
+        self.process.metrics(|m| m.startup_failures(0));
         self.quiet_later();
         Ok(())
     }
