@@ -14,8 +14,14 @@ pub fn hit(name: &str, active: Option<&str>) {
     let _ = (name, active);
 }
 
-/// Whether `name` is the active fail point (always false without the feature).
+/// Whether `name` is the active fail point (always false without the feature). A pause point
+/// may carry `@<file>`: it resumes once that file exists ([`resume_file`]).
 #[inline]
 pub fn is_active(name: &str, active: Option<&str>) -> bool {
-    cfg!(feature = "failpoints") && active == Some(name)
+    cfg!(feature = "failpoints") && active.is_some_and(|a| a.split('@').next() == Some(name))
+}
+
+/// The file whose creation resumes the active pause point, if it names one.
+pub fn resume_file(active: Option<&str>) -> Option<std::path::PathBuf> {
+    active?.split_once('@').map(|(_, f)| f.into())
 }

@@ -347,3 +347,28 @@ fn restore_keeps_a_safety_copy_and_reads_0_1_41_archives() {
     assert_success(&home.run(&["backups", "restore", &selector]));
     assert_eq!(version_txt(&home), "1.2.0");
 }
+
+/// `cancel` while the upgrade's backup is being pre-copied (the node still runs): the upgrade
+/// is not applied, the node is not stopped.
+#[test]
+fn cancel_during_the_precopy_withdraws_the_upgrade() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    std::fs::create_dir_all(home.daemon_home().join("data")).unwrap();
+    let resume = home.path().join("resume");
+    let fp = format!("during-precopy@{}", resume.display());
+    let mut env = FAST.to_vec();
+    env.push(("NYMVISOR_FAILPOINT", fp.as_str()));
+    let mut nv = home.spawn_run(&env, &[]);
+    let first = nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    nv.wait_stderr("fail point `during-precopy` reached");
+    assert_success(&home.run(&["cancel", "v1.2.0"]));
+    std::fs::write(&resume, b"").unwrap();
+    nv.wait_stderr("was not applied: upgrade `v1.2.0` is no longer queued");
+    assert_eq!(nv.starts().len(), 1);
+    assert!(alive(first.pid));
+    assert_eq!(current_link(&home), "genesis");
+    nv.stop();
+}

@@ -46,7 +46,8 @@ impl Cancel {
     pub fn pause_point(&self, name: &str) {
         if crate::failpoint::is_active(name, self.2.as_deref()) {
             tracing::warn!("fail point `{name}` reached: waiting until cancelled");
-            while !self.is_cancelled() {
+            let resume = crate::failpoint::resume_file(self.2.as_deref());
+            while !self.is_cancelled() && !resume.as_ref().is_some_and(|f| f.exists()) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }

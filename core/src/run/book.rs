@@ -243,6 +243,10 @@ impl Book {
         refusal: Refusal,
         origin: Origin,
     ) {
+        if self.hook_passed.as_ref() == Some(info) {
+            // the next attempt runs the hook again
+            self.hook_passed = None;
+        }
         let now = model::now();
         let mut new = true;
         self.update_refusals(inst, |r| {
@@ -378,6 +382,11 @@ impl Book {
             process.record_error(problem);
         }
         let Some(plan) = reloaded else { return false };
+        // an upstream entry taken out of the queue (`retry` of a refused one, `cancel`) and not
+        // applied: upstream deserves a fresh look (its current document, not a 304)
+        let dropped_upstream = self.plan.queued_up.iter().any(|q| {
+            !q.platforms.is_empty() && plan.queued(&q.name).is_none() && plan.current.name != q.name
+        });
         if plan != self.plan {
             tracing::info!(
                 "upgrade plan changed: {} upgrade(s) queued",
@@ -392,7 +401,7 @@ impl Book {
                 r.prune(&plan);
             });
         }
-        false
+        dropped_upstream
     }
 
     /// Queues an offer the policy admitted: its `upgrade-info.json`, then the plan.

@@ -95,6 +95,8 @@ impl Supervisor {
                 "{} {} {what} {} time(s) within its startup period",
                 cfg.name, journal.upgrade.version, self.startup_failures
             );
+            // a record still pending for it must not undo the rollback
+            self.unrecorded = None;
             let (upgrade, previous) = (journal.upgrade.clone(), journal.previous.version.clone());
             transaction::rollback(
                 &self.inst,
@@ -166,6 +168,10 @@ impl Supervisor {
                 }
                 () = self.watch.tick() => {
                     self.reload_files();
+                    // the operator's rollback does not wait for the restart delay
+                    if self.rollback_wanted {
+                        return Ok(None);
+                    }
                     // a due upgrade does not wait for the restart delay
                     let d = self.book.decide(&self.inst, None);
                     if d.apply.is_some() || d.due_unprepared.is_some() {

@@ -188,6 +188,11 @@ impl Supervisor {
         self.liveness_restarts += 1;
         let limit = self.inst.config.daemon.max_startup_failures.max(1);
         self.process.record_error(format!("daemon {what}"));
+        if !self.inst.config.daemon.restart_on_failure {
+            return Err(crate::error::Error::DaemonFailed(format!(
+                "the daemon {what} and restart_on_failure is off"
+            )));
+        }
         if self.liveness_restarts > limit {
             return Err(crate::error::Error::DaemonFailed(format!(
                 "the daemon {what}, after {limit} restarts without a healthy answer; giving up"
@@ -248,6 +253,8 @@ impl Supervisor {
         if let Some(h) = self.health.as_mut() {
             h.daemon_stopped();
         }
+        // a record still pending for it must not undo the rollback
+        self.unrecorded = None;
         let (upgrade, previous) = (journal.upgrade.clone(), journal.previous.version.clone());
         transaction::rollback(
             &self.inst,

@@ -174,7 +174,10 @@ impl Supervisor {
         // a due upgrade found at start may take a while (a backup): systemd hears first that
         // nymvisor is up, so its start timeout does not run out
         let first = self.book.decide(&self.inst, None);
-        if let Some(info) = first.apply.as_ref().or(first.due_unprepared.as_ref()) {
+        // (with a pre-upgrade hook the old version starts while the hook runs: nothing to say)
+        if self.inst.config.daemon.pre_upgrade_command.is_none()
+            && let Some(info) = first.apply.as_ref().or(first.due_unprepared.as_ref())
+        {
             self.process.notifier.ready(&format!(
                 "applying the due upgrade {} ({} {}) before starting the daemon",
                 info.name, self.inst.config.daemon.name, info.version
@@ -593,6 +596,12 @@ impl Supervisor {
                 }
             }
             Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
+            Applied::Withdrawn { daemon, why } => {
+                tracing::info!(upgrade = %name, "upgrade `{name}` was not applied: {why} while its backup was being prepared; the current version runs on");
+                // the watch brings the change itself (the plan, the hold) to the queue
+                self.reload_files();
+                Ok(Step::Continue(daemon))
+            }
             Applied::Aborted { daemon, refusal } => {
                 tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {refusal}");
                 self.upgrade_outcome(&info, &previous_version, "failed");
@@ -725,6 +734,14 @@ impl Supervisor {
     /// `current` points to `info`, yet the plan queues it: the plan is corrected (in memory at
     /// once, on disk as soon as it can be written).
     fn reconcile_installed(&mut self, info: UpgradeInfo) {
+        if self
+            .unrecorded
+            .as_ref()
+            .is_some_and(|u| u.upgrade.name == info.name)
+        {
+            // its record is being retried already (with the journal: history too)
+            return;
+        }
         tracing::warn!(upgrade = %info.name, "upgrade `{}` ({} {}) is already in place (current -> {}) but the plan still queues it: it is not applied again; recording it as the current version", info.name, self.inst.config.daemon.name, info.version, self.inst.data.link_target(&info.name).display());
         self.unrecorded = Some(Unrecorded {
             upgrade: info,
@@ -744,6 +761,10 @@ impl Supervisor {
             return;
         }
         let name = u.upgrade.name.clone();
+        if self.installed().as_deref() != Some(name.as_str()) {
+            // rolled back (or replaced) meanwhile: nothing to record any more
+            return;
+        }
         let written = match &u.journal {
             Some(journal) => transaction::record_upgrade(&self.inst, &mut self.book.plan, journal),
             None => transaction::update_plan(&self.inst, &mut self.book.plan, |p| {
@@ -891,6 +912,24 @@ impl Supervisor {
             if self.book.reload(&self.inst, &mut self.process, &path) {
                 self.poller.poll_soon();
             }
+        }
+        // a hook whose upgrade left the queue (cancelled) or changed is of no use any more
+        if let Some(hook) = &self.book.hook
+            && self.book.plan.queued(&hook.upgrade.name) != Some(&hook.upgrade)
+            && let Some(hook) = self.book.hook.take()
+        {
+            hook.handle.abort();
+            tracing::info!(upgrade = %hook.upgrade.name, "the pre-upgrade hook was stopped: its upgrade is no longer queued as it was");
+        }
+        // an approval is for the entry as it was, and only while nothing holds it
+        if self.book.hold.is_some()
+            || self
+                .book
+                .hook_passed
+                .as_ref()
+                .is_some_and(|p| self.book.plan.queued(&p.name) != Some(p))
+        {
+            self.book.hook_passed = None;
         }
     }
 }

@@ -93,18 +93,34 @@ impl Supervisor {
                 return Ok(Step::Exit(RunOutcome::Stopped(sig)));
             }
         }
+        let previous = journal.previous.clone();
+        // the safety copy first: if it cannot be taken (no room for it), nothing has changed
+        // and the current version starts again
+        let safety = match rollback::safety_copy(&self.inst, &journal).await {
+            Ok(s) => s,
+            Err(e) => {
+                let note = format!(
+                    "the rollback was not done: the safety copy of the daemon's data failed: {e}; the current version starts again"
+                );
+                self.process.record_error(note.clone());
+                tracing::error!("{note}");
+                let _ = RollbackRequest::clear(&path);
+                return Ok(Step::Continue(None));
+            }
+        };
         self.book.confirming = None;
         self.confirm_at = None;
         self.book.ready.clear();
-        let previous = journal.previous.clone();
+        self.unrecorded = None;
         // a failure past this point leaves the journal at its rollback stage: nymvisor exits
         // with the error, and the next start finishes the rollback (as after a crash)
-        let safety = rollback::carry_out(
+        crate::upgrade::transaction::rollback(
             &self.inst,
             &self.setup,
             &mut self.process,
             &mut self.book.plan,
             journal,
+            rollback::BY_THE_OPERATOR,
         )
         .await?;
         if let Err(e) = RollbackRequest::clear(&path) {

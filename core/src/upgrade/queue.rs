@@ -225,8 +225,13 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
         } else if let Some((_, until)) = s.confirming {
             entry.waiting_for = Some(WaitingFor::Confirmation);
             entry.until = Some(until);
-        } else if s.hook_running == Some(q.name.as_str()) {
-            entry.waiting_for = Some(WaitingFor::Hook);
+        } else if let Some(hooked) = s.hook_running {
+            // one upgrade at a time: while a pre-upgrade hook runs, nothing else is applied
+            entry.waiting_for = Some(if hooked == q.name {
+                WaitingFor::Hook
+            } else {
+                WaitingFor::Earlier
+            });
         } else if !ready {
             entry.waiting_for = Some(WaitingFor::Download);
             d.due_unprepared = Some(q.clone());
@@ -442,6 +447,11 @@ mod tests {
         let d = w.decide();
         assert_eq!(d.apply, None, "applied while its hook runs");
         assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Hook));
+        // nor anything else (the hook's entry was cancelled, another became due)
+        w.hook_running = Some("gone".into());
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Earlier));
         w.hook_running = None;
         assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
     }

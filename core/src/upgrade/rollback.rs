@@ -57,9 +57,9 @@ pub fn plan_for(
     Ok(journal)
 }
 
-/// Carries out the rollback in `journal` (the daemon is stopped). With data, a safety copy of
-/// the daemon home it replaces is taken first (returned). Recorded as `rolled-back`,
-/// [`BY_THE_OPERATOR`].
+/// Carries out the rollback in `journal` (the daemon is stopped): [`safety_copy`], then the
+/// rollback transaction, recorded as `rolled-back`, [`BY_THE_OPERATOR`]. Returns the safety
+/// copy. A failed safety copy changes nothing (the error is returned before any step).
 pub async fn carry_out<C: Report>(
     inst: &Instance,
     setup: &Setup,
@@ -67,6 +67,14 @@ pub async fn carry_out<C: Report>(
     plan: &mut UpgradePlan,
     journal: Journal,
 ) -> Result<Option<PathBuf>> {
+    let safety = safety_copy(inst, &journal).await?;
+    transaction::rollback(inst, setup, control, plan, journal, BY_THE_OPERATOR).await?;
+    Ok(safety)
+}
+
+/// With data (`journal.backup`), a copy of the daemon home the restore will replace, taken
+/// before anything changes (the daemon is stopped); `None` without data.
+pub async fn safety_copy(inst: &Instance, journal: &Journal) -> Result<Option<PathBuf>> {
     let mut safety = None;
     if journal.backup.is_some() {
         let label = format!(
@@ -94,7 +102,6 @@ pub async fn carry_out<C: Report>(
         tracing::info!(upgrade = %journal.upgrade.name, stage = "backup", elapsed_ms = t.elapsed().as_millis() as u64, "kept a safety copy of the daemon's data it replaces in {}", made.display());
         safety = Some(made);
     }
-    transaction::rollback(inst, setup, control, plan, journal, BY_THE_OPERATOR).await?;
     Ok(safety)
 }
 

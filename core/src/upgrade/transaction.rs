@@ -92,6 +92,9 @@ pub enum Applied {
     },
     /// A stop signal arrived: nothing new was started; nymvisor must exit.
     Interrupted(Signal),
+    /// The operator withdrew it during the pre-copy (cancelled it, put upgrades on hold) or its
+    /// maintenance window closed: nothing was stopped; the old daemon runs on.
+    Withdrawn { daemon: Option<Daemon>, why: String },
     /// It failed before the swap: the old binary is still `current` and the old daemon must be
     /// started again if `daemon` is `None`.
     Aborted {
@@ -169,6 +172,13 @@ pub async fn apply<C: Control>(
         }
     }
 
+    // the pre-copy may have taken minutes: the operator's word is asked again, and the intent
+    // recorded, under the plan lock (`cancel`, `hold` and `add-upgrade` take it too), so a
+    // cancel either comes before this point or finds the upgrade in flight
+    let lock = FileLock::acquire_blocking(&inst.data.plan_lock());
+    if let Some(why) = withdrawn(inst, &info) {
+        return Ok(Applied::Withdrawn { daemon, why });
+    }
     // nothing irreversible has happened: the daemon keeps running if the intent cannot be recorded
     if let Err(e) = journal.save_at(&data_root, Stage::Stopping) {
         return Ok(Applied::Aborted {
@@ -176,6 +186,7 @@ pub async fn apply<C: Control>(
             refusal: Refusal::transient(format!("cannot record the upgrade's intent: {e}")),
         });
     }
+    drop(lock);
     control.failpoint("before-stop");
 
     // stop
@@ -357,6 +368,35 @@ pub async fn apply<C: Control>(
     })
 }
 
+/// Why `info` is not to be applied after all, asked right before the stop: it left the queue
+/// or changed (`nymvisor cancel`), or — for an automatic upgrade — a hold appeared (an
+/// unreadable hold file counts) or its maintenance window closed.
+fn withdrawn(inst: &Instance, info: &UpgradeInfo) -> Option<String> {
+    match UpgradePlan::load(&inst.data.plan()) {
+        Ok(plan) if plan.queued(&info.name) != Some(info) => {
+            return Some(format!(
+                "upgrade `{}` is no longer queued as it was (cancelled or changed)",
+                info.name
+            ));
+        }
+        _ => {}
+    }
+    if info.immediate {
+        return None;
+    }
+    if !matches!(inst.hold(), Ok(None)) {
+        return Some("upgrades were put on hold".into());
+    }
+    if info.follows_fleet_timing()
+        && let Ok(timing) = inst.timing_readonly()
+        && let Some(w) = timing.windows
+        && !w.contains(model::now())
+    {
+        return Some(format!("the maintenance window ({w}) closed"));
+    }
+    None
+}
+
 /// Read-modify-write of the plan under the plan lock (shared with `add-upgrade`), keeping
 /// `plan` in step. A file that does not parse is the operator's to fix and is not overwritten;
 /// on that or any other failure the change is made in memory only, and the error returned.
@@ -392,11 +432,14 @@ pub fn update_plan(
 /// Idempotent, so recovery can repeat it.
 pub fn record_upgrade(inst: &Instance, plan: &mut UpgradePlan, journal: &Journal) -> Result<()> {
     let info = &journal.upgrade;
-    CurrentVersionInfo::from_upgrade(info).save(&inst.daemon_home)?;
-    update_plan(inst, plan, |p| {
+    // the plan first: it changes memory even when it cannot be written, so what nymvisor acts
+    // on says the upgrade is in place whatever fails after
+    let planned = update_plan(inst, plan, |p| {
         p.remove(&info.name);
         p.current = info.clone();
-    })?;
+    });
+    CurrentVersionInfo::from_upgrade(info).save(&inst.daemon_home)?;
+    planned?;
     let path = inst.data.history();
     let mut history = UpgradeHistory::load(&path)?;
     let already = history
