@@ -13,6 +13,13 @@ pub struct Health {
     pub answer: String,
 }
 
+/// The build a new version must report to be confirmed (with a build-information URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub version: String,
+    pub commit_sha: Option<String>,
+}
+
 /// Asks the daemon whether it is healthy.
 ///
 /// `probe` may take as long as the configured health timeout; it is cancel-safe.
@@ -21,8 +28,43 @@ pub trait HealthProbe: Debug + Send + Sync {
     /// What is probed (the URL), for logs.
     fn describe(&self) -> String;
 
-    /// One probe.
-    async fn probe(&self) -> Health;
+    /// One probe. `expect`: while a new version awaits confirmation, the build it must report
+    /// (where the probe can ask, else ignored).
+    async fn probe(&self, expect: Option<&Expected>) -> Health;
+}
+
+/// Judges a build-information answer against `expect`: healthy when it reports that
+/// `build_version` and, where both have one, that `commit_sha`.
+pub fn judge_build(status: u16, body: &[u8], expect: &Expected) -> Health {
+    let unhealthy = |answer: String| Health {
+        healthy: false,
+        answer,
+    };
+    if !(200..300).contains(&status) {
+        return unhealthy(format!("build information: HTTP {status}"));
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return unhealthy("build information: not JSON".into());
+    };
+    let field = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_owned);
+    let Some(version) = field("build_version") else {
+        return unhealthy("build information: no build_version".into());
+    };
+    if version != expect.version {
+        return unhealthy(format!(
+            "the daemon reports version {version}, not {}",
+            expect.version
+        ));
+    }
+    if let (Some(want), Some(have)) = (&expect.commit_sha, field("commit_sha"))
+        && *want != have
+    {
+        return unhealthy(format!("the daemon reports commit {have}, not {want}"));
+    }
+    Health {
+        healthy: true,
+        answer: format!("reports {version}"),
+    }
 }
 
 /// Judges an answer: healthy when the status is 2xx and a JSON body's `status`, if it has one,

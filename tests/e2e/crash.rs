@@ -86,7 +86,7 @@ fn killed_at(fp: &str) {
         .filter(|h| h["info"]["name"] == "v1.2.0")
         .collect();
     assert_eq!(entries.len(), 1, "{fp}: {history}");
-    assert_eq!(entries[0]["outcome"], "success");
+    assert_eq!(entries[0]["outcome"], "confirmed", "{fp}: {history}");
     let backups = home.daemon_home().join("nymvisor/backups/v1.2.0");
     assert_eq!(
         std::fs::read_dir(&backups).unwrap().count(),

@@ -283,6 +283,55 @@ fn an_unhealthy_new_version_is_rolled_back_at_the_end_of_its_startup_period() {
     nv.stop();
 }
 
+/// With a build-information URL, `up` is not enough: the new version is confirmed only once the
+/// endpoint reports the new build; while it reports the old one (an old process still serving)
+/// it is rolled back at the end of its startup period.
+#[test]
+fn the_build_information_url_proves_the_new_build_serves() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let health = health_server(200);
+    let build = |v: &str| {
+        health.route(
+            "/api/v1/build-information",
+            Reply::Body(
+                format!(r#"{{"binary_name":"nym-node","build_version":"{v}"}}"#).into_bytes(),
+            ),
+        )
+    };
+    build("1.1.0");
+    let url = format!("{}/api/v1/health", health.base());
+    let build_url = format!("{}/api/v1/build-information", health.base());
+    let mut nv = home.spawn_run(
+        &[
+            ("DAEMON_HEALTH_URL", url.as_str()),
+            ("DAEMON_HEALTH_BUILD_INFO_URL", build_url.as_str()),
+            ("DAEMON_HEALTH_INTERVAL", "200ms"),
+            ("DAEMON_STARTUP_PERIOD_DURATION", "3s"),
+        ],
+        &[],
+    );
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    nv.wait_start(2);
+    // the old build answers: no confirmation, a rollback
+    nv.wait_stderr("rolled back to genesis");
+    assert!(
+        nv.stderr().contains("reports version 1.1.0, not 1.2.0"),
+        "{}",
+        nv.stderr()
+    );
+    assert_eq!(nv.wait_start(3).version, "1.1.0");
+    // a release that serves its own build is confirmed by its first such answer
+    let newer = home.daemon_bin("newer", "nym-node", "1.3.0", &[]);
+    build("1.3.0");
+    home.add_upgrade(&newer, "v1.3.0", &["--now"]);
+    nv.wait_start(4);
+    nv.wait_stderr("upgrade confirmed: nym-node 1.3.0 answered healthy");
+    nv.stop();
+}
+
 #[test]
 fn a_healthy_new_version_is_confirmed_early() {
     let home = TestHome::new();

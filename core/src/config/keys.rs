@@ -449,6 +449,15 @@ pub const KEYS: &[KeyDef] = &[
     ),
     key!(
         "daemon",
+        "health_build_info_url",
+        ["DAEMON_HEALTH_BUILD_INFO_URL"],
+        "health-build-info-url",
+        Value,
+        Kind::OptStr,
+        "The daemon's build-information endpoint (e.g. http://127.0.0.1:8080/api/v1/build-information): a new version is confirmed only once it reports that version"
+    ),
+    key!(
+        "daemon",
         "health_interval",
         ["DAEMON_HEALTH_INTERVAL"],
         "health-interval",

@@ -149,12 +149,23 @@ impl Config {
             crate::upgrade::timing::Windows::parse(w)
                 .map_err(|e| bad("daemon.upgrade_windows", format!("{w:?}: {e}")))?;
         }
-        if let Some(url) = &self.daemon.health_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
+        for (key, url) in [
+            ("daemon.health_url", &self.daemon.health_url),
+            (
+                "daemon.health_build_info_url",
+                &self.daemon.health_build_info_url,
+            ),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(bad(key, format!("{url:?} is not an http(s) URL")));
+            }
+        }
+        if self.daemon.health_build_info_url.is_some() && self.daemon.health_url.is_none() {
             return Err(bad(
-                "daemon.health_url",
-                format!("{url:?} is not an http(s) URL"),
+                "daemon.health_build_info_url",
+                "needs the health probe: set DAEMON_HEALTH_URL too".into(),
             ));
         }
         for (key, value) in [

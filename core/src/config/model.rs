@@ -169,6 +169,10 @@ pub struct DaemonConfig {
     /// The daemon's health endpoint (e.g. nym-node's `http://127.0.0.1:8080/api/v1/health`).
     #[serde(with = "opt_str")]
     pub health_url: Option<String>,
+    /// The daemon's build information endpoint (nym-node's `/api/v1/build-information`): a new
+    /// version is confirmed only once it reports that version.
+    #[serde(with = "opt_str")]
+    pub health_build_info_url: Option<String>,
     #[serde(with = "duration_str")]
     pub health_interval: Duration,
     #[serde(with = "duration_str")]
@@ -238,6 +242,7 @@ impl Default for DaemonConfig {
             upgrade_spread: Duration::ZERO,
             upgrade_windows: None,
             health_url: None,
+            health_build_info_url: None,
             health_interval: Duration::from_secs(30),
             health_timeout: Duration::from_secs(5),
             health_failure_threshold: 3,

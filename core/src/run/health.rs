@@ -34,6 +34,8 @@ pub struct Monitor {
     /// A healthy answer came since the daemon's start.
     pub seen_healthy: bool,
     pub last: Option<Health>,
+    /// While a new version awaits confirmation: the build it must report.
+    pub expect: Option<crate::health::Expected>,
 }
 
 impl Monitor {
@@ -46,6 +48,7 @@ impl Monitor {
             failures: 0,
             seen_healthy: false,
             last: None,
+            expect: None,
         }
     }
 
@@ -78,8 +81,10 @@ impl Monitor {
     }
 
     pub fn start(&mut self) {
-        let probe = self.probe.clone();
-        self.task = Some(tokio::spawn(async move { probe.probe().await }));
+        let (probe, expect) = (self.probe.clone(), self.expect.clone());
+        self.task = Some(tokio::spawn(
+            async move { probe.probe(expect.as_ref()).await },
+        ));
         self.next = Some(Instant::now() + self.interval);
     }
 

@@ -223,6 +223,22 @@ impl Supervisor {
                 .as_ref()
                 .map(|_| Instant::now() + period.saturating_sub(running.uptime()));
             self.publish_confirmation();
+            // the build a new version must report to be confirmed (a build-information URL)
+            let expect = self
+                .book
+                .confirming
+                .as_ref()
+                .map(|j| crate::health::Expected {
+                    version: j.upgrade.version.clone(),
+                    commit_sha: j
+                        .upgrade
+                        .binary_details
+                        .as_ref()
+                        .and_then(|b| b.commit_sha.clone()),
+                });
+            if let Some(h) = self.health.as_mut() {
+                h.expect = expect;
+            }
             self.book.recheck_records(&self.inst, &mut self.process);
             let decision = self.book.decide(&self.inst, self.confirm_at);
             self.book.say_waiting(&decision);
