@@ -6,6 +6,7 @@ mod backups;
 mod basics;
 mod config;
 mod crash;
+mod docs;
 mod fleet;
 mod github;
 mod hardening;
