@@ -438,3 +438,70 @@ fn rust_log_debug_shows_debug_lines_of_the_supervisor_and_its_helper() {
         "{log}"
     );
 }
+
+/// The dashboard tells the truth at a glance: every stat panel has thresholds, state panels map
+/// their values to words (a down node is red "down", not a green 0), tables are instant queries,
+/// and counters are charted with `increase`, never `rate` (polls may be hourly).
+#[test]
+fn the_grafana_dashboard_has_thresholds_mappings_and_instant_tables() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/grafana/nymvisor.json");
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let panels = d["panels"].as_array().unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for p in panels {
+        let title = p["title"].as_str().unwrap_or("?");
+        assert!(
+            ids.insert(p["id"].as_i64().unwrap()),
+            "duplicate id at {title}"
+        );
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap();
+            assert!(!expr.contains("rate("), "{title}: rate() in {expr}");
+            assert!(expr.contains(r#"instance=~"$instance""#), "{title}: {expr}");
+        }
+        match p["type"].as_str() {
+            Some("stat") => {
+                let steps = &p["fieldConfig"]["defaults"]["thresholds"]["steps"];
+                assert!(
+                    steps.as_array().is_some_and(|s| !s.is_empty()),
+                    "{title}: a stat panel without thresholds"
+                );
+            }
+            Some("table") => {
+                for t in p["targets"].as_array().into_iter().flatten() {
+                    assert_eq!(t["instant"], true, "{title}: not an instant query");
+                }
+            }
+            _ => {}
+        }
+    }
+    let mapping_of = |title: &str, value: &str| -> String {
+        let p = panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title}"));
+        p["fieldConfig"]["defaults"]["mappings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|m| m["options"][value]["text"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("{title}: no mapping of {value}"))
+    };
+    assert_eq!(mapping_of("Node up", "0"), "down");
+    assert_eq!(mapping_of("Node up", "1"), "up");
+    assert_eq!(mapping_of("Healthy", "0"), "unhealthy");
+    assert_eq!(mapping_of("Hold", "1"), "on hold");
+    for title in [
+        "Hold",
+        "Next upgrade",
+        "Awaiting confirmation",
+        "Refusals in force",
+    ] {
+        assert!(
+            panels.iter().any(|p| p["title"] == title),
+            "no panel {title}"
+        );
+    }
+}
