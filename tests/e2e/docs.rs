@@ -59,7 +59,7 @@ fn from_line(line: &str) -> Option<String> {
         .find(|&i| i == 0 || matches!(code.as_bytes()[i - 1], b' ' | b'(' | b'\''))?;
     let rest = &code[at + "nymvisor ".len()..];
     let end = rest
-        .find(|c| matches!(c, '|' | '>' | ';' | '&' | ')' | '`'))
+        .find(['|', '>', ';', '&', ')', '`'])
         .unwrap_or(rest.len());
     let cmd = rest[..end].trim();
     (!cmd.is_empty()).then(|| cmd.to_owned())
