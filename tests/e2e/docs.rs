@@ -46,23 +46,37 @@ fn invocations(text: &str) -> Vec<String> {
     found
 }
 
-/// The part of a shell line from `nymvisor ` (the binary: not a path, a unit or a word in a
-/// comment) to the end of its command.
+/// The `nymvisor` command in a shell line, if one of its commands is `nymvisor` (possibly
+/// after `sudo [-u USER]`, `env` and `VAR=value` words): its arguments up to the end of that
+/// command. `docker run … nymvisor` (an image name) or a path is not one.
 fn from_line(line: &str) -> Option<String> {
     if line.trim_start().starts_with('#') {
         return None;
     }
     let code = line.split(" #").next().unwrap_or(line);
-    let at = code
-        .match_indices("nymvisor ")
-        .map(|(i, _)| i)
-        .find(|&i| i == 0 || matches!(code.as_bytes()[i - 1], b' ' | b'(' | b'\''))?;
-    let rest = &code[at + "nymvisor ".len()..];
-    let end = rest
-        .find(['|', '>', ';', '&', ')', '`'])
-        .unwrap_or(rest.len());
-    let cmd = rest[..end].trim();
-    (!cmd.is_empty()).then(|| cmd.to_owned())
+    for segment in code.split(['|', ';', '&', '(', ')', '`']) {
+        let words: Vec<&str> = segment.split_whitespace().collect();
+        let mut i = 0;
+        while i < words.len() {
+            match words[i] {
+                "sudo" | "env" | "exec" => i += 1,
+                "-u" => i += 2,
+                w if w.contains('=') || w.starts_with('-') => i += 1,
+                _ => break,
+            }
+        }
+        if words.get(i) == Some(&"nymvisor") {
+            let rest: Vec<&str> = words[i + 1..]
+                .iter()
+                .copied()
+                .take_while(|w| !w.starts_with('>'))
+                .collect();
+            if !rest.is_empty() {
+                return Some(rest.join(" "));
+            }
+        }
+    }
+    None
 }
 
 /// `nymvisor <path…> --help`, cached.

@@ -5,6 +5,7 @@ mod add_upgrade;
 mod backups;
 mod basics;
 mod config;
+mod container;
 mod crash;
 mod docs;
 mod fleet;

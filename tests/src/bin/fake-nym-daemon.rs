@@ -25,6 +25,8 @@
 //!     all three when it stops (a node that writes its data at shutdown), before logging its exit;
 //!   - `FAKE_DAEMON_ON_STOP=COMMAND`  runs `sh -c COMMAND` when told to stop, before exiting
 //!     (a daemon that changes its files at shutdown).
+//! * `init --id ID` creates `$HOME/.nym/nym-nodes/<ID>/config/config.toml` and exits, as
+//!   `nym-node init` would (the container test starts from an empty volume).
 
 use std::io::Write;
 use std::time::Duration;
@@ -103,9 +105,34 @@ fn main() {
     }
     match rest.first().map(String::as_str) {
         Some("build-info") => build_info(no_banner, &rest[1..]),
+        Some("init") => init(&rest[1..]),
         Some("__grandchild") => grandchild(),
         Some("__escaper") => escaper(),
         _ => daemon(&args),
+    }
+}
+
+/// `init --id ID`: what `nym-node init` leaves behind, its home
+/// `$HOME/.nym/nym-nodes/<ID>/` with a config file; then it exits.
+fn init(args: &[String]) {
+    let id = args
+        .windows(2)
+        .find(|w| w[0] == "--id")
+        .map(|w| w[1].clone())
+        .unwrap_or_else(|| "default-nym-node".to_owned());
+    let base = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    let home = std::path::Path::new(&base)
+        .join(".nym")
+        .join("nym-nodes")
+        .join(&id);
+    let made = std::fs::create_dir_all(home.join("config"))
+        .and_then(|()| std::fs::write(home.join("config/config.toml"), format!("id = {id:?}\n")));
+    match made {
+        Ok(()) => println!("initialised node {id} in {}", home.display()),
+        Err(e) => {
+            eprintln!("cannot initialise {}: {e}", home.display());
+            std::process::exit(1);
+        }
     }
 }
 
