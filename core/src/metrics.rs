@@ -164,7 +164,7 @@ impl Metrics {
         );
         r.register(
             "upstream_polls",
-            "polls of the upstream source by result: ok, error",
+            "polls of the upstream source by result: ok, error, refused (its document was not trusted)",
             m.polls.clone(),
         );
         r.register(
@@ -226,7 +226,7 @@ impl Metrics {
                 outcome: outcome.to_owned(),
             });
         }
-        for result in ["ok", "error"] {
+        for result in ["ok", "error", "refused"] {
             let _ = m.polls.get_or_create(&ResultLabels {
                 result: result.to_owned(),
             });
@@ -273,8 +273,10 @@ impl Metrics {
         self.refusals.inc();
     }
 
-    pub fn polled(&self, ok: bool) {
-        let result = if ok { "ok" } else { "error" };
+    /// A poll's result: `ok`, `error` (the source failed) or `refused` (its document was
+    /// refused, e.g. an unsigned feed): only `ok` is a good poll.
+    pub fn polled(&self, result: &str) {
+        let ok = result == "ok";
         self.polls
             .get_or_create(&ResultLabels {
                 result: result.to_owned(),
@@ -386,8 +388,8 @@ mod tests {
         let m = Metrics::new("0.2.0", true);
         m.daemon_started("nym-node", "1.1.0", "genesis");
         m.upgrade("confirmed");
-        m.polled(true);
-        m.polled(false);
+        m.polled("ok");
+        m.polled("error");
         m.queued(2);
         m.health(false, 2);
         let text = m.render();

@@ -76,6 +76,13 @@ pub trait UpgradeSource: Debug + Send + Sync {
     /// is ignored (it came from another version).
     fn load_state(&self, _state: serde_json::Value) {}
 
+    /// Whether this source's documents are feeds that carry their own signature
+    /// (`<document url>.minisig`): the HTTP feed and the local mirror. With signatures required,
+    /// such a document without a valid one is never used.
+    fn signs_documents(&self) -> bool {
+        false
+    }
+
     /// Fetches a small document (a signature), refusing more than `max_bytes`.
     async fn fetch_small(&self, url: &str, max_bytes: u64) -> Result<Vec<u8>, SourceError> {
         let mut sink = Vec::new();

@@ -48,6 +48,8 @@ pub struct Status {
     pub hold: Option<Hold>,
     /// The health probe's last answers, when a health URL is configured.
     pub health: Option<HealthState>,
+    /// Why the upstream document was refused at the last poll (an unsigned feed…), if it was.
+    pub feed_refused: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -262,6 +264,7 @@ pub fn status(inst: &Instance) -> Result<Status> {
         last_upgrade,
         hold,
         health: state.as_ref().and_then(|s| s.health.clone()),
+        feed_refused: state.as_ref().and_then(|s| s.feed_refused.clone()),
         last_error: state
             .and_then(|s| {
                 s.last_error.map(|message| LastError {
@@ -439,6 +442,9 @@ impl Status {
                 e.at.map(|t| format!(" (at {})", when(t)))
                     .unwrap_or_default()
             ));
+        }
+        if let Some(f) = &self.feed_refused {
+            line(format!("feed:          refused at the last poll: {f}"));
         }
         if let Some(e) = &self.plan_error {
             line(format!("plan problem:  {e}"));

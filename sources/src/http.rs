@@ -41,6 +41,10 @@ impl UpgradeSource for HttpSource {
         format!("the feed {}", self.url)
     }
 
+    fn signs_documents(&self) -> bool {
+        true
+    }
+
     async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
         let url = self.url.as_str();
         let limits = self.fetcher.limits();

@@ -62,7 +62,18 @@ impl UpgradeSource for LocalSource {
         format!("the local mirror {}", self.info_path().display())
     }
 
+    fn signs_documents(&self) -> bool {
+        true
+    }
+
     async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
+        // a mirror that is gone (an unmounted share) is a failure, not a quiet week
+        if !self.root.is_dir() {
+            return Err(SourceError(format!(
+                "the local mirror directory {} does not exist (an unmounted share?)",
+                self.root.display()
+            )));
+        }
         if !self.info_path().exists() {
             return Ok(None);
         }

@@ -153,14 +153,29 @@ fn upgrades_from_a_local_mirror() {
 /// Runs nymvisor against a feed offering `info` (binary served as `reply`), waits for `needle`
 /// in its log, and checks the daemon kept running and nothing was installed.
 fn refused(info: serde_json::Value, reply: Reply, needle: &str, extra_env: &[(&str, &str)]) {
+    refused_signed(info, reply, needle, extra_env, None);
+}
+
+/// [`refused`] with the feed document signed by `feed_signer` (required with keys configured).
+fn refused_signed(
+    info: serde_json::Value,
+    reply: Reply,
+    needle: &str,
+    extra_env: &[(&str, &str)],
+    feed_signer: Option<&minisign::KeyPair>,
+) {
     let home = TestHome::new();
     home.init_default("1.1.0");
     let server = FeedServer::start();
     server.route("/bin/nym-node-1.2.0", reply);
-    server.route(
-        "/nym-node/upgrade-info.json",
-        Reply::Body(serde_json::to_vec(&info).unwrap()),
-    );
+    let doc = serde_json::to_vec(&info).unwrap();
+    if let Some(kp) = feed_signer {
+        server.route(
+            "/nym-node/upgrade-info.json.minisig",
+            Reply::Body(sign(kp, &doc, "timestamp:1")),
+        );
+    }
+    server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
     let mut env = http_env(&server);
     env.extend(
         extra_env
@@ -416,10 +431,13 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
                 "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
             )),
         );
+        let doc = serde_json::to_vec(&info_for(URL, &sum)).unwrap();
+        // with keys, signatures are required: of the feed too
         server.route(
-            "/nym-node/upgrade-info.json",
-            Reply::Body(serde_json::to_vec(&info_for(URL, &sum)).unwrap()),
+            "/nym-node/upgrade-info.json.minisig",
+            Reply::Body(sign(&kp, &doc, "timestamp:1")),
         );
+        server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
         let mut env = http_env(&server);
         env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
         let mut nv = spawn(&home, &env);
@@ -429,11 +447,12 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
     }
     let keys = [("DAEMON_MINISIGN_PUBLIC_KEYS", pk.as_str())];
     // 2. no signature while keys are configured
-    refused(
+    refused_signed(
         info_for(URL, &sum),
         Reply::Body(bytes.clone()),
         "no signature at",
         &keys,
+        Some(&kp),
     );
     // 3. signed by a key that is not trusted, 4. a signature of other bytes, 5. a replayed
     //    signature of another version: each refused (served through a custom signature URL)
@@ -461,10 +480,12 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
         let server = FeedServer::start();
         server.route(URL, Reply::Body(bytes.clone()));
         server.route("/sig/custom.minisig", Reply::Body(sig));
+        let doc = serde_json::to_vec(&info).unwrap();
         server.route(
-            "/nym-node/upgrade-info.json",
-            Reply::Body(serde_json::to_vec(&info).unwrap()),
+            "/nym-node/upgrade-info.json.minisig",
+            Reply::Body(sign(&kp, &doc, "timestamp:1")),
         );
+        server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
         let mut env = http_env(&server);
         env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
         let mut nv = spawn(&home, &env);
@@ -550,4 +571,130 @@ fn feed_document_with_a_bad_signature_is_not_queued() {
     );
     assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
     nv.stop();
+}
+
+/// With signatures required, the feed's own signature is required too: missing, over the cap
+/// or answering 500, the feed is refused — nothing from it is queued, `status` and the metrics
+/// say so — even when the binary it points to is validly signed (a rewritten `manual: true`
+/// would stop the node). Once a valid signature is served, the release is applied.
+#[test]
+fn with_signatures_required_an_unsigned_feed_is_never_used() {
+    let (kp, pk) = signer();
+    let (_d, bytes, sum) = sample_release();
+    let mut info = info_for(URL, &sum);
+    info["manual"] = true.into();
+    let doc = serde_json::to_vec(&info).unwrap();
+    for (name, feed_sig) in [
+        ("missing", None),
+        ("over the cap", Some(Reply::Body(vec![b'x'; 70 * 1024]))),
+        ("HTTP 500", Some(Reply::Status(500))),
+    ] {
+        let home = TestHome::new();
+        home.init_default("1.1.0");
+        let server = FeedServer::start();
+        server.route(URL, Reply::Body(bytes.clone()));
+        server.route(
+            &format!("{URL}.minisig"),
+            Reply::Body(sign(
+                &kp,
+                &bytes,
+                "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
+            )),
+        );
+        server.route("/nym-node/upgrade-info.json", Reply::Body(doc.clone()));
+        if let Some(reply) = feed_sig {
+            server.route("/nym-node/upgrade-info.json.minisig", reply);
+        }
+        let mut env = http_env(&server);
+        env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
+        env.push(("NYMVISOR_METRICS_ADDRESS".into(), "127.0.0.1:0".into()));
+        let mut nv = spawn(&home, &env);
+        nv.wait_start(1);
+        nv.wait_stderr("the feed has no valid signature");
+        let polls = server.hits().len();
+        assert!(wait_for(PATIENCE, || server.hits().len() >= polls + 2));
+        assert_eq!(nv.starts().len(), 1, "{name}: {}", nv.stderr());
+        let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
+        assert_eq!(
+            plan["queuedUp"],
+            serde_json::json!([]),
+            "{name}: queued from an unsigned feed"
+        );
+        let s = stdout(&home.run(&["status"]));
+        assert!(s.contains("feed:          refused"), "{name}: {s}");
+        assert!(nv.running(), "{name}");
+        nv.stop();
+    }
+    // signed: applied (not manual: the signature covers the document as it is)
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    server.route(URL, Reply::Body(bytes.clone()));
+    server.route(
+        &format!("{URL}.minisig"),
+        Reply::Body(sign(
+            &kp,
+            &bytes,
+            "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
+        )),
+    );
+    let doc = serde_json::to_vec(&info_for(URL, &sum)).unwrap();
+    server.route(
+        "/nym-node/upgrade-info.json.minisig",
+        Reply::Body(sign(&kp, &doc, "timestamp:1")),
+    );
+    server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
+    let mut env = http_env(&server);
+    env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
+    let mut nv = spawn(&home, &env);
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    assert!(
+        nv.stderr().contains("is signed by the trusted key"),
+        "{}",
+        nv.stderr()
+    );
+    nv.stop();
+}
+
+/// A local mirror whose directory is gone (an unmounted share) is a failed poll, not a quiet
+/// one; keys are checked where the other settings are.
+#[test]
+fn a_missing_mirror_fails_and_bad_keys_are_refused_early() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let gone = home.path().join("mirror-not-mounted");
+    let gone_s = gone.display().to_string();
+    let mut nv = home.spawn_run(
+        &[
+            ("NYMVISOR_UPSTREAM_SOURCE", "local"),
+            ("NYMVISOR_LOCAL_MIRROR_DIRECTORY", gone_s.as_str()),
+            ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
+        ],
+        &[],
+    );
+    nv.wait_start(1);
+    nv.wait_stderr("does not exist (an unmounted share?)");
+    let s = stdout(&home.run(&["status"]));
+    assert!(s.contains("does not exist"), "{s}");
+    nv.stop();
+    for (var, value, needle) in [
+        (
+            "DAEMON_MINISIGN_PUBLIC_KEYS",
+            "/etc/nym/minisign.pub",
+            "not a minisign public key",
+        ),
+        (
+            "DAEMON_REQUIRE_SIGNATURE",
+            "true",
+            "no DAEMON_MINISIGN_PUBLIC_KEYS",
+        ),
+    ] {
+        let out = home
+            .nymvisor()
+            .env(var, value)
+            .arg("config")
+            .output()
+            .unwrap();
+        assert_failure(&out, needle);
+    }
 }

@@ -5,7 +5,9 @@
 #[non_exhaustive]
 pub enum Error {
     /// A configured public key cannot be read.
-    #[error("DAEMON_MINISIGN_PUBLIC_KEYS: {key:?} is not a minisign public key: {reason}")]
+    #[error(
+        "DAEMON_MINISIGN_PUBLIC_KEYS: {key:?} is not a minisign public key ({reason}); give the key itself, the base64 line of a minisign .pub file (56 characters such as RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3), not a file path nor the whole file; several are separated by commas"
+    )]
     Key { key: String, reason: String },
 
     /// Signatures are required but there is no key to check them with.

@@ -48,6 +48,30 @@ impl MinisignVerifier {
     }
 }
 
+/// A public key's id, as `minisign` prints it (16 hex digits), from its base64 form.
+fn key_id(base64_key: &str) -> String {
+    decode_b64(base64_key)
+        .filter(|b| b.len() >= 10)
+        .map(|b| b[2..10].iter().rev().map(|x| format!("{x:02X}")).collect())
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// The key id a signature names (its second line is base64 of algorithm, key id, signature).
+fn signature_key_id(text: &str) -> String {
+    text.lines()
+        .find(|l| !l.starts_with("untrusted comment:") && !l.trim().is_empty())
+        .map(key_id)
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// Standard base64.
+fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(s.trim())
+        .ok()
+}
+
 /// The last path segment of a URL (without query).
 fn file_name(url: &str) -> &str {
     let path = url.split(['?', '#']).next().unwrap_or(url);
@@ -77,8 +101,11 @@ impl Verifier for MinisignVerifier {
         "signature"
     }
 
-    /// The feed document's own signature (`<document url>.minisig`), when the source offers one:
-    /// a document whose signature is present but wrong is not queued.
+    /// The feed document's own signature (`<document url>.minisig`). With signatures required
+    /// and a source whose documents are signed feeds (HTTP, local mirror), a feed without a valid
+    /// signature from a trusted key — missing, too large, unreachable, malformed, from another
+    /// key, of other bytes — is refused (retried at the next poll) and nothing from it is used.
+    /// Otherwise a signature that is offered must be valid.
     async fn verify_document(
         &self,
         found: &SourcedUpgrade,
@@ -87,25 +114,40 @@ impl Verifier for MinisignVerifier {
         if self.keys.is_empty() {
             return Ok(());
         }
+        let must = self.required && source.signs_documents();
         let sig_url = format!("{}.minisig", found.document_url);
-        let Ok(bytes) = source.fetch_small(&sig_url, MAX_SIGNATURE).await else {
-            return Ok(()); // not offered: the binaries' own signatures still decide
+        let bytes = match source.fetch_small(&sig_url, MAX_SIGNATURE).await {
+            Ok(b) => b,
+            Err(e) if must => {
+                return Err(Refusal::transient(format!(
+                    "the feed has no valid signature ({sig_url}: {e}); signatures are required, so nothing from it is used"
+                )));
+            }
+            // not offered: the binaries' own signatures still decide
+            Err(_) => return Ok(()),
         };
         let text = String::from_utf8(bytes).map_err(|_| {
             Refusal::never(format!("{sig_url} is not a minisign signature (not text)"))
         })?;
         let sig = Signature::decode(&text)
             .map_err(|e| Refusal::never(format!("{sig_url} is not a minisign signature: {e}")))?;
-        if self
+        match self
             .keys
             .iter()
-            .any(|(_, key)| key.verify(&found.document, &sig, false).is_ok())
+            .find(|(_, key)| key.verify(&found.document, &sig, false).is_ok())
         {
-            Ok(())
-        } else {
-            Err(Refusal::never(format!(
-                "the feed document's signature {sig_url} is not valid for any configured key"
-            )))
+            Some((text_key, _)) => {
+                tracing::info!(
+                    "the feed {} is signed by the trusted key {} ({sig_url})",
+                    found.document_url,
+                    key_id(text_key)
+                );
+                Ok(())
+            }
+            None => Err(Refusal::never(format!(
+                "the feed document's signature {sig_url} is not valid for any configured key (signed by key id {})",
+                signature_key_id(&text)
+            ))),
         }
     }
 
@@ -181,11 +223,21 @@ impl MinisignVerifier {
                 }
                 stream.update(&buf[..n]);
             }
-            return stream.finalize().map_err(|e| {
-                Refusal::never(format!(
-                    "the signature at {sig_url} does not match the binary ({e})"
-                ))
-            });
+            return stream
+                .finalize()
+                .map(|()| {
+                    tracing::info!(
+                        upgrade = %c.info.name,
+                        "the binary {} is signed by the trusted key {} ({sig_url})",
+                        c.path.display(),
+                        key_id(text_key)
+                    );
+                })
+                .map_err(|e| {
+                    Refusal::never(format!(
+                        "the signature at {sig_url} does not match the binary ({e})"
+                    ))
+                });
         }
         Err(Refusal::never(last_error))
     }

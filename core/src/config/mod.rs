@@ -134,6 +134,24 @@ impl Config {
                 ),
             ));
         }
+        for key in &self.daemon.minisign_public_keys {
+            if let Err(why) = check_minisign_key(key) {
+                return Err(bad(
+                    "daemon.minisign_public_keys",
+                    format!(
+                        "{key:?} is not a minisign public key ({why}); give the key itself, the base64 line of a minisign .pub file (56 characters such as RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3), not a file path nor the whole file; several are separated by commas"
+                    ),
+                ));
+            }
+        }
+        if self.daemon.require_signature == Some(true)
+            && self.daemon.minisign_public_keys.is_empty()
+        {
+            return Err(bad(
+                "daemon.require_signature",
+                "is true but no DAEMON_MINISIGN_PUBLIC_KEYS are configured to check signatures with".into(),
+            ));
+        }
         if self.daemon.backup_keep == 0 {
             return Err(bad("daemon.backup_keep", "must be at least 1".into()));
         }
@@ -327,6 +345,22 @@ impl Config {
             .require_signature
             .unwrap_or(!self.daemon.minisign_public_keys.is_empty())
     }
+}
+
+/// Whether `key` has the shape of a minisign public key: base64 of the algorithm (`Ed`), an
+/// 8-byte key id and a 32-byte Ed25519 key.
+fn check_minisign_key(key: &str) -> std::result::Result<(), &'static str> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.trim())
+        .map_err(|_| "not base64")?;
+    if bytes.len() != 42 {
+        return Err("not 42 bytes");
+    }
+    if &bytes[..2] != b"Ed" {
+        return Err("not an Ed25519 minisign key");
+    }
+    Ok(())
 }
 
 /// The closest of `known` to `name`, if it is close enough to be a typo of it.

@@ -37,6 +37,9 @@ pub struct RunState {
     /// The queue as the running nymvisor sees it (with its own settings: spread, windows).
     #[serde(default)]
     pub queue: Option<Vec<crate::upgrade::queue::Entry>>,
+    /// The upstream document was refused at the last poll (why): nothing from it is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed_refused: Option<String>,
     /// The daemon failed and waits to be restarted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartWait>,

@@ -860,14 +860,31 @@ impl Supervisor {
     async fn on_polled(&mut self, res: PollResult) {
         // the HTTP stack's code is not needed again until the next poll
         self.quiet_later();
-        let answered = !matches!(res, Err(PollError::Source(_)));
-        self.process.metrics(|m| m.polled(answered));
+        let result = match &res {
+            Ok(_) => "ok",
+            Err(PollError::Source(_)) => "error",
+            Err(PollError::Refused(_)) => "refused",
+        };
+        self.process.metrics(|m| m.polled(result));
+        let refused = match &res {
+            Err(PollError::Refused(note)) => Some(note.clone()),
+            _ => None,
+        };
+        if self.process.state.feed_refused != refused && !matches!(res, Err(PollError::Source(_))) {
+            self.process.state.feed_refused = refused;
+            self.process.save_state();
+        }
         let found = match res {
             Ok(None) => return,
             Ok(Some(found)) => found,
             Err(PollError::Refused(note)) => {
+                // nothing from that document is used; it is asked for again at the next poll
+                self.process.metrics(|m| m.refused());
                 if self.poller.is_new(&note) {
-                    tracing::warn!("{note}");
+                    self.process.record_error(note.clone());
+                    tracing::error!(
+                        "{note}; nothing from it is used, and the next poll tries again"
+                    );
                 }
                 return;
             }
