@@ -42,7 +42,10 @@ fn env_overrides_the_file() {
             ("DAEMON_SHUTDOWN_GRACE_PERIOD", "1h 30m"),
             ("DAEMON_RESTART_ON_FAILURE", "0"),
             ("NYMVISOR_DATA_UPGRADE_DIRECTORY", "/srv/nym"),
-            ("DAEMON_MINISIGN_PUBLIC_KEYS", "RWQkey1, RWQkey2"),
+            (
+                "DAEMON_MINISIGN_PUBLIC_KEYS",
+                "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3, RWTAPRW2qy9FjsBiMZS3gLHQv7rU9gsPhJ3pwTDhHYW7o3y1gw5pcC2G",
+            ),
         ],
         &[],
     );
@@ -53,7 +56,10 @@ fn env_overrides_the_file() {
     assert_eq!(v["nymvisor"]["upgrade_data_directory"], "/srv/nym");
     assert_eq!(
         v["daemon"]["minisign_public_keys"],
-        serde_json::json!(["RWQkey1", "RWQkey2"])
+        serde_json::json!([
+            "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3",
+            "RWTAPRW2qy9FjsBiMZS3gLHQv7rU9gsPhJ3pwTDhHYW7o3y1gw5pcC2G"
+        ])
     );
 }
 

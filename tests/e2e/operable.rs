@@ -17,7 +17,8 @@ fn serve_release(home: &TestHome, server: &FeedServer) -> (Vec<u8>, String) {
     (bytes, sha256_file(&bin))
 }
 
-fn serve_feed(server: &FeedServer, checksum: &str) {
+/// Serves the feed of 1.2.0 with `checksum`; returns the document served.
+fn serve_feed(server: &FeedServer, checksum: &str) -> Vec<u8> {
     let info = upgrade_info(
         "v1.2.0",
         "1.2.0",
@@ -25,10 +26,9 @@ fn serve_feed(server: &FeedServer, checksum: &str) {
         checksum,
         "sha256",
     );
-    server.route(
-        "/nym-node/upgrade-info.json",
-        Reply::Body(serde_json::to_vec(&info).unwrap()),
-    );
+    let doc = serde_json::to_vec(&info).unwrap();
+    server.route("/nym-node/upgrade-info.json", Reply::Body(doc.clone()));
+    doc
 }
 
 fn feed_hits(server: &FeedServer) -> usize {
@@ -41,15 +41,15 @@ fn feed_hits(server: &FeedServer) -> usize {
 
 /// Everything the helper needs is only in the `-c` file: the source, the feed URL, the home
 /// (the process environment points at an empty one) and the minisign key. The helper must poll
-/// that feed of that instance and refuse the unsigned binary; once a signature is served and
-/// the refusal retried, the release is applied.
+/// that feed of that instance and refuse the unsigned feed (signatures are required with a
+/// key); once the feed and the binary are signed, the release is applied.
 #[test]
 fn the_network_helper_works_from_the_c_env_file() {
     let home = TestHome::new();
     home.init_default("1.1.0");
     let server = FeedServer::start();
     let (bytes, sum) = serve_release(&home, &server);
-    serve_feed(&server, &sum);
+    let feed_doc = serve_feed(&server, &sum);
     let kp = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
     let env_file = home.path().join("node.env");
     std::fs::write(
@@ -68,7 +68,7 @@ fn the_network_helper_works_from_the_c_env_file() {
     envs.push(("NYM_HOME_DIR", elsewhere.path().to_str().unwrap()));
     let mut nv = home.spawn_run_with_args(&envs, &["-c", env_arg], &[]);
     nv.wait_start(1);
-    nv.wait_stderr("no signature at");
+    nv.wait_stderr("the feed has no valid signature");
     assert!(
         feed_hits(&server) >= 1,
         "the helper never polled the feed of the -c file"
@@ -85,7 +85,16 @@ fn the_network_helper_works_from_the_c_env_file() {
         nv.stderr()
     );
 
-    // signed now: the operator retries, with the same env file
+    // signed now (the feed and the binary): the next poll takes it
+    let feed_sig = minisign::sign(
+        Some(&kp.pk),
+        &kp.sk,
+        std::io::Cursor::new(&feed_doc),
+        Some("timestamp:1"),
+        None,
+    )
+    .unwrap()
+    .to_string();
     let sig = minisign::sign(
         Some(&kp.pk),
         &kp.sk,
@@ -96,12 +105,17 @@ fn the_network_helper_works_from_the_c_env_file() {
     .unwrap()
     .to_string();
     server.route("/bin/nym-node-1.2.0.minisig", Reply::Body(sig.into_bytes()));
-    let mut retry = home.nymvisor();
-    retry
-        .env("NYM_HOME_DIR", elsewhere.path())
-        .args(["-c", env_arg, "retry", "v1.2.0"]);
-    assert_success(&retry.output().unwrap());
+    server.route(
+        "/nym-node/upgrade-info.json.minisig",
+        Reply::Body(feed_sig.into_bytes()),
+    );
     assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    // and the admin commands find the instance through the same env file
+    let mut status = home.nymvisor();
+    status
+        .env("NYM_HOME_DIR", elsewhere.path())
+        .args(["-c", env_arg, "status"]);
+    assert!(stdout(&status.output().unwrap()).contains("nym-node 1.2.0"));
     nv.stop();
 }
 

@@ -882,9 +882,7 @@ impl Supervisor {
                 self.process.metrics(|m| m.refused());
                 if self.poller.is_new(&note) {
                     self.process.record_error(note.clone());
-                    tracing::error!(
-                        "{note}; nothing from it is used, and the next poll tries again"
-                    );
+                    tracing::error!("{note}; the next poll tries again");
                 }
                 return;
             }
