@@ -102,6 +102,12 @@ pub enum Command {
     /// Internal: one network job of `run` (a poll, or preparing a binary), in a sandbox
     #[command(name = "__helper", hide = true)]
     Helper,
+    /// Internal: one call of a verifier plugin, in a process of its own
+    #[command(name = "__plugin", hide = true)]
+    Plugin {
+        #[arg(value_name = "LIBRARY")]
+        library: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]

@@ -41,9 +41,12 @@ pub async fn dispatch(cli: Cli, env: Env, separated: bool) -> Result<ExitCode> {
     if let Command::Helper = command {
         return helper(env).await;
     }
+    if let Command::Plugin { library } = command {
+        return plugin_call(&library);
+    }
     logging::init(&env, None);
     match command {
-        Command::Run(_) | Command::Helper => {}
+        Command::Run(_) | Command::Helper | Command::Plugin { .. } => {}
         Command::Init(args) => init(args, &env).await?,
         Command::BuildInfo(args) => print_build_info(&self_info::build_info(), args.output)?,
         Command::DaemonBuildInfo(args) => {
@@ -460,6 +463,21 @@ async fn helper(env: Env) -> Result<ExitCode> {
     );
     let text = serde_json::to_vec(&answer).context("cannot encode the network helper's answer")?;
     crate::output::write_all(&text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `nymvisor __plugin <library>`: one call of a verifier plugin — the request from stdin, the
+/// answer to stdout — in a process of its own, so that a plugin that crashes, aborts or hangs
+/// takes only this process (`run` without the network helper calls plugins this way).
+fn plugin_call(library: &std::path::Path) -> Result<ExitCode> {
+    let mut request = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::io::stdin(), 4 << 20),
+        &mut request,
+    )
+    .context("cannot read the plugin's request")?;
+    let answer = nymvisor_plugins::dylib::serve_isolated(library, &request)?;
+    crate::output::write_all(answer.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -42,6 +42,14 @@ struct QueuedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    /// The verifier that refused, or `nymvisor` (the policy, a hook, the disk…).
+    verifier: String,
+    /// `never` (until the entry changes) or `not-now` (tried again).
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct UpgradeLabels {
     upgrade: String,
 }
@@ -66,7 +74,7 @@ pub struct Metrics {
     daemon_restarts: Counter,
     daemon_start_time: FloatGauge,
     upgrades: Family<OutcomeLabels, Counter>,
-    refusals: Counter,
+    refusals: Family<RefusalLabels, Counter>,
     last_downtime: FloatGauge,
     polls: Family<ResultLabels, Counter>,
     last_poll_success: Family<Once, FloatGauge>,
@@ -111,7 +119,7 @@ impl Metrics {
             daemon_restarts: Counter::default(),
             daemon_start_time: FloatGauge::default(),
             upgrades: Family::default(),
-            refusals: Counter::default(),
+            refusals: Family::default(),
             last_downtime: FloatGauge::default(),
             polls: Family::default(),
             last_poll_success: Family::default(),
@@ -154,7 +162,7 @@ impl Metrics {
         );
         r.register(
             "upgrade_refusals",
-            "upgrades or offers refused (a verifier, the policy, a hook)",
+            "upgrades or offers refused, by verifier (`nymvisor`: the policy, a hook, the disk…) and kind (never, not-now)",
             m.refusals.clone(),
         );
         r.register(
@@ -269,8 +277,14 @@ impl Metrics {
         self.last_downtime.set(d.as_secs_f64());
     }
 
-    pub fn refused(&self) {
-        self.refusals.inc();
+    /// A refusal by `verifier` (`None`: nymvisor itself) of `kind` (`never`, `not-now`).
+    pub fn refused(&self, verifier: Option<&str>, kind: &str) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                verifier: verifier.unwrap_or("nymvisor").to_owned(),
+                kind: kind.to_owned(),
+            })
+            .inc();
     }
 
     /// A poll's result: `ok`, `error` (the source failed) or `refused` (its document was

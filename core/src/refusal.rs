@@ -26,6 +26,8 @@ pub struct Refusal {
     /// One line for the operator: what is wrong, with the file, URL or value, and what to do.
     pub reason: String,
     pub retry: Retry,
+    /// The verifier that said it, when one did (for the metrics).
+    pub verifier: Option<String>,
 }
 
 impl Refusal {
@@ -34,6 +36,7 @@ impl Refusal {
         Refusal {
             reason: reason.into(),
             retry: Retry::Never,
+            verifier: None,
         }
     }
 
@@ -42,6 +45,7 @@ impl Refusal {
         Refusal {
             reason: reason.into(),
             retry: Retry::After(Duration::ZERO),
+            verifier: None,
         }
     }
 
@@ -50,12 +54,24 @@ impl Refusal {
         Refusal {
             reason: reason.into(),
             retry: Retry::At(at),
+            verifier: None,
         }
     }
 
     /// Whether it may ever be tried again without a change.
     pub fn retryable(&self) -> bool {
         self.retry != Retry::Never
+    }
+
+    /// The same refusal, said by the verifier `name`.
+    pub fn by(mut self, name: &str) -> Self {
+        self.verifier = Some(name.to_owned());
+        self
+    }
+
+    /// `never` (refused until the entry changes) or `not-now` (tried again), for the metrics.
+    pub fn kind(&self) -> &'static str {
+        if self.retryable() { "not-now" } else { "never" }
     }
 
     /// The same refusal with `prefix: ` before its reason (who refused).

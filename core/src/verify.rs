@@ -77,6 +77,16 @@ pub trait Verifier: Debug + Send + Sync {
         candidate: &Candidate<'_>,
         source: Option<&dyn UpgradeSource>,
     ) -> Result<(), Refusal>;
+
+    /// [`Verifier::verify`], with what the verifier said when it accepted (a command's stderr,
+    /// a plugin's reason), for the audit trail in the log.
+    async fn verify_with_message(
+        &self,
+        candidate: &Candidate<'_>,
+        source: Option<&dyn UpgradeSource>,
+    ) -> Result<Option<String>, Refusal> {
+        self.verify(candidate, source).await.map(|()| None)
+    }
 }
 
 /// The verifiers' checks of a feed document before anything in it is queued (e.g. its detached

@@ -120,11 +120,29 @@ pub struct DylibVerifier {
     /// A call is running (possibly one abandoned at its timeout): at most one thread per plugin
     /// can ever be stuck in it.
     busy: Arc<std::sync::atomic::AtomicBool>,
+    /// Calls go to a child process of their own (`nymvisor __plugin`).
+    isolated: bool,
 }
 
 impl DylibVerifier {
     /// Tries to load the plugin now (a failure is logged and retried at the first verification).
-    pub fn new(path: PathBuf, timeout: Duration) -> DylibVerifier {
+    /// `isolated`: every call runs in a child process of its own (`nymvisor __plugin`), and the
+    /// library is never loaded here — not even its initialisers run in this process.
+    pub fn new(path: PathBuf, timeout: Duration, isolated: bool) -> DylibVerifier {
+        if isolated {
+            let file = path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return DylibVerifier {
+                label: format!("plugin {file}"),
+                path,
+                timeout,
+                loaded: Mutex::new(None),
+                busy: Arc::default(),
+                isolated: true,
+            };
+        }
         let (label, loaded) = match load(&path) {
             Ok(l) => (format!("plugin {}", l.name), Some(Arc::new(l))),
             Err(e) => {
@@ -138,6 +156,7 @@ impl DylibVerifier {
             label,
             loaded: Mutex::new(loaded),
             busy: Arc::default(),
+            isolated: false,
         }
     }
 
@@ -164,35 +183,131 @@ impl Verifier for DylibVerifier {
     async fn verify(
         &self,
         c: &Candidate<'_>,
-        _source: Option<&dyn UpgradeSource>,
+        source: Option<&dyn UpgradeSource>,
     ) -> Result<(), Refusal> {
-        let loaded = self.loaded()?;
-        let request = CString::new(ExecVerifier::request(c).to_string())
-            .map_err(|_| Refusal::never("the request contains a NUL byte"))?;
-        let verify = loaded.verify;
-        let answer = call_plugin(loaded, verify, request, self.timeout, self.busy.clone()).await?;
-        let verdict: serde_json::Value = serde_json::from_str(&answer).map_err(|_| {
-            Refusal::never(format!(
-                "the plugin's answer is not a verdict: {:.200}",
-                answer
-            ))
-        })?;
-        match verdict["accept"].as_bool() {
-            Some(true) => Ok(()),
-            Some(false) => Err(Refusal::never(
-                verdict["reason"]
-                    .as_str()
-                    .unwrap_or("refused without a reason")
-                    .chars()
-                    .take(1000)
-                    .collect::<String>(),
-            )),
-            None => Err(Refusal::never(format!(
-                "the plugin's answer is not a verdict: {:.200}",
-                answer
-            ))),
-        }
+        self.verify_with_message(c, source).await.map(|_| ())
     }
+
+    /// `{"accept":true}` accepts (its `reason` is the message); `{"accept":false}` refuses, with
+    /// `"notNow":true` for later. The check's own failures — no answer, a malformed or NULL
+    /// answer, a panic — are "not now": they say nothing about the binary.
+    async fn verify_with_message(
+        &self,
+        c: &Candidate<'_>,
+        _source: Option<&dyn UpgradeSource>,
+    ) -> Result<Option<String>, Refusal> {
+        let request = ExecVerifier::request(c).to_string();
+        let answer = if self.isolated {
+            call_isolated(&self.path, &request, self.timeout).await?
+        } else {
+            let loaded = self.loaded()?;
+            let request = CString::new(request)
+                .map_err(|_| Refusal::never("the request contains a NUL byte"))?;
+            let verify = loaded.verify;
+            call_plugin(loaded, verify, request, self.timeout, self.busy.clone()).await?
+        };
+        judge(&answer)
+    }
+}
+
+/// A plugin's answer as a verdict.
+pub fn judge(answer: &str) -> Result<Option<String>, Refusal> {
+    let malformed = || {
+        Refusal::transient(format!(
+            "not now: the plugin's answer is not a verdict: {:.200}",
+            answer
+        ))
+    };
+    let verdict: serde_json::Value = serde_json::from_str(answer).map_err(|_| malformed())?;
+    let reason = verdict["reason"]
+        .as_str()
+        .map(|r| r.chars().take(1000).collect::<String>());
+    match verdict["accept"].as_bool() {
+        Some(true) => Ok(reason),
+        Some(false) if verdict["notNow"].as_bool() == Some(true) => {
+            Err(Refusal::transient(format!(
+                "not now: {}",
+                reason.as_deref().unwrap_or("without a reason")
+            )))
+        }
+        Some(false) => Err(Refusal::never(
+            reason.unwrap_or_else(|| "refused without a reason".to_owned()),
+        )),
+        None => Err(malformed()),
+    }
+}
+
+/// The plugin's `verify`, called in a child process (`nymvisor __plugin <library>`): a crash,
+/// an abort or a hang of the plugin ends that child, never nymvisor.
+async fn call_isolated(
+    library: &std::path::Path,
+    request: &str,
+    timeout: Duration,
+) -> Result<String, Refusal> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut cmd = tokio::process::Command::new("/proc/self/exe");
+    cmd.arg(PLUGIN_SUBCOMMAND)
+        .arg(library)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    let mut child = nymvisor_core::daemon::children::spawn_tokio(&mut cmd).map_err(|e| {
+        Refusal::transient(format!("not now: cannot start the plugin's process: {e}"))
+    })?;
+    let _owned = nymvisor_core::daemon::children::Owned(child.id());
+    let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(Refusal::transient(
+            "not now: the plugin's process has no pipes",
+        ));
+    };
+    let work = async {
+        let _ = stdin.write_all(request.as_bytes()).await;
+        drop(stdin);
+        let mut answer = Vec::new();
+        let _ = (&mut stdout).take(1 << 20).read_to_end(&mut answer).await;
+        (child.wait().await, answer)
+    };
+    let (status, answer) = tokio::time::timeout(timeout, work).await.map_err(|_| {
+        Refusal::transient(format!(
+            "not now: no answer within {}; its process was killed",
+            humantime::format_duration(timeout)
+        ))
+    })?;
+    match status {
+        Ok(s) if s.success() => Ok(String::from_utf8_lossy(&answer).into_owned()),
+        Ok(s) => Err(Refusal::transient(format!(
+            "not now: the plugin's process ended ({s}): the plugin crashed or aborted"
+        ))),
+        Err(e) => Err(Refusal::transient(format!(
+            "not now: cannot wait for the plugin's process: {e}"
+        ))),
+    }
+}
+
+/// The hidden subcommand that calls a plugin in a process of its own.
+pub const PLUGIN_SUBCOMMAND: &str = "__plugin";
+
+/// `nymvisor __plugin <library>`: loads the plugin, passes it the request read from stdin and
+/// returns its answer (printed by the caller). A plugin that crashes takes this process only.
+pub fn serve_isolated(library: &std::path::Path, request: &str) -> Result<String, Error> {
+    let loaded = load(&library.to_path_buf())?;
+    let request = CString::new(request).map_err(|_| Error::Load {
+        path: library.to_owned(),
+        reason: "the request contains a NUL byte".into(),
+    })?;
+    // SAFETY: as in `call_plugin`: a valid C string for the call; the answer copied, then freed
+    // once by the plugin's own `free`.
+    let answer = unsafe {
+        let answer = (loaded.verify)(request.as_ptr());
+        if answer.is_null() {
+            return Ok(String::new());
+        }
+        let text = CStr::from_ptr(answer).to_string_lossy().into_owned();
+        (loaded.free)(answer);
+        text
+    };
+    Ok(answer)
 }
 
 /// Calls `f` (one of the plugin's `char *f(const char *)` functions) on a blocking thread with a

@@ -24,6 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Version of the request document.
 pub const ABI_VERSION: u32 = 1;
+/// `EX_TEMPFAIL` (sysexits.h): the command's "try again later".
+const EX_TEMPFAIL: i32 = 75;
 /// Most of a command's stderr kept as the reason.
 const MAX_REASON: u64 = 4096;
 
@@ -71,8 +73,19 @@ impl Verifier for ExecVerifier {
     async fn verify(
         &self,
         c: &Candidate<'_>,
-        _source: Option<&dyn UpgradeSource>,
+        source: Option<&dyn UpgradeSource>,
     ) -> Result<(), Refusal> {
+        self.verify_with_message(c, source).await.map(|_| ())
+    }
+
+    /// Exit 0 accepts (stderr is the message), 75 (`EX_TEMPFAIL`) is "not now", and so is a
+    /// failure of the check itself — it could not be run (126/127), it was killed by a signal,
+    /// or the sandbox refused it an access; any other status refuses, stderr the reason.
+    async fn verify_with_message(
+        &self,
+        c: &Candidate<'_>,
+        _source: Option<&dyn UpgradeSource>,
+    ) -> Result<Option<String>, Refusal> {
         let request = serde_json::to_vec(&Self::request(c))
             .map_err(|e| Refusal::never(format!("cannot build the request: {e}")))?;
         let mut child = children::spawn_tokio(
@@ -119,9 +132,6 @@ impl Verifier for ExecVerifier {
             }
         };
         let status = status.map_err(|e| Refusal::transient(format!("cannot wait for it: {e}")))?;
-        if status.success() {
-            return Ok(());
-        }
         // one line, and short: it ends up in a log line and in the status
         let reason: String = String::from_utf8_lossy(&reason)
             .trim()
@@ -129,11 +139,25 @@ impl Verifier for ExecVerifier {
             .chars()
             .take(1000)
             .collect();
-        Err(Refusal::never(if reason.is_empty() {
-            format!("refused ({status}) without a reason")
+        if status.success() {
+            return Ok((!reason.is_empty()).then_some(reason));
+        }
+        let said = |what: &str| {
+            if reason.is_empty() {
+                format!("{what} ({status}) without a reason")
+            } else {
+                format!("{what} ({status}): {reason}")
+            }
+        };
+        let not_now = status.code() == Some(EX_TEMPFAIL)
+            || status.code().is_none() // killed by a signal
+            || matches!(status.code(), Some(126 | 127))
+            || reason.contains("Permission denied");
+        Err(if not_now {
+            Refusal::transient(said("not now"))
         } else {
-            format!("refused ({status}): {reason}")
-        }))
+            Refusal::never(said("refused"))
+        })
     }
 }
 

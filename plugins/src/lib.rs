@@ -27,7 +27,13 @@ pub fn from_config(config: &Config, env: &Env) -> Vec<Arc<dyn Verifier>> {
     let env = env.without(&config.nymvisor.github_token_env);
     let mut chain: Vec<Arc<dyn Verifier>> = Vec::new();
     for path in &config.nymvisor.plugin_paths {
-        chain.push(Arc::new(dylib::DylibVerifier::new(path.clone(), timeout)));
+        // in the network helper, plugins already run in a child process; verifying in
+        // nymvisor itself (`network_helper = false`), each call gets a child of its own
+        chain.push(Arc::new(dylib::DylibVerifier::new(
+            path.clone(),
+            timeout,
+            !config.nymvisor.network_helper,
+        )));
     }
     for cmd in &config.nymvisor.verifier_commands {
         chain.push(Arc::new(exec::ExecVerifier::new(

@@ -511,6 +511,22 @@ fn as_pid_1_a_stop_signal_at_start_is_not_lost() {
         inner = children_named(unshare, "nymvisor");
         !inner.is_empty()
     }));
+    // the signal is sent once nymvisor's `main` runs (SIGTERM blocked, or already handled):
+    // before `main`, no program can keep it (the kernel drops it for a PID 1 without handler)
+    let term_bit = 1u64 << (libc_sigterm() - 1);
+    let mask = |field: &str| -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", inner[0]))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+            .unwrap_or(0)
+    };
+    assert!(wait_for(PATIENCE, || (mask("SigBlk:") | mask("SigCgt:"))
+        & term_bit
+        != 0));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(inner[0]),
         nix::sys::signal::Signal::SIGTERM,
@@ -619,4 +635,8 @@ fn a_fatal_error_is_said_once_and_daemon_help_reaches_the_daemon() {
         "{:?}",
         nv.starts()
     );
+}
+
+fn libc_sigterm() -> u32 {
+    nix::sys::signal::Signal::SIGTERM as u32
 }

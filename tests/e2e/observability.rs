@@ -162,6 +162,8 @@ fn metrics_follow_upgrades_and_crashes_and_pass_promtool() {
             "nymvisor_upstream_last_success_timestamp_seconds",
             "nymvisor_upgrade_confirmation_deadline_timestamp_seconds",
             "nymvisor_queued_upgrade_effective_timestamp_seconds",
+            // by verifier and kind: a sample per refusal seen
+            "nymvisor_upgrade_refusals_total",
         ]
         .contains(&name);
         assert!(

@@ -83,11 +83,17 @@ impl Verifier for ChecksumVerifier {
         _info: &UpgradeInfo,
         platform: Option<&PlatformDetails>,
     ) -> Vec<(String, Box<dyn Digest>)> {
-        platform
+        // sha256 always: verifier commands and plugins get `digests.sha256` for every candidate
+        // (an `add-upgrade` binary too), whatever the feed's algorithm
+        let mut all = vec![("sha256".to_owned(), Algorithm::Sha256.hasher())];
+        if let Some(a) = platform
             .filter(|p| !p.checksum.trim().is_empty())
             .and_then(|p| Algorithm::parse(&p.checksum_algorithm))
-            .map(|a| vec![(a.name().to_owned(), a.hasher())])
-            .unwrap_or_default()
+            .filter(|a| a.name() != "sha256")
+        {
+            all.push((a.name().to_owned(), a.hasher()));
+        }
+        all
     }
 
     fn verify_metadata(

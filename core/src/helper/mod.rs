@@ -134,6 +134,8 @@ pub struct WireRefusal {
     pub after_secs: u64,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub verifier: Option<String>,
 }
 
 impl From<&Refusal> for WireRefusal {
@@ -148,6 +150,7 @@ impl From<&Refusal> for WireRefusal {
             retry: retry.to_owned(),
             after_secs,
             at,
+            verifier: r.verifier.clone(),
         }
     }
 }
@@ -162,6 +165,7 @@ impl From<WireRefusal> for Refusal {
         Refusal {
             reason: w.reason,
             retry,
+            verifier: w.verifier,
         }
     }
 }
@@ -180,6 +184,7 @@ mod tests {
             Refusal {
                 reason: "slow".into(),
                 retry: Retry::After(std::time::Duration::from_secs(90)),
+                verifier: Some("command /x".into()),
             },
         ] {
             let text = serde_json::to_string(&WireRefusal::from(&r)).unwrap();

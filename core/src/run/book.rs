@@ -262,7 +262,7 @@ impl Book {
             _ => "; it is skipped until its plan entry changes (or `nymvisor retry`)".to_owned(),
         };
         // recorded before the log line: whoever reads the line finds the status up to date
-        process.metrics(|m| m.refused());
+        process.metrics(|m| m.refused(refusal.verifier.as_deref(), refusal.kind()));
         process.record_error(format!("upgrade `{}`: {}", info.name, refusal.reason));
         if new {
             tracing::error!(upgrade = %info.name, "cannot apply {what}: {}{then}", refusal.reason);

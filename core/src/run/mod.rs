@@ -174,8 +174,12 @@ impl Supervisor {
         // a due upgrade found at start may take a while (a backup): systemd hears first that
         // nymvisor is up, so its start timeout does not run out
         let first = self.book.decide(&self.inst, None);
-        // (with a pre-upgrade hook the old version starts while the hook runs: nothing to say)
+        // (with a pre-upgrade hook or third-party checks the old version starts first: nothing
+        // to say)
+        let n = &self.inst.config.nymvisor;
         if self.inst.config.daemon.pre_upgrade_command.is_none()
+            && n.plugin_paths.is_empty()
+            && n.verifier_commands.is_empty()
             && let Some(info) = first.apply.as_ref().or(first.due_unprepared.as_ref())
         {
             self.process.notifier.ready(&format!(
@@ -465,12 +469,18 @@ impl Supervisor {
     }
 
     /// Applies the upgrade the queue says is due. With no daemon running (`idle`), a due upgrade
-    /// whose binary is in place is prepared on the spot.
+    /// whose binary is in place is prepared on the spot — unless third-party checks (plugins,
+    /// verifier commands) are configured: those never keep the node from starting, so it starts
+    /// first and the upgrade follows once verified.
     async fn step_upgrade(&mut self, daemon: Option<Daemon>, idle: bool) -> Result<Step> {
         let d = self.book.decide(&self.inst, self.confirm_at);
+        let n = &self.inst.config.nymvisor;
+        let third_party_checks = !n.plugin_paths.is_empty() || !n.verifier_commands.is_empty();
         let info = match (d.apply, d.due_unprepared) {
             (Some(info), _) => info,
-            (None, Some(info)) if idle && self.preparer.binary_present(&info) => {
+            (None, Some(info))
+                if idle && !third_party_checks && self.preparer.binary_present(&info) =>
+            {
                 if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
                     self.refuse(&info, r);
                     return Ok(Step::Continue(daemon));
@@ -879,7 +889,8 @@ impl Supervisor {
             Ok(Some(found)) => found,
             Err(PollError::Refused(note)) => {
                 // nothing from that document is used; it is asked for again at the next poll
-                self.process.metrics(|m| m.refused());
+                self.process
+                    .metrics(|m| m.refused(Some("signature"), "not-now"));
                 if self.poller.is_new(&note) {
                     self.process.record_error(note.clone());
                     tracing::error!("{note}; the next poll tries again");

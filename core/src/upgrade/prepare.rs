@@ -305,13 +305,28 @@ impl Preparer {
         all
     }
 
+    /// Every verifier in order; each verdict, accept included, is one INFO line naming the
+    /// verifier with its message (journald is the audit trail).
     async fn run_verifiers(&self, candidate: &Candidate<'_>) -> Result<(), Refusal> {
         for v in self.verifiers.iter() {
             let t = std::time::Instant::now();
-            v.verify(candidate, self.source.as_deref())
-                .await
-                .map_err(|r| r.context(format_args!("{} verification failed", v.name())))?;
-            tracing::debug!(upgrade = %candidate.info.name, verifier = v.name(), elapsed_ms = t.elapsed().as_millis() as u64, "accepted");
+            let verdict = v
+                .verify_with_message(candidate, self.source.as_deref())
+                .await;
+            let elapsed_ms = t.elapsed().as_millis() as u64;
+            let (name, upgrade) = (v.name(), &candidate.info.name);
+            match verdict {
+                Ok(message) => {
+                    tracing::info!(%upgrade, verifier = name, elapsed_ms, message = message.as_deref().unwrap_or(""), "{name} accepted `{upgrade}`{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default());
+                }
+                Err(r) => {
+                    let kind = if r.retryable() { "not now" } else { "refused" };
+                    tracing::info!(%upgrade, verifier = name, elapsed_ms, kind, message = %r.reason, "{name} said {kind} to `{upgrade}`: {}", r.reason);
+                    return Err(r
+                        .by(name)
+                        .context(format_args!("{name} verification failed")));
+                }
+            }
         }
         Ok(())
     }

@@ -11,10 +11,16 @@
 //! ```
 //!
 //! The request is the JSON object verifier commands get on stdin (`abiVersion`, `daemon`,
-//! `upgrade`, `binaryPath`, `digests`, `downloaded`, `platform`); the answer is
-//! `{"accept":true}` or `{"accept":false,"reason":"…"}`. Memory is freed by the side that
-//! allocated it: nymvisor passes the request and keeps ownership; the plugin allocates the answer
-//! and frees it in `nymvisor_plugin_free`.
+//! `upgrade`, `binaryPath`, `digests` (`sha256` always), `downloaded`, `platform`); the answer is
+//! `{"accept":true,"reason":"…"}` (the reason is optional: it goes to nymvisor's log, the audit
+//! trail), `{"accept":false,"reason":"…"}` (refused until the entry changes or `nymvisor retry`),
+//! or `{"accept":false,"notNow":true,"reason":"…"}` (try again later: retried with a backoff).
+//! Memory is freed by the side that allocated it: nymvisor passes the request and keeps
+//! ownership; the plugin allocates the answer and frees it in `nymvisor_plugin_free`.
+//!
+//! Lifetime: nymvisor loads the library for each job (in a child process) and keeps no state
+//! between candidates; a plugin that needs state keeps it in files (e.g. under
+//! `NYMVISOR_VERIFIER_WRITABLE_PATHS`).
 //!
 //! With this crate a Rust plugin is a type and one method:
 //!
@@ -28,7 +34,9 @@
 //! nymvisor_plugin_api::export_verifier!(AllowList);
 //! ```
 //!
-//! Panics inside `verify` are caught at the boundary and become a refusal.
+//! Panics inside `verify` are caught at the boundary and become a "not now" (the check failed,
+//! not the binary); [`VerifierPlugin::verdict`] can answer "not now" itself, e.g. when a company
+//! service the check asks is down.
 
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, c_char};
@@ -65,14 +73,39 @@ impl Request {
     pub fn name(&self) -> &str {
         self.upgrade["name"].as_str().unwrap_or_default()
     }
+
+    /// The candidate binary's sha256 (hex), which nymvisor always computes.
+    pub fn sha256(&self) -> Option<&str> {
+        self.digests.get("sha256").map(String::as_str)
+    }
 }
 
-/// A verifier plugin: accept (`Ok`) or refuse with a reason.
+/// What a plugin says about a candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted; the message (optional) is logged as the audit trail.
+    Accept(Option<String>),
+    /// Refused for good (until the entry changes or `nymvisor retry`).
+    Refuse(String),
+    /// Not now: the check could not decide (its service is down…); tried again later.
+    NotNow(String),
+}
+
+/// A verifier plugin: accept (`Ok`) or refuse with a reason — or, with [`VerifierPlugin::verdict`],
+/// any [`Verdict`].
 pub trait VerifierPlugin: Default {
     /// Shown in nymvisor's logs.
     const NAME: &'static str;
 
     fn verify(&self, request: &Request) -> Result<(), String>;
+
+    /// The full verdict; by default [`VerifierPlugin::verify`]'s.
+    fn verdict(&self, request: &Request) -> Verdict {
+        match self.verify(request) {
+            Ok(()) => Verdict::Accept(None),
+            Err(reason) => Verdict::Refuse(reason),
+        }
+    }
 }
 
 /// Runs `P::verify` on a raw request; used by [`export_verifier!`]. Never unwinds.
@@ -80,6 +113,10 @@ pub trait VerifierPlugin: Default {
 /// # Safety
 /// `request` is null or a valid NUL-terminated string that outlives the call.
 pub unsafe fn handle<P: VerifierPlugin>(request: *const c_char) -> *mut c_char {
+    // a panic's message goes into the answer (nymvisor logs it as a field), not raw onto
+    // nymvisor's stderr (a JSON log would get a line that is no JSON)
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let answer = std::panic::catch_unwind(|| {
         if request.is_null() {
             return Err("no request".to_owned());
@@ -88,7 +125,7 @@ pub unsafe fn handle<P: VerifierPlugin>(request: *const c_char) -> *mut c_char {
         let text = unsafe { CStr::from_ptr(request) };
         let request: Request = serde_json::from_slice(text.to_bytes())
             .map_err(|e| format!("unreadable request: {e}"))?;
-        P::default().verify(&request)
+        Ok(P::default().verdict(&request))
     })
     .unwrap_or_else(|panic| {
         let what = panic
@@ -96,11 +133,16 @@ pub unsafe fn handle<P: VerifierPlugin>(request: *const c_char) -> *mut c_char {
             .map(|s| (*s).to_owned())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
-        Err(format!("the plugin panicked: {what}"))
+        Ok(Verdict::NotNow(format!("the plugin panicked: {what}")))
     });
     let json = match answer {
-        Ok(()) => serde_json::json!({ "accept": true }),
-        Err(reason) => serde_json::json!({ "accept": false, "reason": reason }),
+        Ok(Verdict::Accept(None)) => serde_json::json!({ "accept": true }),
+        Ok(Verdict::Accept(Some(m))) => serde_json::json!({ "accept": true, "reason": m }),
+        Ok(Verdict::Refuse(reason)) => serde_json::json!({ "accept": false, "reason": reason }),
+        // a request it cannot read is the check's failure, not the binary's
+        Ok(Verdict::NotNow(reason)) | Err(reason) => {
+            serde_json::json!({ "accept": false, "notNow": true, "reason": reason })
+        }
     };
     CString::new(json.to_string().replace('\0', " "))
         .map(CString::into_raw)
