@@ -127,3 +127,103 @@ fn a_plugin_can_be_the_upstream_source() {
         .unwrap();
     assert_failure(&out, "no plugin named `nope`");
 }
+
+/// Without the network helper a plugin still runs in a process of its own: one that aborts
+/// takes only that process — nymvisor and the node run on, the upgrade waits ("not now") — also
+/// across a restart with the upgrade due at start (the node starts first).
+#[test]
+fn an_aborting_plugin_never_takes_nymvisor_down_even_without_the_helper() {
+    let (home, mut nv) = with_plugin(
+        &plugin_lib("nymvisor-test-plugin"),
+        &[
+            ("NYMVISOR_NETWORK_HELPER", "false"),
+            ("NYMVISOR_TEST_PLUGIN", "abort"),
+        ],
+        "1.2.0",
+    );
+    nv.wait_stderr("the plugin crashed or aborted");
+    let first = nv.starts()[0].clone();
+    assert!(nv.running() && alive(first.pid), "{}", nv.stderr());
+    assert!(nv.stderr().contains("said not now"), "{}", nv.stderr());
+    nv.stop();
+    // the upgrade is due at start: the node starts first, the plugin aborts in its own process
+    let path = plugin_lib("nymvisor-test-plugin");
+    let mut env = FAST.to_vec();
+    env.extend([
+        ("NYMVISOR_PLUGIN_PATHS", path.to_str().unwrap()),
+        ("NYMVISOR_NETWORK_HELPER", "false"),
+        ("NYMVISOR_TEST_PLUGIN", "abort"),
+    ]);
+    let mut nv = home.spawn_run(&env, &[]);
+    assert_eq!(nv.wait_start(1).version, "1.1.0");
+    nv.wait_stderr("the plugin crashed or aborted");
+    assert!(nv.running());
+    nv.stop();
+}
+
+/// A verifier command that says "not now" (exit 75: its allow-list service is down) is asked
+/// again with the backoff, and the upgrade goes through once it agrees — no `retry`; what it
+/// said when it accepted is in the log with its name (the audit trail), and its request carries
+/// the sha256 of an `add-upgrade` binary.
+#[test]
+fn not_now_is_asked_again_until_the_verifier_agrees() {
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let audit = home.path().join("audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    let flag = audit.join("service-up");
+    let script = home.path().join("verifier/allow-list.sh");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    write_executable(
+        &script,
+        format!(
+            "#!/bin/sh\ncat > '{a}/request.json'\nif [ -e '{f}' ]; then echo 'sha256 on the allow-list' >&2; exit 0; fi\necho 'allow-list service down' >&2; exit 75\n",
+            a = audit.display(),
+            f = flag.display()
+        )
+        .as_bytes(),
+    );
+    let (cmd, writable) = (script.display().to_string(), audit.display().to_string());
+    let mut env = FAST.to_vec();
+    env.extend([
+        ("NYMVISOR_VERIFIER_COMMANDS", cmd.as_str()),
+        ("NYMVISOR_VERIFIER_WRITABLE_PATHS", writable.as_str()),
+    ]);
+    let mut nv = home.spawn_run(&env, &[]);
+    nv.wait_start(1);
+    let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
+    home.add_upgrade(&new, "v1.2.0", &["--now"]);
+    nv.wait_stderr("said not now to `v1.2.0`");
+    assert!(
+        nv.stderr().contains("allow-list service down"),
+        "{}",
+        nv.stderr()
+    );
+    let s = status_json(&home);
+    assert_eq!(s["queued"][0]["state"], "retrying", "{s}");
+    std::fs::write(&flag, b"").unwrap();
+    assert_eq!(
+        nv.wait_start(2).version,
+        "1.2.0",
+        "not retried: {}",
+        nv.stderr()
+    );
+    let log = nv.stderr();
+    assert!(
+        log.contains(&format!(
+            "command {cmd} accepted `v1.2.0`: sha256 on the allow-list"
+        )),
+        "{log}"
+    );
+    let request = read_json(&audit.join("request.json"));
+    assert_eq!(
+        request["digests"]["sha256"],
+        nymvisor_tests::feed::sha256_file(&new),
+        "{request}"
+    );
+    nv.stop();
+}
+
+fn status_json(home: &TestHome) -> serde_json::Value {
+    serde_json::from_slice(&home.run(&["status", "-o", "json"]).stdout).unwrap()
+}

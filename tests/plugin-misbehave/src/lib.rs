@@ -1,5 +1,6 @@
-//! Misbehaves as `NYMVISOR_TEST_PLUGIN` says: `panic`, `hang`, `garbage` (answers something
-//! that is not JSON), `abi` (claims ABI version 99); anything else accepts. As an upstream source
+//! Misbehaves as `NYMVISOR_TEST_PLUGIN` says: `panic`, `hang`, `abort` (ends the process it runs
+//! in), `garbage` (answers something that is not JSON), `abi` (claims ABI version 99); anything
+//! else accepts. As an upstream source
 //! (`plugin:test-plugin`) it offers the upgrade-info document in the file named by
 //! `NYMVISOR_TEST_PLUGIN_FEED` (or none).
 
@@ -20,6 +21,7 @@ impl VerifierPlugin for Misbehave {
     fn verify(&self, _request: &Request) -> Result<(), String> {
         match mode().as_str() {
             "panic" => panic!("deliberate panic"),
+            "abort" => std::process::abort(),
             "hang" => loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             },
