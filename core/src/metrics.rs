@@ -85,7 +85,13 @@ pub struct Metrics {
     refusals_active: Gauge,
     startup_failures: Gauge,
     log_lines_dropped: Counter,
+    verifier_duration: Family<VerifierLabels, FloatGauge>,
     health: Option<HealthMetrics>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerifierLabels {
+    verifier: String,
 }
 
 #[derive(Debug)]
@@ -130,6 +136,7 @@ impl Metrics {
             refusals_active: Gauge::default(),
             startup_failures: Gauge::default(),
             log_lines_dropped: Counter::default(),
+            verifier_duration: Family::default(),
             health: with_health.then(|| HealthMetrics {
                 healthy: Gauge::default(),
                 failures: Gauge::default(),
@@ -205,6 +212,11 @@ impl Metrics {
             "queued_upgrades",
             "upgrades queued in the plan",
             m.queued.clone(),
+        );
+        r.register(
+            "verifier_last_duration_seconds",
+            "how long each verifier took the last time it checked a candidate",
+            m.verifier_duration.clone(),
         );
         r.register(
             "log_lines_dropped",
@@ -344,6 +356,15 @@ impl Metrics {
     pub fn refusals_active(&self, n: usize) {
         self.refusals_active
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A verifier's duration, the last time it ran.
+    pub fn verifier_ran(&self, verifier: &str, seconds: f64) {
+        self.verifier_duration
+            .get_or_create(&VerifierLabels {
+                verifier: verifier.to_owned(),
+            })
+            .set(seconds);
     }
 
     pub fn startup_failures(&self, n: u32) {

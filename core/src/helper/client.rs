@@ -75,24 +75,33 @@ impl Helper {
         }
     }
 
-    /// Prepares `info` in a helper: its binary downloaded if need be, verified and in place.
-    pub async fn prepare(&self, info: &UpgradeInfo) -> Result<(), Refusal> {
+    /// Prepares `info` in a helper: its binary downloaded if need be, verified and in place;
+    /// with how long each verifier took.
+    pub async fn prepare(&self, info: &UpgradeInfo) -> (Result<(), Refusal>, Vec<(String, f64)>) {
         let job = Job::Prepare {
             upgrade: Box::new(info.clone()),
             state: self.state(),
         };
         match self.call(&job).await {
-            Ok(Answer::Prepared { refusal, state }) => {
+            Ok(Answer::Prepared {
+                refusal,
+                state,
+                timings,
+            }) => {
                 self.keep(state);
-                match refusal {
+                let result = match refusal {
                     None => Ok(()),
                     Some(r) => Err(r.into()),
-                }
+                };
+                (result, timings)
             }
-            Ok(other) => Err(Refusal::transient(format!(
-                "the network helper gave an answer to another job: {other:?}"
-            ))),
-            Err(e) => Err(Refusal::transient(e)),
+            Ok(other) => (
+                Err(Refusal::transient(format!(
+                    "the network helper gave an answer to another job: {other:?}"
+                ))),
+                Vec::new(),
+            ),
+            Err(e) => (Err(Refusal::transient(e)), Vec::new()),
         }
     }
 

@@ -102,6 +102,9 @@ pub enum Answer {
     Prepared {
         refusal: Option<WireRefusal>,
         state: Option<serde_json::Value>,
+        /// How long each verifier took (seconds).
+        #[serde(default)]
+        timings: Vec<(String, f64)>,
     },
 }
 

@@ -119,6 +119,7 @@ pub async fn serve(
             Answer::Prepared {
                 refusal,
                 state: source.and_then(|s| s.save_state()),
+                timings: preparer.take_timings(),
             }
         }
     }

@@ -418,6 +418,9 @@ impl Supervisor {
     }
 
     fn on_prepared(&mut self, res: Result<(), Refusal>) {
+        for (verifier, secs) in self.preparer.take_timings() {
+            self.process.metrics(|m| m.verifier_ran(&verifier, secs));
+        }
         let Some((info, _)) = self.book.preparing.take() else {
             return;
         };

@@ -32,6 +32,8 @@ pub struct Preparer {
     pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
     /// Where the work happens when it is not done here: the network helper.
     pub helper: Option<Arc<crate::helper::Helper>>,
+    /// How long each verifier took, last time it ran (seconds), for the metrics.
+    pub timings: Arc<std::sync::Mutex<Vec<(String, f64)>>>,
 }
 
 impl Preparer {
@@ -54,6 +56,22 @@ impl Preparer {
             },
             progress,
             helper,
+            timings: Arc::default(),
+        }
+    }
+
+    /// The verifiers' durations noted since the last call (here or in the network helper).
+    pub fn take_timings(&self) -> Vec<(String, f64)> {
+        self.timings
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
+    }
+
+    /// Notes durations (the network helper's, as its answer brought them).
+    pub fn note_timings(&self, more: Vec<(String, f64)>) {
+        if let Ok(mut t) = self.timings.lock() {
+            t.extend(more);
         }
     }
 
@@ -68,7 +86,9 @@ impl Preparer {
     pub async fn prepare(&self, info: &UpgradeInfo) -> Result<(), Refusal> {
         check_name(&info.name)?;
         if let Some(helper) = &self.helper {
-            return helper.prepare(info).await;
+            let (result, timings) = helper.prepare(info).await;
+            self.note_timings(timings);
+            return result;
         }
         let bin = self.data.upgrade_bin(&info.name);
         if !bin.is_file() {
@@ -315,6 +335,7 @@ impl Preparer {
                 .await;
             let elapsed_ms = t.elapsed().as_millis() as u64;
             let (name, upgrade) = (v.name(), &candidate.info.name);
+            self.note_timings(vec![(name.to_owned(), t.elapsed().as_secs_f64())]);
             match verdict {
                 Ok(message) => {
                     tracing::info!(%upgrade, verifier = name, elapsed_ms, message = message.as_deref().unwrap_or(""), "{name} accepted `{upgrade}`{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default());
