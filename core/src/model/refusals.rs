@@ -121,6 +121,16 @@ impl Refusals {
         origin: Origin,
         now: OffsetDateTime,
     ) -> (&RefusalRecord, bool) {
+        // the operator's cancellation stands over anything found about the entry since (a
+        // preparation that ends after the cancel)
+        if origin != Origin::Cancelled
+            && let Some(at) = self
+                .refusals
+                .iter()
+                .position(|r| r.name == info.name && r.origin == Origin::Cancelled)
+        {
+            return (&self.refusals[at], false);
+        }
         let previous = self
             .for_entry(info)
             .map(|r| (r.attempts, r.first_refused_at, r.reason.clone()));
@@ -174,8 +184,10 @@ impl Refusals {
         self.refusals.retain(|r| match r.origin {
             Origin::Plan | Origin::Hook => plan.queued(&r.name) == Some(&r.upgrade),
             Origin::Upstream => plan.queued(&r.name).is_none() && plan.current.name != r.name,
-            // the operator's word stands until `retry` or a changed offer replaces it
-            Origin::Cancelled => plan.queued(&r.name).is_none(),
+            // the operator's word stands until `retry`, `add-upgrade` or a changed offer replaces
+            // it — never pruned by a plan change (`cancel` records it before it rewrites the
+            // plan, and a reload in between still sees the entry queued)
+            Origin::Cancelled => true,
         });
         before != self.refusals.len()
     }
@@ -245,6 +257,22 @@ mod tests {
         assert_eq!(r.refusals.len(), MAX_UPSTREAM + 1);
         assert!(r.get("queued").is_some(), "plan records are never dropped");
         assert!(r.get("n99").is_some() && r.get("n0").is_none());
+    }
+
+    #[test]
+    fn a_cancellation_stands_over_later_refusals() {
+        let now = datetime!(2026-11-28 12:00 UTC);
+        let mut r = Refusals::default();
+        let q = info("q", "1.2.0");
+        r.record(&q, &Refusal::never("cancelled"), Origin::Cancelled, now);
+        let (rec, new) = r.record(
+            &q,
+            &Refusal::transient("download failed"),
+            Origin::Plan,
+            now,
+        );
+        assert_eq!((rec.origin, new), (Origin::Cancelled, false));
+        assert_eq!(r.refusals.len(), 1);
     }
 
     #[test]
