@@ -1,0 +1,265 @@
+//! Applying the upgrade the queue says is due (through the policy, the free-space check, the
+//! pre-upgrade hook, the last word before the stop and a second hash of the binary), what the
+//! transaction came to, and the confirmation of a new version.
+
+use tokio::time::Instant;
+
+use super::{RECORD_RETRY, RunOutcome, Step, Supervisor, Unrecorded, sleep_until_opt};
+use crate::backup;
+use crate::daemon::Daemon;
+use crate::error::Result;
+use crate::model::{self, Journal, UpgradeInfo};
+use crate::refusal::Refusal;
+use crate::upgrade::hooks;
+use crate::upgrade::transaction::{self, Applied};
+
+impl Supervisor {
+    /// Applies the upgrade the queue says is due. With no daemon running (`idle`), a due upgrade
+    /// whose binary is in place is prepared on the spot — unless third-party checks (plugins,
+    /// verifier commands) are configured: those never keep the node from starting, so it starts
+    /// first and the upgrade follows once verified.
+    pub(super) async fn step_upgrade(
+        &mut self,
+        daemon: Option<Daemon>,
+        idle: bool,
+    ) -> Result<Step> {
+        let d = self.book.decide(&self.inst, self.confirm_at);
+        let n = &self.inst.config.nymvisor;
+        let third_party_checks = !n.plugin_paths.is_empty() || !n.verifier_commands.is_empty();
+        let info = match (d.apply, d.due_unprepared) {
+            (Some(info), _) => info,
+            (None, Some(info))
+                if idle && !third_party_checks && self.preparer.binary_present(&info) =>
+            {
+                if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
+                    self.refuse(&info, r);
+                    return Ok(Step::Continue(daemon));
+                }
+                let t = std::time::Instant::now();
+                let prepared = {
+                    let preparer = self.preparer.clone();
+                    let preparing = preparer.prepare(&info);
+                    tokio::pin!(preparing);
+                    loop {
+                        let watchdog = self.process.watchdog_due();
+                        tokio::select! {
+                            r = &mut preparing => break r,
+                            sig = self.process.signals.recv_stop() => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
+                            () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
+                        }
+                    }
+                };
+                if let Err(r) = prepared {
+                    self.refuse(&info, r);
+                    return Ok(Step::Continue(daemon));
+                }
+                tracing::info!(upgrade = %info.name, stage = "prepare", elapsed_ms = t.elapsed().as_millis() as u64, "verified the new binary ({} {})", self.inst.config.daemon.name, info.version);
+                info
+            }
+            _ => return Ok(Step::Continue(daemon)),
+        };
+        // `current` points to it already: an upgrade applied but not (fully) written down is
+        // recorded, never applied again
+        if self.installed().as_deref() == Some(info.name.as_str()) {
+            self.book.ready.remove(&info.name);
+            self.reconcile_installed(info);
+            return Ok(Step::Continue(daemon));
+        }
+        // prepared against what ran then: the rules are asked again against what runs now
+        if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
+            self.book.ready.remove(&info.name);
+            self.refuse(&info, r);
+            return Ok(Step::Continue(daemon));
+        }
+        if self.setup.backup.is_some()
+            && let Err(e) =
+                backup::check_free_space(&self.inst.backup_plan(self.setup.backup_min_free))
+        {
+            self.refuse(&info, Refusal::transient(e.to_string()));
+            return Ok(Step::Continue(daemon));
+        }
+        if self.book.hold.is_some() && info.immediate {
+            tracing::info!(upgrade = %info.name, "upgrades are on hold, but `{}` was queued with `add-upgrade --now`: the hold is overridden for it", info.name);
+        }
+        // the operator's pre-upgrade hook, while the old daemon still runs: a task of the event
+        // loop, so the daemon stays supervised (restarts, signals, probes, the watchdog) while
+        // it runs; its answer comes back as an event
+        if self.inst.config.daemon.pre_upgrade_command.is_some()
+            && self.book.hook_passed.as_ref() != Some(&info)
+        {
+            self.start_hook(&info);
+            return Ok(Step::Continue(daemon));
+        }
+        self.book.hook_passed = None;
+        // the last word before the stop (a hook may have taken minutes): a hold placed meanwhile,
+        // or a hold file that cannot be read, holds; a window that closed meanwhile waits
+        if !info.immediate && !self.last_moment_allows(&info) {
+            // the hook runs again before the next attempt: what it did may be stale by then
+            return Ok(Step::Continue(daemon));
+        }
+        // the binary verified earlier is hashed again: what changed on disk since is not started
+        let rechecked = {
+            let preparer = self.preparer.clone();
+            let recheck = preparer.recheck(&info);
+            tokio::pin!(recheck);
+            loop {
+                let watchdog = self.process.watchdog_due();
+                tokio::select! {
+                    r = &mut recheck => break r,
+                    () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
+                    sig = self.process.signals.recv_stop() => {
+                        let Some(running) = daemon else {
+                            return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                        };
+                        tracing::info!("{sig} received: stopping the daemon");
+                        let stopped = self.process.stop_for_exit(running, sig).await;
+                        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+                        return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                    }
+                }
+            }
+        };
+        if let Err(r) = rechecked {
+            self.book.ready.remove(&info.name);
+            self.refuse(&info, r);
+            return Ok(Step::Continue(daemon));
+        }
+        // whatever else was prepared was checked against the version that is about to be replaced
+        self.book.ready.clear();
+        let name = info.name.clone();
+        let previous_version = self.book.plan.current.version.clone();
+        let applied = transaction::apply(
+            &self.inst,
+            &self.setup,
+            &mut self.process,
+            &mut self.book.plan,
+            info.clone(),
+            daemon,
+        )
+        .await?;
+        self.quiet_later();
+        self.book.save_progress(&mut self.process);
+        match applied {
+            Applied::Done {
+                daemon,
+                restart_wanted,
+                confirming,
+                downtime,
+                unrecorded,
+            } => {
+                self.startup_failures = 0;
+                self.unrecorded = unrecorded.map(|j| Unrecorded {
+                    upgrade: j.upgrade.clone(),
+                    journal: Some(*j),
+                    retry_at: Instant::now() + RECORD_RETRY,
+                });
+                if daemon.is_some() {
+                    self.daemon_info();
+                }
+                if let Some(d) = downtime {
+                    self.process.metrics(|m| m.downtime(d));
+                }
+                self.book.confirming = confirming.map(|j| *j);
+                if daemon.is_some()
+                    && let Some(h) = self.health.as_mut()
+                {
+                    h.daemon_started();
+                }
+                if restart_wanted {
+                    Ok(Step::Continue(daemon))
+                } else {
+                    Ok(Step::Exit(RunOutcome::StoppedAfterUpgrade(name)))
+                }
+            }
+            Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
+            Applied::Withdrawn { daemon, why } => {
+                tracing::info!(upgrade = %name, "upgrade `{name}` was not applied: {why} while its backup was being prepared; the current version runs on");
+                // the watch brings the change itself (the plan, the hold) to the queue
+                self.reload_files();
+                Ok(Step::Continue(daemon))
+            }
+            Applied::Aborted { daemon, refusal } => {
+                tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {refusal}");
+                self.upgrade_outcome(&info, &previous_version, "failed");
+                self.refuse(&info, refusal);
+                Ok(Step::Continue(daemon))
+            }
+        }
+    }
+
+    /// What the upgrade awaiting confirmation waits for, for `status` (saved when it changed).
+    pub(super) fn publish_confirmation(&mut self) {
+        let now = Instant::now();
+        let wanted = match (&self.book.confirming, self.confirm_at) {
+            (Some(j), Some(at)) => Some(crate::model::run_state::ConfirmWait {
+                upgrade: j.upgrade.name.clone(),
+                deadline: model::now() + at.saturating_duration_since(now),
+                confirmed_by: match &self.health {
+                    Some(h) => format!("its first healthy answer from {}", h.describe()),
+                    None => "running through its startup period".to_owned(),
+                },
+            }),
+            _ => None,
+        };
+        // the deadline is recomputed every turn: a few milliseconds of drift are no change
+        let same = match (&self.process.state.confirming, &wanted) {
+            (Some(a), Some(b)) => {
+                a.upgrade == b.upgrade
+                    && a.confirmed_by == b.confirmed_by
+                    && (a.deadline - b.deadline).abs() < time::Duration::seconds(1)
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            self.process.state.confirming = wanted;
+            self.process.save_state();
+        }
+    }
+
+    /// An upgrade's outcome is known: counted, and told to the post-upgrade hook.
+    pub(super) fn upgrade_outcome(
+        &self,
+        upgrade: &UpgradeInfo,
+        previous_version: &str,
+        outcome: &'static str,
+    ) {
+        self.process.metrics(|m| m.upgrade(outcome));
+        hooks::spawn_post(
+            &self.inst,
+            &self.process.spec.env,
+            upgrade,
+            previous_version,
+            outcome,
+        );
+    }
+
+    /// Confirms the upgrade awaiting confirmation; `how` says what confirmed it (for the log).
+    pub(super) fn confirm(&mut self, how: &str) -> Result<()> {
+        if let Some(journal) = self.book.confirming.take() {
+            // the history says `confirmed` from now on (it said `pending`)
+            let path = self.inst.data.history();
+            match crate::model::UpgradeHistory::load(&path) {
+                Ok(mut h) => {
+                    if h.confirm(&journal.upgrade.name, journal.started_at)
+                        && let Err(e) = h.save(&path)
+                    {
+                        tracing::warn!(
+                            "could not record the confirmation in {}: {e}",
+                            path.display()
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!("could not record the confirmation: {e}"),
+            }
+            Journal::clear(self.inst.data.root())?;
+            // counted before the log line: whoever reads the line finds the metric up to date
+            self.upgrade_outcome(&journal.upgrade, &journal.previous.version, "confirmed");
+            tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} {how}", self.inst.config.daemon.name, journal.upgrade.version);
+        }
+        self.startup_failures = 0;
+        self.process.metrics(|m| m.startup_failures(0));
+        self.quiet_later();
+        Ok(())
+    }
+}
