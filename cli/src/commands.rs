@@ -379,13 +379,25 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
     instance.check_sandbox_paths()?;
-    // built here even when the helper does the work: a configuration error shows at start
-    let mut source = nymvisor_plugins::upstream(&instance.config, &env)?;
+    // built here even when the helper does the work: a configuration error shows at start —
+    // but a source plugin is never loaded into the supervisor when the helper does the work
+    let upstream = &instance.config.nymvisor.upstream_source;
+    let use_helper = instance.config.nymvisor.network_helper;
+    let plugin_source = match upstream {
+        nymvisor_core::config::UpstreamSource::Plugin(name) if use_helper => {
+            Some(format!("the source plugin `{name}`"))
+        }
+        _ => None,
+    };
+    let mut source = match plugin_source {
+        Some(_) => None,
+        None => nymvisor_plugins::upstream(&instance.config, &env)?,
+    };
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
-    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env));
-    let helper = instance.config.nymvisor.network_helper.then(|| {
+    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env, false));
+    let helper = use_helper.then(|| {
         report_sandbox();
-        let describe = source.take().map(|s| s.describe());
+        let describe = plugin_source.or_else(|| source.take().map(|s| s.describe()));
         // the supervisor never touches the network itself
         std::sync::Arc::new(helper::Helper::new(describe, &instance, &env))
     });
@@ -445,7 +457,7 @@ async fn helper(env: Env) -> Result<ExitCode> {
     logging::init(&env, Some(&instance.config));
     let source = nymvisor_plugins::upstream(&instance.config, &env)?;
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
-    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env));
+    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env, true));
     let rules = helper::sandbox_rules(&instance, &job)
         .context("cannot create the network helper's staging directory")?;
     sandbox::enter(&rules)?;
@@ -476,7 +488,11 @@ fn plugin_call(library: &std::path::Path) -> Result<ExitCode> {
         &mut request,
     )
     .context("cannot read the plugin's request")?;
-    let answer = nymvisor_plugins::dylib::serve_isolated(library, &request)?;
+    // a plugin that cannot be loaded is an answer too ("not now", with why), not a raw error
+    // line on nymvisor's output
+    let answer = nymvisor_plugins::dylib::serve_isolated(library, &request).unwrap_or_else(|e| {
+        serde_json::json!({ "accept": false, "notNow": true, "reason": e.to_string() }).to_string()
+    });
     crate::output::write_all(answer.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

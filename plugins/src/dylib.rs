@@ -291,7 +291,9 @@ pub const PLUGIN_SUBCOMMAND: &str = "__plugin";
 /// `nymvisor __plugin <library>`: loads the plugin, passes it the request read from stdin and
 /// returns its answer (printed by the caller). A plugin that crashes takes this process only.
 pub fn serve_isolated(library: &std::path::Path, request: &str) -> Result<String, Error> {
-    let loaded = load(&library.to_path_buf())?;
+    // never unloaded: this process ends right after, and a plugin that misbehaves when it is
+    // unloaded must not turn a good answer into a crash
+    let loaded: &'static Loaded = Box::leak(Box::new(load(&library.to_path_buf())?));
     let request = CString::new(request).map_err(|_| Error::Load {
         path: library.to_owned(),
         reason: "the request contains a NUL byte".into(),
@@ -349,7 +351,7 @@ async fn call_plugin(
             humantime::format_duration(timeout)
         ))),
         Ok(Err(e)) => Err(Refusal::transient(format!("the plugin call failed: {e}"))),
-        Ok(Ok(None)) => Err(Refusal::never("the plugin answered nothing")),
+        Ok(Ok(None)) => Err(Refusal::transient("not now: the plugin answered nothing")),
         Ok(Ok(Some(text))) => Ok(text),
     }
 }

@@ -37,6 +37,8 @@ pub struct ExecVerifier {
     name: String,
     /// The command's environment: the supervisor's resolved one (`-c` files applied).
     env: Env,
+    /// It runs in the network helper's sandbox: a `Permission denied` is the sandbox's.
+    sandboxed: bool,
 }
 
 impl ExecVerifier {
@@ -47,7 +49,15 @@ impl ExecVerifier {
             timeout,
             name,
             env,
+            sandboxed: false,
         }
+    }
+
+    /// Marks it as run inside the network helper's sandbox, where `Permission denied` on its
+    /// stderr is the sandbox refusing an access ("not now"), not the check's verdict.
+    pub fn sandboxed(mut self, sandboxed: bool) -> ExecVerifier {
+        self.sandboxed = sandboxed;
+        self
     }
 
     /// The JSON request for a candidate.
@@ -152,7 +162,7 @@ impl Verifier for ExecVerifier {
         let not_now = status.code() == Some(EX_TEMPFAIL)
             || status.code().is_none() // killed by a signal
             || matches!(status.code(), Some(126 | 127))
-            || reason.contains("Permission denied");
+            || (self.sandboxed && reason.contains("Permission denied"));
         Err(if not_now {
             Refusal::transient(said("not now"))
         } else {

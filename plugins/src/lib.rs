@@ -21,26 +21,24 @@ use nymvisor_core::verify::Verifier;
 
 /// The plugin verifiers configured, in order. `tuning.verifier_timeout` bounds each call.
 /// Verifier commands run with `env`, the supervisor's resolved environment, less the GitHub
-/// token (`github_token_env`): only the network helper's source uses it.
-pub fn from_config(config: &Config, env: &Env) -> Vec<Arc<dyn Verifier>> {
+/// token (`github_token_env`): only the network helper's source uses it. `in_helper`: built in
+/// the network helper (a child process already, and sandboxed); elsewhere — the supervisor —
+/// a plugin is never loaded into the process: each call runs in a child of its own.
+pub fn from_config(config: &Config, env: &Env, in_helper: bool) -> Vec<Arc<dyn Verifier>> {
     let timeout = config.tuning.verifier_timeout;
     let env = env.without(&config.nymvisor.github_token_env);
     let mut chain: Vec<Arc<dyn Verifier>> = Vec::new();
     for path in &config.nymvisor.plugin_paths {
-        // in the network helper, plugins already run in a child process; verifying in
-        // nymvisor itself (`network_helper = false`), each call gets a child of its own
         chain.push(Arc::new(dylib::DylibVerifier::new(
             path.clone(),
             timeout,
-            !config.nymvisor.network_helper,
+            !in_helper,
         )));
     }
     for cmd in &config.nymvisor.verifier_commands {
-        chain.push(Arc::new(exec::ExecVerifier::new(
-            cmd.clone(),
-            timeout,
-            env.clone(),
-        )));
+        chain.push(Arc::new(
+            exec::ExecVerifier::new(cmd.clone(), timeout, env.clone()).sandboxed(in_helper),
+        ));
     }
     chain
 }

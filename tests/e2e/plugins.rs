@@ -199,8 +199,13 @@ fn not_now_is_asked_again_until_the_verifier_agrees() {
         "{}",
         nv.stderr()
     );
-    let s = status_json(&home);
-    assert_eq!(s["queued"][0]["state"], "retrying", "{s}");
+    // the helper says it before the supervisor has recorded it
+    assert!(
+        wait_for(PATIENCE, || status_json(&home)["queued"][0]["state"]
+            == "retrying"),
+        "{}",
+        status_json(&home)
+    );
     std::fs::write(&flag, b"").unwrap();
     assert_eq!(
         nv.wait_start(2).version,

@@ -415,6 +415,8 @@ pub fn unknown_env_vars(env: &Env) -> Vec<(String, Option<&'static str>)> {
         "NYMVISOR_CURRENT_VERSION",
         "NYMVISOR_NEW_BINARY",
         "NYMVISOR_UPGRADE_OUTCOME",
+        // read by the example plugin (plugins/example)
+        "NYMVISOR_ALLOWED_VERSIONS",
     ];
     let known = || {
         KEYS.iter()

@@ -124,10 +124,9 @@ impl Refusals {
         // the operator's cancellation stands over anything found about the entry since (a
         // preparation that ends after the cancel)
         if origin != Origin::Cancelled
-            && let Some(at) = self
-                .refusals
-                .iter()
-                .position(|r| r.name == info.name && r.origin == Origin::Cancelled)
+            && let Some(at) = self.refusals.iter().position(|r| {
+                r.name == info.name && r.origin == Origin::Cancelled && r.same_release(info)
+            })
         {
             return (&self.refusals[at], false);
         }

@@ -25,7 +25,9 @@ impl Supervisor {
     ) -> Result<Step> {
         let d = self.book.decide(&self.inst, self.confirm_at);
         let n = &self.inst.config.nymvisor;
-        let third_party_checks = !n.plugin_paths.is_empty() || !n.verifier_commands.is_empty();
+        // with third-party checks, only once the node has been started by this nymvisor
+        let third_party_checks =
+            !self.started_once && (!n.plugin_paths.is_empty() || !n.verifier_commands.is_empty());
         let info = match (d.apply, d.due_unprepared) {
             (Some(info), _) => info,
             (None, Some(info))
@@ -152,6 +154,7 @@ impl Supervisor {
                     upgrade: j.upgrade.clone(),
                     journal: Some(*j),
                     retry_at: Instant::now() + RECORD_RETRY,
+                    confirmed: false,
                 });
                 if daemon.is_some() {
                     self.daemon_info();
@@ -241,13 +244,20 @@ impl Supervisor {
             let path = self.inst.data.history();
             match crate::model::UpgradeHistory::load(&path) {
                 Ok(mut h) => {
-                    if h.confirm(&journal.upgrade.name, journal.started_at)
-                        && let Err(e) = h.save(&path)
+                    if h.confirm(&journal.upgrade.name, journal.started_at) {
+                        if let Err(e) = h.save(&path) {
+                            tracing::warn!(
+                                "could not record the confirmation in {}: {e}",
+                                path.display()
+                            );
+                        }
+                    } else if let Some(u) = self
+                        .unrecorded
+                        .as_mut()
+                        .filter(|u| u.upgrade.name == journal.upgrade.name)
                     {
-                        tracing::warn!(
-                            "could not record the confirmation in {}: {e}",
-                            path.display()
-                        );
+                        // its record has not landed yet: it will say `confirmed` when it does
+                        u.confirmed = true;
                     }
                 }
                 Err(e) => tracing::warn!("could not record the confirmation: {e}"),

@@ -112,6 +112,18 @@ impl Supervisor {
             return Ok(None);
         }
         if !cfg.restart_on_failure {
+            // a due upgrade (the old version may fail for want of it) has its chance first
+            let d = self.book.decide(&self.inst, None);
+            if d.apply.is_some()
+                || d.due_unprepared
+                    .as_ref()
+                    .is_some_and(|i| self.preparer.binary_present(i))
+            {
+                tracing::info!(
+                    "the daemon {what}; the due upgrade is applied before nymvisor gives up"
+                );
+                return Ok(None);
+            }
             return Err(Error::DaemonFailed(format!(
                 "the daemon {what} and restart_on_failure is off"
             )));

@@ -97,6 +97,9 @@ struct Supervisor {
     startup_failures: u32,
     /// Liveness restarts in a row without a healthy answer (they back off and give up).
     liveness_restarts: u32,
+    /// The daemon was started at least once by this nymvisor (with third-party checks, a due
+    /// upgrade found at start is verified after the first start, never before it).
+    started_once: bool,
     /// An upgrade in place (`current` points to it) that is not yet written down in full.
     unrecorded: Option<Unrecorded>,
     /// A rollback request may be waiting (`upgrade-rollback.json` changed, the hold changed, or
@@ -116,6 +119,8 @@ struct Unrecorded {
     /// upgrade (the plan is corrected).
     journal: Option<Journal>,
     retry_at: Instant,
+    /// It was confirmed before its record landed: the record says so when it does.
+    confirmed: bool,
 }
 
 /// How often an unwritten record is tried again.
@@ -359,6 +364,7 @@ impl Supervisor {
     }
 
     fn start(&mut self) -> Result<Daemon> {
+        self.started_once = true;
         let d = self.process.start()?;
         self.daemon_info();
         if let Some(h) = self.health.as_mut() {

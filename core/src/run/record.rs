@@ -33,6 +33,7 @@ impl Supervisor {
             upgrade: info,
             journal: None,
             retry_at: Instant::now(),
+            confirmed: false,
         });
         self.retry_record();
     }
@@ -60,6 +61,15 @@ impl Supervisor {
         };
         match written {
             Ok(()) => {
+                if let (true, Some(j)) = (u.confirmed, &u.journal) {
+                    // confirmed before its record landed
+                    let path = self.inst.data.history();
+                    if let Ok(mut h) = crate::model::UpgradeHistory::load(&path)
+                        && h.confirm(&name, j.started_at)
+                    {
+                        let _ = h.save(&path);
+                    }
+                }
                 tracing::info!(upgrade = %name, stage = "record", "upgrade `{name}` is recorded now");
                 self.book.save_progress(&mut self.process);
             }

@@ -196,6 +196,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         confirm_at: None,
         startup_failures: 0,
         liveness_restarts: 0,
+        started_once: false,
         unrecorded: None,
         rollback_wanted: true,
         rollback_at: None,
