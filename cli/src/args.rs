@@ -105,6 +105,9 @@ pub enum Command {
     /// Internal: one call of a verifier plugin, in a process of its own
     #[command(name = "__plugin", hide = true)]
     Plugin {
+        /// Say the plugin's name and whether it is a source, instead of calling it
+        #[arg(long)]
+        describe: bool,
         #[arg(value_name = "LIBRARY")]
         library: PathBuf,
     },

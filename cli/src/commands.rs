@@ -41,7 +41,12 @@ pub async fn dispatch(cli: Cli, env: Env, separated: bool) -> Result<ExitCode> {
     if let Command::Helper = command {
         return helper(env).await;
     }
-    if let Command::Plugin { library } = command {
+    if let Command::Plugin { library, describe } = command {
+        if describe {
+            let answer = nymvisor_plugins::dylib::describe_isolated(&library)?;
+            crate::output::write_all(answer.as_bytes())?;
+            return Ok(ExitCode::SUCCESS);
+        }
         return plugin_call(&library);
     }
     logging::init(&env, None);
@@ -390,7 +395,18 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
         _ => None,
     };
     let mut source = match plugin_source {
-        Some(_) => None,
+        // checked in a process of its own: a missing or wrong plugin is an error at start
+        Some(_) => {
+            if let nymvisor_core::config::UpstreamSource::Plugin(name) = upstream {
+                nymvisor_plugins::dylib::check_source_isolated(
+                    &instance.config.nymvisor.plugin_paths,
+                    name,
+                    instance.config.tuning.verifier_timeout,
+                )
+                .await?;
+            }
+            None
+        }
         None => nymvisor_plugins::upstream(&instance.config, &env)?,
     };
     let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;

@@ -312,6 +312,95 @@ pub fn serve_isolated(library: &std::path::Path, request: &str) -> Result<String
     Ok(answer)
 }
 
+/// `nymvisor __plugin --describe <library>`: loads the plugin and says what it is —
+/// `{"name": …, "source": true|false}` — for the supervisor, which never loads it itself.
+pub fn describe_isolated(library: &std::path::Path) -> Result<String, Error> {
+    // leaked for the reason `serve_isolated` gives
+    let loaded: &'static Loaded = Box::leak(Box::new(load(&library.to_path_buf())?));
+    Ok(serde_json::json!({ "name": loaded.name, "source": loaded.latest.is_some() }).to_string())
+}
+
+/// Checks, at start, that a plugin named `name` among `paths` is an upstream source — each
+/// library loaded in a child process of its own (`nymvisor __plugin --describe`), never in the
+/// supervisor. The same answer `PluginSource::find` gives in the network helper, with its errors.
+pub async fn check_source_isolated(
+    paths: &[PathBuf],
+    name: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let mut seen = Vec::new();
+    for path in paths {
+        match describe_in_child(path, timeout).await {
+            Ok((n, source)) if n == name => {
+                if source {
+                    return Ok(());
+                }
+                return Err(Error::NotASource {
+                    name: name.to_owned(),
+                    path: path.clone(),
+                });
+            }
+            Ok((n, _)) => seen.push(n),
+            Err(e) => seen.push(format!("({e})")),
+        }
+    }
+    Err(Error::NoSuchPlugin {
+        name: name.to_owned(),
+        found: if seen.is_empty() {
+            "none".to_owned()
+        } else {
+            seen.join(", ")
+        },
+    })
+}
+
+/// One `nymvisor __plugin --describe <library>`: the plugin's name and whether it is a source.
+async fn describe_in_child(
+    path: &std::path::Path,
+    timeout: Duration,
+) -> Result<(String, bool), Error> {
+    let failed = |reason: String| Error::Load {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut cmd = tokio::process::Command::new("/proc/self/exe");
+    cmd.arg(PLUGIN_SUBCOMMAND)
+        .arg("--describe")
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let child = nymvisor_core::daemon::children::spawn_tokio(&mut cmd)
+        .map_err(|e| failed(format!("cannot start the plugin's process: {e}")))?;
+    let _owned = nymvisor_core::daemon::children::Owned(child.id());
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            failed(format!(
+                "no answer within {}",
+                humantime::format_duration(timeout)
+            ))
+        })?
+        .map_err(|e| failed(format!("cannot wait for the plugin's process: {e}")))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why = why.trim().trim_start_matches("nymvisor: error: ");
+        return Err(failed(if why.is_empty() {
+            format!(
+                "the plugin's process ended ({}): the plugin crashed or aborted",
+                out.status
+            )
+        } else {
+            why.chars().take(500).collect()
+        }));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| failed(format!("the plugin's process answered no description: {e}")))?;
+    let name = answer["name"].as_str().unwrap_or_default().to_owned();
+    Ok((name, answer["source"].as_bool() == Some(true)))
+}
+
 /// Calls `f` (one of the plugin's `char *f(const char *)` functions) on a blocking thread with a
 /// timeout, copying and freeing its answer.
 async fn call_plugin(
