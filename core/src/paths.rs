@@ -178,6 +178,11 @@ impl UpgradeDataDir {
         self.root.join("upgrade-refusals.json")
     }
 
+    /// The newest signed feed accepted (see [`crate::model::feed_mark::FeedMark`]).
+    pub fn feed_mark(&self) -> PathBuf {
+        self.root.join("upstream-feed-mark.json")
+    }
+
     /// The hold on automatic upgrades (see [`crate::model::Hold`]).
     pub fn hold(&self) -> PathBuf {
         self.root.join("upgrade-hold.json")

@@ -205,6 +205,15 @@ pub fn status(inst: &Instance) -> Result<Status> {
                     records_broken,
                     timing: &timing,
                     hold: hold.as_ref(),
+                    feed_stale: crate::upgrade::freshness::applies(&inst.config)
+                        && crate::upgrade::freshness::stale(
+                            crate::model::feed_mark::FeedMark::load(&inst.data.feed_mark())
+                                .ok()
+                                .flatten()
+                                .as_ref(),
+                            model::now(),
+                        )
+                        .is_some(),
                 })
                 .entries
             })

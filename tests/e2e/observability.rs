@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 use nymvisor_tests::*;
 
 /// `GET path` on 127.0.0.1:`port`: (status line, body).
-fn http_get(port: u16, path: &str) -> (String, String) {
+pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     write!(
@@ -31,7 +31,7 @@ fn sample(body: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-fn metrics_port(nv: &RunHandle) -> u16 {
+pub(crate) fn metrics_port(nv: &RunHandle) -> u16 {
     nv.wait_stderr("serving metrics at http://");
     let log = nv.stderr();
     let needle = "serving metrics at http://127.0.0.1:";

@@ -592,15 +592,7 @@ fn with_signatures_required_an_unsigned_feed_is_never_used() {
         let home = TestHome::new();
         home.init_default("1.1.0");
         let server = FeedServer::start();
-        server.route(URL, Reply::Body(bytes.clone()));
-        server.route(
-            &format!("{URL}.minisig"),
-            Reply::Body(sign(
-                &kp,
-                &bytes,
-                "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
-            )),
-        );
+        serve_signed_release(&server, &kp, &bytes);
         server.route("/nym-node/upgrade-info.json", Reply::Body(doc.clone()));
         if let Some(reply) = feed_sig {
             server.route("/nym-node/upgrade-info.json.minisig", reply);
@@ -629,15 +621,7 @@ fn with_signatures_required_an_unsigned_feed_is_never_used() {
     let home = TestHome::new();
     home.init_default("1.1.0");
     let server = FeedServer::start();
-    server.route(URL, Reply::Body(bytes.clone()));
-    server.route(
-        &format!("{URL}.minisig"),
-        Reply::Body(sign(
-            &kp,
-            &bytes,
-            "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
-        )),
-    );
+    serve_signed_release(&server, &kp, &bytes);
     let doc = serde_json::to_vec(&info_for(URL, &sum)).unwrap();
     server.route(
         "/nym-node/upgrade-info.json.minisig",
@@ -697,4 +681,133 @@ fn a_missing_mirror_fails_and_bad_keys_are_refused_early() {
             .unwrap();
         assert_failure(&out, needle);
     }
+}
+
+/// The sample release and its signature, at [`URL`].
+fn serve_signed_release(server: &FeedServer, kp: &minisign::KeyPair, bytes: &[u8]) {
+    server.route(URL, Reply::Body(bytes.to_vec()));
+    server.route(
+        &format!("{URL}.minisig"),
+        Reply::Body(sign(
+            kp,
+            bytes,
+            "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
+        )),
+    );
+}
+
+/// A signed feed served with `expires` and `sequence` in it, signed by `kp`.
+fn serve_signed_feed(
+    server: &FeedServer,
+    kp: &minisign::KeyPair,
+    mut info: serde_json::Value,
+    expires: time::OffsetDateTime,
+    sequence: u64,
+) {
+    info["expires"] = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .into();
+    info["sequence"] = sequence.into();
+    let doc = serde_json::to_vec(&info).unwrap();
+    server.route(
+        "/nym-node/upgrade-info.json.minisig",
+        Reply::Body(sign(kp, &doc, "timestamp:1")),
+    );
+    server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
+}
+
+/// With signatures required, a feed past its `expires` is stale (nothing from it is used,
+/// `status` says so, polls count as refused), and a fresh one afterwards is used; a feed with a
+/// lower `sequence` than one accepted is a replay, refused also after a restart.
+#[test]
+fn stale_and_replayed_signed_feeds_are_refused() {
+    let (kp, pk) = signer();
+    let (_d, bytes, sum) = sample_release();
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    serve_signed_release(&server, &kp, &bytes);
+    let now = time::OffsetDateTime::now_utc();
+    serve_signed_feed(
+        &server,
+        &kp,
+        info_for(URL, &sum),
+        now - time::Duration::hours(1),
+        5,
+    );
+    let mut env = http_env(&server);
+    env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
+    env.push(("NYMVISOR_METRICS_ADDRESS".into(), "127.0.0.1:0".into()));
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    nv.wait_stderr("the feed is stale: it expired at");
+    let polls = server.hits().len();
+    assert!(wait_for(PATIENCE, || server.hits().len() >= polls + 2));
+    assert_eq!(nv.starts().len(), 1, "{}", nv.stderr());
+    let s = stdout(&home.run(&["status"]));
+    assert!(s.contains("feed:          refused"), "{s}");
+    assert!(s.contains("stale"), "{s}");
+    let (_, metrics) =
+        super::observability::http_get(super::observability::metrics_port(&nv), "/metrics");
+    assert!(
+        metrics.contains(
+            r#"nymvisor_upgrade_refusals_total{verifier="feed-freshness",kind="not-now"}"#
+        ),
+        "{metrics}"
+    );
+    // the mirror signs a fresh feed: used
+    serve_signed_feed(
+        &server,
+        &kp,
+        info_for(URL, &sum),
+        now + time::Duration::days(7),
+        5,
+    );
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    let mark = read_json(&home.data_dir("nym-node").join("upstream-feed-mark.json"));
+    assert_eq!(mark["sequence"], 5);
+
+    // a replay: an older sequence, validly signed, offering something new — refused
+    let replay = upgrade_info("v1.3.0", "1.3.0", "/bin/nym-node-1.3.0", &sum, "sha256");
+    serve_signed_feed(
+        &server,
+        &kp,
+        replay.clone(),
+        now + time::Duration::days(7),
+        4,
+    );
+    nv.wait_stderr("refused as a replay of an older feed");
+    nv.stop();
+    // also after a restart: the mark is kept
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    nv.wait_stderr("refused as a replay of an older feed");
+    let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));
+    assert_eq!(
+        plan["queuedUp"],
+        serde_json::json!([]),
+        "queued from a replay"
+    );
+    // the same sequence with other contents: equivocation
+    serve_signed_feed(
+        &server,
+        &kp,
+        replay.clone(),
+        now + time::Duration::days(7),
+        5,
+    );
+    nv.wait_stderr("with other contents");
+    // a newer sequence: used (queued)
+    serve_signed_feed(&server, &kp, replay, now + time::Duration::days(7), 6);
+    assert!(
+        wait_for(PATIENCE, || {
+            read_json(&home.data_dir("nym-node").join("upgrade-plan.json"))["queuedUp"]
+                .to_string()
+                .contains("v1.3.0")
+        }),
+        "{}",
+        nv.stderr()
+    );
+    nv.stop();
 }

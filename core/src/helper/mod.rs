@@ -119,6 +119,10 @@ pub enum PollOutcome {
     Found {
         upgrade: Box<UpgradeInfo>,
         document_url: String,
+        /// The document as the source served it (its signature is checked already): the
+        /// supervisor checks its freshness against the mark it keeps.
+        #[serde(default)]
+        document: String,
     },
     /// The source failed (the message names the URL or path).
     Failed { error: String },

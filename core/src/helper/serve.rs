@@ -95,6 +95,7 @@ pub async fn serve(
                         Ok(()) => PollOutcome::Found {
                             upgrade: Box::new(found.info),
                             document_url: found.document_url,
+                            document: String::from_utf8_lossy(&found.document).into_owned(),
                         },
                         Err(note) => PollOutcome::Refused { note },
                     }

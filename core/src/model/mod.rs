@@ -4,6 +4,7 @@
 
 mod build_info;
 mod current;
+pub mod feed_mark;
 mod history;
 pub mod hold;
 pub mod journal;

@@ -63,6 +63,8 @@ pub struct Book {
     /// The fleet seed cannot be read (why): without it no spread can be computed, so nothing
     /// is applied automatically.
     pub timing_problem: Option<String>,
+    /// Freshness and replay protection of the signed feed, when feeds must be signed.
+    pub feed: Option<super::feed::FeedGuard>,
 }
 
 impl Book {
@@ -77,6 +79,7 @@ impl Book {
             history_problem: None,
             refusals_problem: None,
             timing_problem: None,
+            feed: None,
             timing,
             hold,
             plan,
@@ -89,6 +92,12 @@ impl Book {
             confirming: None,
             said: BTreeMap::new(),
         }
+    }
+
+    /// With freshness and replay protection of the signed feed (see [`super::feed`]).
+    pub fn with_feed(mut self, feed: Option<super::feed::FeedGuard>) -> Book {
+        self.feed = feed;
+        self
     }
 
     /// What the policy looks at.
@@ -184,6 +193,10 @@ impl Book {
                 || self.timing_problem.is_some(),
             timing: &self.timing,
             hold: self.hold.as_ref(),
+            feed_stale: self
+                .feed
+                .as_ref()
+                .is_some_and(|f| f.stale(model::now()).is_some()),
         })
     }
 
@@ -458,6 +471,9 @@ pub(super) fn describe(w: WaitingFor) -> &'static str {
         WaitingFor::Plan => "the upgrade plan to be fixed",
         WaitingFor::Records => {
             "its state files (history, refusals, fleet seed) to be readable again (see `nymvisor status`)"
+        }
+        WaitingFor::Feed => {
+            "a fresh signed feed (the last one accepted expired; see `nymvisor status`)"
         }
     }
 }

@@ -7,6 +7,7 @@
 mod apply;
 mod book;
 mod failure;
+mod feed;
 mod health;
 mod hook;
 mod poll;

@@ -74,10 +74,11 @@ impl Poller {
                         PollOutcome::Found {
                             upgrade,
                             document_url,
+                            document,
                         } => Ok(Some(SourcedUpgrade {
                             info: *upgrade,
-                            // already checked by the helper, which had it
-                            document: Vec::new(),
+                            // its signature already checked by the helper
+                            document: document.into_bytes(),
                             document_url,
                         })),
                         PollOutcome::Failed { error } => Err(PollError::Source(SourceError(error))),

@@ -3,14 +3,42 @@
 
 use super::Supervisor;
 use super::poll::{PollError, PollResult};
+use crate::model;
 use crate::model::refusals::Origin;
 use crate::upgrade::policy::{self, Admission};
 
 impl Supervisor {
+    /// A signed feed through the freshness rules ([`crate::upgrade::freshness`]), when feeds
+    /// must be signed: a stale, replayed or equivocating feed is refused like a feed without a
+    /// valid signature, and so is "nothing new" while the feed last accepted has expired (a
+    /// frozen mirror answers `304` forever). Also says which check refused (for the metrics).
+    fn check_freshness(&mut self, res: PollResult) -> (PollResult, &'static str) {
+        let Some(guard) = self.book.feed.as_mut() else {
+            return (res, "signature");
+        };
+        let now = model::now();
+        match res {
+            Ok(Some(found)) => match guard.admit(&self.inst, &found.document, now) {
+                Ok(()) => (Ok(Some(found)), "signature"),
+                Err(note) => {
+                    // the whole document next time: a fresh one may come with the same validators
+                    self.poller.forget();
+                    (Err(PollError::Refused(note)), "feed-freshness")
+                }
+            },
+            Ok(None) => match guard.stale(now) {
+                Some(note) => (Err(PollError::Refused(note)), "feed-freshness"),
+                None => (Ok(None), "signature"),
+            },
+            other => (other, "signature"),
+        }
+    }
+
     /// An offer of the upstream source, through the document checks and the policy.
     pub(super) async fn on_polled(&mut self, res: PollResult) {
         // the HTTP stack's code is not needed again until the next poll
         self.quiet_later();
+        let (res, by) = self.check_freshness(res);
         let result = match &res {
             Ok(_) => "ok",
             Err(PollError::Source(_)) => "error",
@@ -30,8 +58,7 @@ impl Supervisor {
             Ok(Some(found)) => found,
             Err(PollError::Refused(note)) => {
                 // nothing from that document is used; it is asked for again at the next poll
-                self.process
-                    .metrics(|m| m.refused(Some("signature"), "not-now"));
+                self.process.metrics(|m| m.refused(Some(by), "not-now"));
                 if self.poller.is_new(&note) {
                     self.process.record_error(note.clone());
                     tracing::error!("{note}; the next poll tries again");

@@ -180,11 +180,12 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             verifiers,
             inst.config.nymvisor.upstream_polling_rate,
         ),
+        book: Book::new(plan, plan_problem, refusals, timing, hold)
+            .with_feed(super::feed::FeedGuard::load(&inst)),
         inst,
         setup,
         process,
         watch,
-        book: Book::new(plan, plan_problem, refusals, timing, hold),
         health: opts.health.clone().map(|probe| {
             tracing::info!(
                 "probing the daemon's health at {} every {}",

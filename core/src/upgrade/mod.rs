@@ -1,5 +1,6 @@
 //! The upgrade itself, apart from the event loop that drives it:
 //! - [`policy`]: whether an upgrade may be queued and applied (the one copy of the rules);
+//! - [`freshness`]: whether a signed feed is fresh and not a replay (pure, clock passed in);
 //! - [`queue`]: what is due, what to prepare and when to wake (pure, clock passed in);
 //! - [`prepare`](Preparer): fetching and verifying a binary while the old daemon runs;
 //! - [`transaction`]: stop → backup → swap → restart → record, and rollback;
@@ -7,6 +8,7 @@
 //! - [`rollback`]: the operator's rollback (what it goes back to, and carrying it out).
 
 mod backup_step;
+pub mod freshness;
 pub mod hooks;
 pub mod policy;
 mod prepare;

@@ -12,6 +12,8 @@
 //! - a due upgrade is applied once prepared, and waits while the previous upgrade awaits
 //!   confirmation (its rollback must stay possible) and while the plan file is broken (it could
 //!   not be recorded);
+//! - an upgrade from upstream waits while the signed feed is stale (a frozen mirror must not
+//!   keep offering what it once signed);
 //! - every waiting upgrade says what it waits for and until when.
 
 use std::collections::BTreeMap;
@@ -47,6 +49,9 @@ pub struct Snapshot<'a> {
     pub timing: &'a Timing,
     /// A hold on automatic upgrades, if one is in force.
     pub hold: Option<&'a Hold>,
+    /// The signed feed is stale (expired, or its mark unreadable): upgrades from upstream wait
+    /// for a fresh one.
+    pub feed_stale: bool,
 }
 
 /// Where a queued upgrade stands.
@@ -91,6 +96,8 @@ pub enum WaitingFor {
     Plan,
     /// `upgrade-history.json`, `upgrade-refusals.json` or the fleet seed to be readable again.
     Records,
+    /// A fresh signed feed (the last one accepted expired).
+    Feed,
 }
 
 /// One queued upgrade as the queue sees it.
@@ -218,6 +225,8 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
             entry.waiting_for = Some(WaitingFor::Hold);
         } else if s.plan_broken {
             entry.waiting_for = Some(WaitingFor::Plan);
+        } else if s.feed_stale && q.follows_fleet_timing() {
+            entry.waiting_for = Some(WaitingFor::Feed);
         } else if s.records_broken {
             entry.waiting_for = Some(WaitingFor::Records);
             // the files are looked at again then (a fix is not always a change the watch sees)
@@ -275,6 +284,7 @@ mod tests {
         now: OffsetDateTime,
         timing: Timing,
         hold: Option<Hold>,
+        feed_stale: bool,
     }
 
     impl World {
@@ -291,6 +301,7 @@ mod tests {
                 now: NOON,
                 timing: Timing::default(),
                 hold: None,
+                feed_stale: false,
             }
         }
         fn ready(mut self, name: &str) -> World {
@@ -316,6 +327,7 @@ mod tests {
                 records_broken: self.records_broken,
                 timing: &self.timing,
                 hold: self.hold.as_ref(),
+                feed_stale: self.feed_stale,
             })
         }
     }
@@ -620,6 +632,25 @@ mod tests {
         assert_eq!(name(&d.prepare), Some("v1.3.0"));
         w.plan.queued_up[0].immediate = true;
         w.ready.insert("v1.2.0".into(), w.plan.queued_up[0].clone());
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn a_stale_feed_holds_upstream_upgrades_but_not_the_operator_s() {
+        let mut w = World::new("three").ready("v1.2.0");
+        w.feed_stale = true;
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Feed));
+        // preparing ahead goes on
+        assert_eq!(name(&d.prepare), Some("v1.3.0"));
+        // `add-upgrade --now` / `retry --now` are the operator's, not the feed's
+        w.plan.queued_up[0].immediate = true;
+        w.ready.insert("v1.2.0".into(), w.plan.queued_up[0].clone());
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+        // fresh again: applied
+        let mut w = World::new("three").ready("v1.2.0");
+        w.feed_stale = false;
         assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
     }
 

@@ -1,0 +1,202 @@
+//! Freshness and replay protection of signed feeds (pure, clock passed in).
+//!
+//! A signed feed document may carry `expires` (RFC 3339) and `sequence` (an integer that grows
+//! with every signing). When feed signatures are required:
+//! - a feed whose `expires` is past is refused as stale, and upgrades queued from upstream wait
+//!   until a fresh feed comes (a frozen mirror raises an alert instead of looking quiet);
+//! - a feed whose `sequence` is lower than the highest this instance accepted is a replay; an
+//!   equal sequence with other bytes is equivocation; a feed without a sequence after one with
+//!   is a replay too (the mark would otherwise be lost) — all refused;
+//! - a feed that expires further ahead than [`MAX_VALIDITY`] is refused (a signer's mistake
+//!   that would switch the freshness check off).
+//!
+//! The mark ([`FeedMark`]) is what the instance accepted last; it survives restarts.
+
+use sha2::Digest;
+use time::OffsetDateTime;
+
+use crate::model::feed_mark::FeedMark;
+
+/// The longest validity a feed may claim (a year).
+pub const MAX_VALIDITY: time::Duration = time::Duration::days(366);
+
+/// What a feed says about its own freshness (the rest of the document is the upgrade).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct Claims {
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub sequence: Option<u64>,
+}
+
+impl Claims {
+    /// The claims of a feed document. A malformed `expires` or `sequence` is an error: a signer
+    /// meant something by it.
+    pub fn of(document: &[u8]) -> Result<Claims, String> {
+        serde_json::from_slice(document).map_err(|e| {
+            format!("the feed's `expires` or `sequence` is malformed ({e}); expected an RFC 3339 time and an integer")
+        })
+    }
+}
+
+/// Whether the rules apply: feeds are signed and must be — keys configured, signatures
+/// required, and a source whose documents are signed feeds (HTTP, local mirror).
+pub fn applies(config: &crate::config::Config) -> bool {
+    config.signature_required()
+        && !config.daemon.minisign_public_keys.is_empty()
+        && matches!(
+            config.nymvisor.upstream_source,
+            crate::config::UpstreamSource::Http | crate::config::UpstreamSource::Local
+        )
+}
+
+/// SHA-256 of a feed's bytes, hex.
+pub fn digest(document: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(document))
+}
+
+/// Whether a signed feed may be used, given the mark: `Ok` with the new mark, or why not.
+pub fn judge(
+    document: &[u8],
+    mark: Option<&FeedMark>,
+    now: OffsetDateTime,
+) -> Result<FeedMark, String> {
+    let claims = Claims::of(document)?;
+    let sha256 = digest(document);
+    if let Some(expires) = claims.expires {
+        if expires <= now {
+            return Err(format!(
+                "the feed is stale: it expired at {}; the mirror has stopped signing fresh feeds (nothing from it is used until it does)",
+                crate::model::rfc3339(expires)
+            ));
+        }
+        if expires - now > MAX_VALIDITY {
+            return Err(format!(
+                "the feed claims to be valid until {}, more than a year ahead; refused (re-sign it with a shorter `expires`)",
+                crate::model::rfc3339(expires)
+            ));
+        }
+    }
+    if let Some(mark) = mark
+        && let Some(accepted) = mark.sequence
+    {
+        match claims.sequence {
+            None => {
+                return Err(format!(
+                    "the feed has no `sequence`, but this instance accepted sequence {accepted}: refused as a replay"
+                ));
+            }
+            Some(s) if s < accepted => {
+                return Err(format!(
+                    "the feed's sequence {s} is lower than {accepted}, which this instance accepted: refused as a replay of an older feed"
+                ));
+            }
+            Some(s) if s == accepted && sha256 != mark.sha256 => {
+                return Err(format!(
+                    "the feed's sequence {s} is the one this instance accepted, with other contents: refused (two different feeds signed with one sequence)"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(FeedMark {
+        sequence: claims.sequence,
+        sha256,
+        expires: claims.expires,
+        accepted_at: now,
+    })
+}
+
+/// Why the accepted feed is stale now (its `expires` is past), if it is.
+pub fn stale(mark: Option<&FeedMark>, now: OffsetDateTime) -> Option<String> {
+    let expires = mark?.expires?;
+    (expires <= now).then(|| {
+        format!(
+            "the feed is stale: the last one accepted expired at {}, and no fresher signed feed came since; upgrades from upstream wait for one",
+            crate::model::rfc3339(expires)
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-12-06 12:00 UTC);
+
+    fn doc(expires: Option<&str>, sequence: Option<u64>, version: &str) -> Vec<u8> {
+        let mut v = serde_json::json!({ "name": "v", "version": version });
+        if let Some(e) = expires {
+            v["expires"] = e.into();
+        }
+        if let Some(s) = sequence {
+            v["sequence"] = s.into();
+        }
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn a_feed_without_claims_is_accepted_and_never_stale() {
+        let m = judge(&doc(None, None, "1.2.0"), None, NOW).unwrap();
+        assert_eq!(m.sequence, None);
+        assert_eq!(stale(Some(&m), NOW + time::Duration::days(1000)), None);
+        // and a later one without claims too
+        judge(&doc(None, None, "1.3.0"), Some(&m), NOW).unwrap();
+    }
+
+    #[test]
+    fn expired_feeds_are_stale() {
+        let e = judge(
+            &doc(Some("2026-12-06T11:59:59Z"), Some(3), "1.2.0"),
+            None,
+            NOW,
+        )
+        .unwrap_err();
+        assert!(e.contains("expired at 2026-12-06T11:59:59Z"), "{e}");
+        let m = judge(
+            &doc(Some("2026-12-13T12:00:00Z"), Some(3), "1.2.0"),
+            None,
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(stale(Some(&m), NOW), None);
+        assert!(stale(Some(&m), datetime!(2026-12-13 12:00 UTC)).is_some());
+        assert_eq!(stale(None, NOW), None);
+    }
+
+    #[test]
+    fn validity_beyond_a_year_is_refused() {
+        let e = judge(&doc(Some("2036-01-01T00:00:00Z"), None, "1.2.0"), None, NOW).unwrap_err();
+        assert!(e.contains("more than a year"), "{e}");
+    }
+
+    #[test]
+    fn lower_or_missing_sequences_are_replays_and_equal_ones_must_match() {
+        let five = doc(None, Some(5), "1.3.0");
+        let m = judge(&five, None, NOW).unwrap();
+        assert_eq!(m.sequence, Some(5));
+        let e = judge(&doc(None, Some(4), "1.2.0"), Some(&m), NOW).unwrap_err();
+        assert!(e.contains("replay"), "{e}");
+        let e = judge(&doc(None, None, "1.2.0"), Some(&m), NOW).unwrap_err();
+        assert!(e.contains("replay"), "{e}");
+        let e = judge(&doc(None, Some(5), "1.2.0"), Some(&m), NOW).unwrap_err();
+        assert!(e.contains("other contents"), "{e}");
+        // the same feed again, and a newer one
+        assert_eq!(judge(&five, Some(&m), NOW).unwrap().sha256, m.sha256);
+        assert_eq!(
+            judge(&doc(None, Some(6), "1.2.0"), Some(&m), NOW)
+                .unwrap()
+                .sequence,
+            Some(6)
+        );
+    }
+
+    #[test]
+    fn malformed_claims_are_refused() {
+        let e = judge(br#"{"expires":"next week"}"#, None, NOW).unwrap_err();
+        assert!(e.contains("malformed"), "{e}");
+        let e = judge(br#"{"sequence":-1}"#, None, NOW).unwrap_err();
+        assert!(e.contains("malformed"), "{e}");
+    }
+}
