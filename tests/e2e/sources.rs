@@ -811,3 +811,80 @@ fn stale_and_replayed_signed_feeds_are_refused() {
     );
     nv.stop();
 }
+
+/// Key rotation and thresholds: a feed signed by a newly added second key only is accepted; with
+/// `DAEMON_FEED_SIGNATURE_THRESHOLD=2` one signature is refused and two (`.minisig` and
+/// `.minisig.1`, by distinct keys) are accepted; a threshold above the number of keys is a
+/// configuration error.
+#[test]
+fn feed_signatures_rotate_and_meet_a_threshold() {
+    let (old, old_pk) = signer();
+    let (new, new_pk) = signer();
+    let (_d, bytes, sum) = sample_release();
+    let keys = format!("{old_pk},{new_pk}");
+    let doc = serde_json::to_vec(&info_for(URL, &sum)).unwrap();
+    let feed = "/nym-node/upgrade-info.json";
+    // a node trusting both keys, its feed signed by `feed_signer` (`.minisig`)
+    let node = |feed_signer: &minisign::KeyPair| {
+        let home = TestHome::new();
+        home.init_default("1.1.0");
+        let server = FeedServer::start();
+        serve_signed_release(&server, &old, &bytes);
+        server.route(
+            &format!("{feed}.minisig"),
+            Reply::Body(sign(feed_signer, &doc, "timestamp:1")),
+        );
+        server.route(feed, Reply::Body(doc.clone()));
+        let mut env = http_env(&server);
+        env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), keys.clone()));
+        (home, server, env)
+    };
+    // rotation: the feed signed by the new key only
+    let (home, _server, env) = node(&new);
+    let mut nv = spawn(&home, &env);
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.stop();
+    // a threshold of two: one signature is not enough
+    let (home, server, mut env) = node(&old);
+    env.push(("DAEMON_FEED_SIGNATURE_THRESHOLD".into(), "2".into()));
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    nv.wait_stderr("signed by 1 distinct trusted key(s), 2 are required");
+    let s = stdout(&home.run(&["status"]));
+    assert!(s.contains("feed:          refused"), "{s}");
+    // the same key twice does not count twice
+    server.route(
+        &format!("{feed}.minisig.1"),
+        Reply::Body(sign(&old, &doc, "timestamp:2")),
+    );
+    let polls = server
+        .hits()
+        .iter()
+        .filter(|h| h.ends_with(".minisig.1"))
+        .count();
+    assert!(wait_for(PATIENCE, || {
+        server
+            .hits()
+            .iter()
+            .filter(|h| h.ends_with(".minisig.1"))
+            .count()
+            >= polls + 2
+    }));
+    assert_eq!(nv.starts().len(), 1, "{}", nv.stderr());
+    // a second, distinct key: accepted
+    server.route(
+        &format!("{feed}.minisig.1"),
+        Reply::Body(sign(&new, &doc, "timestamp:2")),
+    );
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.stop();
+    // more than there are keys: refused at start
+    let out = home
+        .nymvisor()
+        .args(["run"])
+        .env("DAEMON_MINISIGN_PUBLIC_KEYS", &keys)
+        .env("DAEMON_FEED_SIGNATURE_THRESHOLD", "3")
+        .output()
+        .unwrap();
+    assert_failure(&out, "only 2 DAEMON_MINISIGN_PUBLIC_KEYS are configured");
+}

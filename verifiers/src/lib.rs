@@ -27,10 +27,10 @@ pub fn from_config(config: &Config) -> Result<Vec<Arc<dyn Verifier>>, Error> {
     })];
     let required = config.signature_required();
     if required || !config.daemon.minisign_public_keys.is_empty() {
-        chain.push(Arc::new(signature::MinisignVerifier::new(
-            &config.daemon.minisign_public_keys,
-            required,
-        )?));
+        chain.push(Arc::new(
+            signature::MinisignVerifier::new(&config.daemon.minisign_public_keys, required)?
+                .with_feed_threshold(config.daemon.feed_signature_threshold),
+        ));
     }
     Ok(chain)
 }

@@ -25,6 +25,8 @@ pub const MAX_SIGNATURE: u64 = 64 * 1024;
 pub struct MinisignVerifier {
     keys: Vec<(String, PublicKey)>,
     required: bool,
+    /// How many distinct trusted keys must have signed a feed, when signatures are required.
+    feed_threshold: usize,
 }
 
 impl MinisignVerifier {
@@ -44,7 +46,34 @@ impl MinisignVerifier {
         if required && keys.is_empty() {
             return Err(Error::NoKeys);
         }
-        Ok(MinisignVerifier { keys, required })
+        Ok(MinisignVerifier {
+            keys,
+            required,
+            feed_threshold: 1,
+        })
+    }
+
+    /// With `threshold` distinct trusted keys required on a feed (signatures required); the
+    /// feed's signatures are `<feed>.minisig`, `<feed>.minisig.1`, `<feed>.minisig.2`, …
+    pub fn with_feed_threshold(mut self, threshold: u32) -> MinisignVerifier {
+        self.feed_threshold = (threshold as usize).max(1);
+        self
+    }
+}
+
+/// One of a feed's signatures.
+enum FeedSig<'a> {
+    /// Valid, by this trusted key.
+    Valid(&'a str),
+    /// Not offered: it could not be fetched (why).
+    Absent(String),
+}
+
+/// The URL of a feed's `i`-th signature: `<feed>.minisig`, then `<feed>.minisig.1`, ….
+fn feed_signature_url(document_url: &str, i: usize) -> String {
+    match i {
+        0 => format!("{document_url}.minisig"),
+        i => format!("{document_url}.minisig.{i}"),
     }
 }
 
@@ -101,11 +130,12 @@ impl Verifier for MinisignVerifier {
         "signature"
     }
 
-    /// The feed document's own signature (`<document url>.minisig`). With signatures required
-    /// and a source whose documents are signed feeds (HTTP, local mirror), a feed without a valid
-    /// signature from a trusted key — missing, too large, unreachable, malformed, from another
-    /// key, of other bytes — is refused (retried at the next poll) and nothing from it is used.
-    /// Otherwise a signature that is offered must be valid.
+    /// The feed document's own signatures (`<document url>.minisig`, `.minisig.1`, …). With
+    /// signatures required and a source whose documents are signed feeds (HTTP, local mirror), a
+    /// feed without valid signatures from `DAEMON_FEED_SIGNATURE_THRESHOLD` distinct trusted keys
+    /// — missing, too large, unreachable, malformed, from another key, of other bytes — is
+    /// refused (retried at the next poll) and nothing from it is used. Otherwise a signature that
+    /// is offered must be valid.
     async fn verify_document(
         &self,
         found: &SourcedUpgrade,
@@ -115,16 +145,68 @@ impl Verifier for MinisignVerifier {
             return Ok(());
         }
         let must = self.required && source.signs_documents();
-        let sig_url = format!("{}.minisig", found.document_url);
+        if !must {
+            // not offered: the binaries' own signatures still decide
+            return self.feed_signature(found, source, 0).await.map(|_| ());
+        }
+        // the extra signatures are looked for only as far as needed: one file per key at most
+        let mut signers: Vec<&str> = Vec::new();
+        let mut problems = Vec::new();
+        for i in 0..self.keys.len() {
+            match self.feed_signature(found, source, i).await {
+                Ok(FeedSig::Valid(key)) => {
+                    if !signers.contains(&key) {
+                        signers.push(key);
+                    }
+                    if signers.len() >= self.feed_threshold {
+                        return Ok(());
+                    }
+                }
+                // no more signature files
+                Ok(FeedSig::Absent(_)) if i > 0 => break,
+                Ok(FeedSig::Absent(e)) => problems.push(e),
+                Err(r) => problems.push(r.reason),
+            }
+        }
+        let why = if problems.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", problems.join("; "))
+        };
+        let first = feed_signature_url(&found.document_url, 0);
+        if self.feed_threshold == 1 && signers.is_empty() {
+            return Err(Refusal::transient(format!(
+                "the feed has no valid signature{why}; signatures are required (looked for {first} and {first}.N), so nothing from it is used"
+            )));
+        }
+        Err(Refusal::transient(format!(
+            "the feed is signed by {} distinct trusted key(s), {} are required (DAEMON_FEED_SIGNATURE_THRESHOLD){why}; nothing from it is used",
+            signers.len(),
+            self.feed_threshold
+        )))
+    }
+
+    async fn verify(
+        &self,
+        c: &Candidate<'_>,
+        source: Option<&dyn UpgradeSource>,
+    ) -> Result<(), Refusal> {
+        self.check(c, source).await
+    }
+}
+
+impl MinisignVerifier {
+    /// The feed's `i`-th signature; `Err`: offered but not valid for any configured key.
+    async fn feed_signature(
+        &self,
+        found: &SourcedUpgrade,
+        source: &dyn UpgradeSource,
+        i: usize,
+    ) -> Result<FeedSig<'_>, Refusal> {
+        let sig_url = feed_signature_url(&found.document_url, i);
         let bytes = match source.fetch_small(&sig_url, MAX_SIGNATURE).await {
             Ok(b) => b,
-            Err(e) if must => {
-                return Err(Refusal::transient(format!(
-                    "the feed has no valid signature ({sig_url}: {e}); signatures are required, so nothing from it is used"
-                )));
-            }
-            // not offered: the binaries' own signatures still decide
-            Err(_) => return Ok(()),
+            Err(e) => return Ok(FeedSig::Absent(format!("{sig_url}: {e}"))),
         };
         let text = String::from_utf8(bytes).map_err(|_| {
             Refusal::never(format!("{sig_url} is not a minisign signature (not text)"))
@@ -142,7 +224,7 @@ impl Verifier for MinisignVerifier {
                     found.document_url,
                     key_id(text_key)
                 );
-                Ok(())
+                Ok(FeedSig::Valid(text_key.as_str()))
             }
             None => Err(Refusal::never(format!(
                 "the feed document's signature {sig_url} is not valid for any configured key (signed by key id {})",
@@ -151,16 +233,6 @@ impl Verifier for MinisignVerifier {
         }
     }
 
-    async fn verify(
-        &self,
-        c: &Candidate<'_>,
-        source: Option<&dyn UpgradeSource>,
-    ) -> Result<(), Refusal> {
-        self.check(c, source).await
-    }
-}
-
-impl MinisignVerifier {
     /// A signature that could not be fetched is a transient refusal; anything wrong with it,
     /// a permanent one.
     async fn check(

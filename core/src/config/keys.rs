@@ -422,6 +422,15 @@ pub const KEYS: &[KeyDef] = &[
     ),
     key!(
         "daemon",
+        "feed_signature_threshold",
+        ["DAEMON_FEED_SIGNATURE_THRESHOLD"],
+        "feed-signature-threshold",
+        Value,
+        Kind::Count,
+        "How many distinct trusted keys must have signed the feed (upgrade-info.json.minisig, .minisig.1, …) [default: 1]"
+    ),
+    key!(
+        "daemon",
         "upgrade_spread",
         ["DAEMON_UPGRADE_SPREAD"],
         "upgrade-spread",

@@ -152,6 +152,22 @@ impl Config {
                 "is true but no DAEMON_MINISIGN_PUBLIC_KEYS are configured to check signatures with".into(),
             ));
         }
+        let threshold = self.daemon.feed_signature_threshold;
+        if threshold == 0 {
+            return Err(bad(
+                "daemon.feed_signature_threshold",
+                "must be at least 1".into(),
+            ));
+        }
+        if threshold > 1 && threshold as usize > self.daemon.minisign_public_keys.len() {
+            return Err(bad(
+                "daemon.feed_signature_threshold",
+                format!(
+                    "is {threshold}, but only {} DAEMON_MINISIGN_PUBLIC_KEYS are configured: no feed could ever be signed by that many distinct trusted keys",
+                    self.daemon.minisign_public_keys.len()
+                ),
+            ));
+        }
         if self.daemon.backup_keep == 0 {
             return Err(bad("daemon.backup_keep", "must be at least 1".into()));
         }

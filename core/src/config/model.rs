@@ -159,6 +159,8 @@ pub struct DaemonConfig {
     /// `None`: a signature is required exactly when keys are configured.
     #[serde(with = "opt_bool")]
     pub require_signature: Option<bool>,
+    /// How many distinct trusted keys must have signed a feed (signatures required).
+    pub feed_signature_threshold: u32,
     // ---- fleet rollouts and health ----
     /// Upstream upgrades are applied at `upgradeTime` + a per-instance offset in `[0, spread)`.
     #[serde(with = "duration_str")]
@@ -239,6 +241,7 @@ impl Default for DaemonConfig {
             backup_precopy: true,
             minisign_public_keys: Vec::new(),
             require_signature: None,
+            feed_signature_threshold: 1,
             upgrade_spread: Duration::ZERO,
             upgrade_windows: None,
             health_url: None,
