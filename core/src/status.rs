@@ -205,15 +205,14 @@ pub fn status(inst: &Instance) -> Result<Status> {
                     records_broken,
                     timing: &timing,
                     hold: hold.as_ref(),
+                    // an unreadable mark counts as stale, as in the running nymvisor
                     feed_stale: crate::upgrade::freshness::applies(&inst.config)
-                        && crate::upgrade::freshness::stale(
-                            crate::model::feed_mark::FeedMark::load(&inst.data.feed_mark())
-                                .ok()
-                                .flatten()
-                                .as_ref(),
-                            model::now(),
-                        )
-                        .is_some(),
+                        && crate::model::feed_mark::FeedMark::load(&inst.data.feed_mark()).map_or(
+                            true,
+                            |m| {
+                                crate::upgrade::freshness::stale(m.as_ref(), model::now()).is_some()
+                            },
+                        ),
                 })
                 .entries
             })

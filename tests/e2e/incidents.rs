@@ -172,6 +172,9 @@ fn cancel_takes_an_upgrade_out_until_retry() {
         &home.run(&["cancel", "v1.3.0"]),
         "cannot be cancelled any more",
     );
+    // the running nymvisor's view follows at its next turn
+    assert!(wait_for(PATIENCE, || status_text(&home)
+        .contains("confirming:    `v1.3.0` until")));
     let s = status_text(&home);
     assert!(
         s.contains("confirming:    `v1.3.0` until")

@@ -886,5 +886,8 @@ fn feed_signatures_rotate_and_meet_a_threshold() {
         .env("DAEMON_FEED_SIGNATURE_THRESHOLD", "3")
         .output()
         .unwrap();
-    assert_failure(&out, "only 2 DAEMON_MINISIGN_PUBLIC_KEYS are configured");
+    assert_failure(
+        &out,
+        "only 2 distinct DAEMON_MINISIGN_PUBLIC_KEYS are configured",
+    );
 }

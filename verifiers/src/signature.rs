@@ -17,6 +17,9 @@ use nymvisor_core::verify::{Candidate, Refusal, Verifier};
 use crate::error::Error;
 use tokio::io::AsyncReadExt;
 
+/// The most signature files a feed may have (`.minisig`, `.minisig.1` … `.minisig.15`).
+pub const MAX_FEED_SIGNATURES: usize = 16;
+
 /// Largest signature file fetched.
 pub const MAX_SIGNATURE: u64 = 64 * 1024;
 
@@ -149,10 +152,12 @@ impl Verifier for MinisignVerifier {
             // not offered: the binaries' own signatures still decide
             return self.feed_signature(found, source, 0).await.map(|_| ());
         }
-        // the extra signatures are looked for only as far as needed: one file per key at most
+        // the extra signatures are looked for only as far as needed, and up to the first one
+        // that cannot be fetched; not limited by the number of keys: a node trusting only the
+        // new key must find it after the old key's signature (or a co-signer it does not trust)
         let mut signers: Vec<&str> = Vec::new();
         let mut problems = Vec::new();
-        for i in 0..self.keys.len() {
+        for i in 0..MAX_FEED_SIGNATURES {
             match self.feed_signature(found, source, i).await {
                 Ok(FeedSig::Valid(key)) => {
                     if !signers.contains(&key) {
@@ -173,10 +178,9 @@ impl Verifier for MinisignVerifier {
         } else {
             format!(" ({})", problems.join("; "))
         };
-        let first = feed_signature_url(&found.document_url, 0);
         if self.feed_threshold == 1 && signers.is_empty() {
             return Err(Refusal::transient(format!(
-                "the feed has no valid signature{why}; signatures are required (looked for {first} and {first}.N), so nothing from it is used"
+                "the feed has no valid signature{why}; signatures are required, so nothing from it is used"
             )));
         }
         Err(Refusal::transient(format!(

@@ -159,12 +159,26 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
-        if threshold > 1 && threshold as usize > self.daemon.minisign_public_keys.len() {
+        let distinct: std::collections::BTreeSet<&str> = self
+            .daemon
+            .minisign_public_keys
+            .iter()
+            .map(|k| k.trim())
+            .collect();
+        if threshold > 1 && threshold as usize > distinct.len() {
             return Err(bad(
                 "daemon.feed_signature_threshold",
                 format!(
-                    "is {threshold}, but only {} DAEMON_MINISIGN_PUBLIC_KEYS are configured: no feed could ever be signed by that many distinct trusted keys",
-                    self.daemon.minisign_public_keys.len()
+                    "is {threshold}, but only {} distinct DAEMON_MINISIGN_PUBLIC_KEYS are configured: no feed could ever be signed by that many distinct trusted keys",
+                    distinct.len()
+                ),
+            ));
+        }
+        if threshold > 1 && !self.signature_required() {
+            return Err(bad(
+                "daemon.feed_signature_threshold",
+                format!(
+                    "is {threshold}, but signatures are not required (DAEMON_REQUIRE_SIGNATURE=false): the threshold would never be checked"
                 ),
             ));
         }

@@ -15,6 +15,10 @@ use crate::fsutil;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedMark {
+    /// Where the accepted feed came from: a mark of another feed (the operator moved the
+    /// instance to another mirror) does not apply.
+    #[serde(default)]
+    pub feed: String,
     /// The accepted feed's `sequence` (none: it had none).
     #[serde(default)]
     pub sequence: Option<u64>,

@@ -51,6 +51,7 @@ impl FeedGuard {
     pub fn admit(
         &mut self,
         inst: &Instance,
+        feed: &str,
         document: &[u8],
         now: OffsetDateTime,
     ) -> Result<(), String> {
@@ -60,11 +61,17 @@ impl FeedGuard {
         if let Some(p) = &self.problem {
             return Err(p.clone());
         }
-        let mark = freshness::judge(document, self.mark.as_ref(), now)?;
+        let mark = freshness::judge(feed, document, self.mark.as_ref(), now)?;
+        if let Some(old) = self.mark.as_ref().filter(|m| m.feed != feed) {
+            tracing::info!(
+                "the upstream feed is now {feed}, not {}: the mark of the old one (sequence {}) no longer applies",
+                old.feed,
+                old.sequence.map_or("none".to_owned(), |s| s.to_string())
+            );
+        }
         // written when it changes, not at every poll of the same feed
-        if self.mark.as_ref().map(|m| (&m.sha256, m.sequence))
-            != Some((&mark.sha256, mark.sequence))
-        {
+        let key = |m: &FeedMark| (m.feed.clone(), m.sha256.clone(), m.sequence);
+        if self.mark.as_ref().map(key) != Some(key(&mark)) {
             mark.save(&inst.data.feed_mark()).map_err(|e| {
                 format!(
                     "{e}; the feed is not used until its mark can be recorded (against replays)"

@@ -85,6 +85,12 @@ impl Supervisor {
             return false;
         }
         if info.follows_fleet_timing()
+            && let Some(stale) = self.book.feed.as_ref().and_then(|f| f.stale(model::now()))
+        {
+            tracing::info!(upgrade = %info.name, "{stale}; `{}` waits", info.name);
+            return false;
+        }
+        if info.follows_fleet_timing()
             && let Some(w) = &self.book.timing.windows
             && !w.contains(model::now())
         {

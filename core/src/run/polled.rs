@@ -18,14 +18,16 @@ impl Supervisor {
         };
         let now = model::now();
         match res {
-            Ok(Some(found)) => match guard.admit(&self.inst, &found.document, now) {
-                Ok(()) => (Ok(Some(found)), "signature"),
-                Err(note) => {
-                    // the whole document next time: a fresh one may come with the same validators
-                    self.poller.forget();
-                    (Err(PollError::Refused(note)), "feed-freshness")
+            Ok(Some(found)) => {
+                match guard.admit(&self.inst, &found.document_url, &found.document, now) {
+                    Ok(()) => (Ok(Some(found)), "signature"),
+                    Err(note) => {
+                        // the whole document next time: a fresh one may come with the same validators
+                        self.poller.forget();
+                        (Err(PollError::Refused(note)), "feed-freshness")
+                    }
                 }
-            },
+            }
             Ok(None) => match guard.stale(now) {
                 Some(note) => (Err(PollError::Refused(note)), "feed-freshness"),
                 None => (Ok(None), "signature"),

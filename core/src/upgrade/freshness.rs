@@ -20,6 +20,9 @@ use crate::model::feed_mark::FeedMark;
 /// The longest validity a feed may claim (a year).
 pub const MAX_VALIDITY: time::Duration = time::Duration::days(366);
 
+/// The way out when the publisher really started over.
+const RESTART: &str = " (if the mirror's publisher really started its sequence over, remove upstream-feed-mark.json next to the upgrade plan)";
+
 /// What a feed says about its own freshness (the rest of the document is the upgrade).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct Claims {
@@ -57,10 +60,13 @@ pub fn digest(document: &[u8]) -> String {
 
 /// Whether a signed feed may be used, given the mark: `Ok` with the new mark, or why not.
 pub fn judge(
+    feed: &str,
     document: &[u8],
     mark: Option<&FeedMark>,
     now: OffsetDateTime,
 ) -> Result<FeedMark, String> {
+    // the mark of another feed does not apply (the instance was moved to another mirror)
+    let mark = mark.filter(|m| m.feed == feed);
     let claims = Claims::of(document)?;
     let sha256 = digest(document);
     if let Some(expires) = claims.expires {
@@ -83,12 +89,12 @@ pub fn judge(
         match claims.sequence {
             None => {
                 return Err(format!(
-                    "the feed has no `sequence`, but this instance accepted sequence {accepted}: refused as a replay"
+                    "the feed has no `sequence`, but this instance accepted sequence {accepted}: refused as a replay{RESTART}"
                 ));
             }
             Some(s) if s < accepted => {
                 return Err(format!(
-                    "the feed's sequence {s} is lower than {accepted}, which this instance accepted: refused as a replay of an older feed"
+                    "the feed's sequence {s} is lower than {accepted}, which this instance accepted: refused as a replay of an older feed{RESTART}"
                 ));
             }
             Some(s) if s == accepted && sha256 != mark.sha256 => {
@@ -100,6 +106,7 @@ pub fn judge(
         }
     }
     Ok(FeedMark {
+        feed: feed.to_owned(),
         sequence: claims.sequence,
         sha256,
         expires: claims.expires,
@@ -124,6 +131,19 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-12-06 12:00 UTC);
+    const F: &str = "https://mirror.example/nym-node/upgrade-info.json";
+
+    #[test]
+    fn the_mark_of_another_feed_does_not_apply() {
+        let m = judge(F, &doc(None, Some(5), "1.3.0"), None, NOW).unwrap();
+        let other = "https://other.example/nym-node/upgrade-info.json";
+        assert_eq!(
+            judge(other, &doc(None, Some(1), "1.2.0"), Some(&m), NOW)
+                .unwrap()
+                .sequence,
+            Some(1)
+        );
+    }
 
     fn doc(expires: Option<&str>, sequence: Option<u64>, version: &str) -> Vec<u8> {
         let mut v = serde_json::json!({ "name": "v", "version": version });
@@ -138,16 +158,17 @@ mod tests {
 
     #[test]
     fn a_feed_without_claims_is_accepted_and_never_stale() {
-        let m = judge(&doc(None, None, "1.2.0"), None, NOW).unwrap();
+        let m = judge(F, &doc(None, None, "1.2.0"), None, NOW).unwrap();
         assert_eq!(m.sequence, None);
         assert_eq!(stale(Some(&m), NOW + time::Duration::days(1000)), None);
         // and a later one without claims too
-        judge(&doc(None, None, "1.3.0"), Some(&m), NOW).unwrap();
+        judge(F, &doc(None, None, "1.3.0"), Some(&m), NOW).unwrap();
     }
 
     #[test]
     fn expired_feeds_are_stale() {
         let e = judge(
+            F,
             &doc(Some("2026-12-06T11:59:59Z"), Some(3), "1.2.0"),
             None,
             NOW,
@@ -155,6 +176,7 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("expired at 2026-12-06T11:59:59Z"), "{e}");
         let m = judge(
+            F,
             &doc(Some("2026-12-13T12:00:00Z"), Some(3), "1.2.0"),
             None,
             NOW,
@@ -167,25 +189,31 @@ mod tests {
 
     #[test]
     fn validity_beyond_a_year_is_refused() {
-        let e = judge(&doc(Some("2036-01-01T00:00:00Z"), None, "1.2.0"), None, NOW).unwrap_err();
+        let e = judge(
+            F,
+            &doc(Some("2036-01-01T00:00:00Z"), None, "1.2.0"),
+            None,
+            NOW,
+        )
+        .unwrap_err();
         assert!(e.contains("more than a year"), "{e}");
     }
 
     #[test]
     fn lower_or_missing_sequences_are_replays_and_equal_ones_must_match() {
         let five = doc(None, Some(5), "1.3.0");
-        let m = judge(&five, None, NOW).unwrap();
+        let m = judge(F, &five, None, NOW).unwrap();
         assert_eq!(m.sequence, Some(5));
-        let e = judge(&doc(None, Some(4), "1.2.0"), Some(&m), NOW).unwrap_err();
+        let e = judge(F, &doc(None, Some(4), "1.2.0"), Some(&m), NOW).unwrap_err();
         assert!(e.contains("replay"), "{e}");
-        let e = judge(&doc(None, None, "1.2.0"), Some(&m), NOW).unwrap_err();
+        let e = judge(F, &doc(None, None, "1.2.0"), Some(&m), NOW).unwrap_err();
         assert!(e.contains("replay"), "{e}");
-        let e = judge(&doc(None, Some(5), "1.2.0"), Some(&m), NOW).unwrap_err();
+        let e = judge(F, &doc(None, Some(5), "1.2.0"), Some(&m), NOW).unwrap_err();
         assert!(e.contains("other contents"), "{e}");
         // the same feed again, and a newer one
-        assert_eq!(judge(&five, Some(&m), NOW).unwrap().sha256, m.sha256);
+        assert_eq!(judge(F, &five, Some(&m), NOW).unwrap().sha256, m.sha256);
         assert_eq!(
-            judge(&doc(None, Some(6), "1.2.0"), Some(&m), NOW)
+            judge(F, &doc(None, Some(6), "1.2.0"), Some(&m), NOW)
                 .unwrap()
                 .sequence,
             Some(6)
@@ -194,9 +222,9 @@ mod tests {
 
     #[test]
     fn malformed_claims_are_refused() {
-        let e = judge(br#"{"expires":"next week"}"#, None, NOW).unwrap_err();
+        let e = judge(F, br#"{"expires":"next week"}"#, None, NOW).unwrap_err();
         assert!(e.contains("malformed"), "{e}");
-        let e = judge(br#"{"sequence":-1}"#, None, NOW).unwrap_err();
+        let e = judge(F, br#"{"sequence":-1}"#, None, NOW).unwrap_err();
         assert!(e.contains("malformed"), "{e}");
     }
 }

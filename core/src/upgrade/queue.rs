@@ -226,7 +226,10 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
         } else if s.plan_broken {
             entry.waiting_for = Some(WaitingFor::Plan);
         } else if s.feed_stale && q.follows_fleet_timing() {
+            // not the due upgrade ahead of the others: the operator's `--now` ones still go
             entry.waiting_for = Some(WaitingFor::Feed);
+            d.entries.push(entry);
+            continue;
         } else if s.records_broken {
             entry.waiting_for = Some(WaitingFor::Records);
             // the files are looked at again then (a fix is not always a change the watch sees)
@@ -648,6 +651,13 @@ mod tests {
         w.plan.queued_up[0].immediate = true;
         w.ready.insert("v1.2.0".into(), w.plan.queued_up[0].clone());
         assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+        // nor does it hold up a later `--now`
+        let mut w = World::new("three").ready("v1.2.0");
+        w.feed_stale = true;
+        w.plan.queued_up[1].immediate = true;
+        w.plan.queued_up[1].upgrade_time = w.now;
+        w.ready.insert("v1.3.0".into(), w.plan.queued_up[1].clone());
+        assert_eq!(name(&w.decide().apply), Some("v1.3.0"));
         // fresh again: applied
         let mut w = World::new("three").ready("v1.2.0");
         w.feed_stale = false;
