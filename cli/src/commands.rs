@@ -402,6 +402,7 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
                     &instance.config.nymvisor.plugin_paths,
                     name,
                     instance.config.tuning.verifier_timeout,
+                    &env.without(&instance.config.nymvisor.github_token_env),
                 )
                 .await?;
             }

@@ -8,6 +8,7 @@
 //! into refusals. A plugin written by hand in another language must not unwind across the C
 //! boundary.
 
+use nymvisor_core::env::Env;
 use std::ffi::{CStr, CString, c_char};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -122,13 +123,15 @@ pub struct DylibVerifier {
     busy: Arc<std::sync::atomic::AtomicBool>,
     /// Calls go to a child process of their own (`nymvisor __plugin`).
     isolated: bool,
+    /// The environment of that child: the supervisor's resolved one, without the GitHub token.
+    env: Env,
 }
 
 impl DylibVerifier {
     /// Tries to load the plugin now (a failure is logged and retried at the first verification).
     /// `isolated`: every call runs in a child process of its own (`nymvisor __plugin`), and the
     /// library is never loaded here — not even its initialisers run in this process.
-    pub fn new(path: PathBuf, timeout: Duration, isolated: bool) -> DylibVerifier {
+    pub fn new(path: PathBuf, timeout: Duration, isolated: bool, env: Env) -> DylibVerifier {
         if isolated {
             let file = path
                 .file_name()
@@ -141,6 +144,7 @@ impl DylibVerifier {
                 loaded: Mutex::new(None),
                 busy: Arc::default(),
                 isolated: true,
+                env,
             };
         }
         let (label, loaded) = match load(&path) {
@@ -157,6 +161,7 @@ impl DylibVerifier {
             loaded: Mutex::new(loaded),
             busy: Arc::default(),
             isolated: false,
+            env,
         }
     }
 
@@ -198,7 +203,7 @@ impl Verifier for DylibVerifier {
     ) -> Result<Option<String>, Refusal> {
         let request = ExecVerifier::request(c).to_string();
         let answer = if self.isolated {
-            call_isolated(&self.path, &request, self.timeout).await?
+            call_isolated(&self.path, &request, self.timeout, &self.env).await?
         } else {
             let loaded = self.loaded()?;
             let request = CString::new(request)
@@ -243,10 +248,13 @@ async fn call_isolated(
     library: &std::path::Path,
     request: &str,
     timeout: Duration,
+    env: &Env,
 ) -> Result<String, Refusal> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut cmd = tokio::process::Command::new("/proc/self/exe");
-    cmd.arg(PLUGIN_SUBCOMMAND)
+    cmd.env_clear()
+        .envs(env.iter_os())
+        .arg(PLUGIN_SUBCOMMAND)
         .arg(library)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -327,10 +335,11 @@ pub async fn check_source_isolated(
     paths: &[PathBuf],
     name: &str,
     timeout: Duration,
+    env: &Env,
 ) -> Result<(), Error> {
     let mut seen = Vec::new();
     for path in paths {
-        match describe_in_child(path, timeout).await {
+        match describe_in_child(path, timeout, env).await {
             Ok((n, source)) if n == name => {
                 if source {
                     return Ok(());
@@ -358,13 +367,16 @@ pub async fn check_source_isolated(
 async fn describe_in_child(
     path: &std::path::Path,
     timeout: Duration,
+    env: &Env,
 ) -> Result<(String, bool), Error> {
     let failed = |reason: String| Error::Load {
         path: path.to_owned(),
         reason,
     };
     let mut cmd = tokio::process::Command::new("/proc/self/exe");
-    cmd.arg(PLUGIN_SUBCOMMAND)
+    cmd.env_clear()
+        .envs(env.iter_os())
+        .arg(PLUGIN_SUBCOMMAND)
         .arg("--describe")
         .arg(path)
         .stdin(std::process::Stdio::null())

@@ -33,6 +33,7 @@ pub fn from_config(config: &Config, env: &Env, in_helper: bool) -> Vec<Arc<dyn V
             path.clone(),
             timeout,
             !in_helper,
+            env.clone(),
         )));
     }
     for cmd in &config.nymvisor.verifier_commands {
