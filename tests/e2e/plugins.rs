@@ -232,3 +232,21 @@ fn not_now_is_asked_again_until_the_verifier_agrees() {
 fn status_json(home: &TestHome) -> serde_json::Value {
     serde_json::from_slice(&home.run(&["status", "-o", "json"]).stdout).unwrap()
 }
+
+/// A plugin's own process (`nymvisor __plugin`, without the helper) gets the resolved
+/// environment without the GitHub token, like verifier commands.
+#[test]
+fn the_github_token_never_reaches_a_plugin_s_process() {
+    let (_home, mut nv) = with_plugin(
+        &plugin_lib("nymvisor-test-plugin"),
+        &[
+            ("NYMVISOR_NETWORK_HELPER", "false"),
+            ("NYMVISOR_TEST_PLUGIN", "no-token"),
+            ("GITHUB_TOKEN", "ghp_secret"),
+        ],
+        "1.2.0",
+    );
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    eprintln!("{}", nv.stderr());
+    nv.stop();
+}

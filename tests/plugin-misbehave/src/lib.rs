@@ -1,6 +1,6 @@
 //! Misbehaves as `NYMVISOR_TEST_PLUGIN` says: `panic`, `hang`, `abort` (ends the process it runs
-//! in), `garbage` (answers something that is not JSON), `abi` (claims ABI version 99); anything
-//! else accepts. As an upstream source
+//! in), `garbage` (answers something that is not JSON), `abi` (claims ABI version 99), `no-token` (refuses when `GITHUB_TOKEN` is in its
+//! environment); anything else accepts. As an upstream source
 //! (`plugin:test-plugin`) it offers the upgrade-info document in the file named by
 //! `NYMVISOR_TEST_PLUGIN_FEED` (or none).
 
@@ -25,6 +25,9 @@ impl VerifierPlugin for Misbehave {
             "hang" => loop {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
             },
+            "no-token" if std::env::var_os("GITHUB_TOKEN").is_some() => {
+                Err("the GitHub token reached the plugin's process".to_owned())
+            }
             _ => Ok(()),
         }
     }
