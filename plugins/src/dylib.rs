@@ -353,14 +353,19 @@ pub async fn check_source_isolated(
             Err(e) => seen.push(format!("({e})")),
         }
     }
-    Err(Error::NoSuchPlugin {
+    Err(no_such_plugin(name, &seen))
+}
+
+/// No plugin among those `seen` (their names, or why they could not be read) is `name`.
+fn no_such_plugin(name: &str, seen: &[String]) -> Error {
+    Error::NoSuchPlugin {
         name: name.to_owned(),
         found: if seen.is_empty() {
             "none".to_owned()
         } else {
             seen.join(", ")
         },
-    })
+    }
 }
 
 /// One `nymvisor __plugin --describe <library>`: the plugin's name and whether it is a source.
@@ -509,14 +514,7 @@ impl PluginSource {
                 Err(e) => seen.push(format!("({e})")),
             }
         }
-        Err(Error::NoSuchPlugin {
-            name: name.to_owned(),
-            found: if seen.is_empty() {
-                "none".to_owned()
-            } else {
-                seen.join(", ")
-            },
-        })
+        Err(no_such_plugin(name, &seen))
     }
 }
 

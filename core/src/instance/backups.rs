@@ -16,6 +16,28 @@ use crate::model::{UpgradeHistory, UpgradeInfo};
 pub const BEFORE_ROLLBACK: &str = "before-rollback-of-";
 pub const BEFORE_RESTORE: &str = "before-restore-of-";
 
+/// A copy of the daemon home as it is now, in `backups/<label>/<UTC time>` (the `copy`
+/// strategy, whatever the configured one): what a restore or a rollback is about to replace,
+/// so that it can be undone with another restore.
+pub async fn take_safety_copy(inst: &Instance, label: String) -> Result<PathBuf> {
+    let plan_of_backup = inst.backup_plan(0);
+    let stamp = crate::upgrade::backup_timestamp();
+    tokio::task::spawn_blocking(move || {
+        backup::take_backup(
+            &CopyBackup,
+            &plan_of_backup,
+            &label,
+            &stamp,
+            &Cancel::default(),
+        )
+    })
+    .await
+    .map_err(|e| Error::Task {
+        what: "the safety copy of the daemon's data",
+        message: e.to_string(),
+    })?
+}
+
 /// A backup and the daemon version whose data it holds.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -155,22 +177,7 @@ pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Rest
         .plan()
         .map(|p| p.current.name)
         .unwrap_or_else(|_| "unknown".to_owned());
-    let (label, plan_of_backup) = (format!("{BEFORE_RESTORE}{running}"), inst.backup_plan(0));
-    let stamp = crate::upgrade::backup_timestamp();
-    let safety_copy = tokio::task::spawn_blocking(move || {
-        backup::take_backup(
-            &CopyBackup,
-            &plan_of_backup,
-            &label,
-            &stamp,
-            &Cancel::default(),
-        )
-    })
-    .await
-    .map_err(|e| Error::Task {
-        what: "the safety copy of the daemon's data",
-        message: e.to_string(),
-    })??;
+    let safety_copy = take_safety_copy(inst, format!("{BEFORE_RESTORE}{running}")).await?;
     let skip = inst.backup_plan(0).skip_set()?;
     let (from, target) = (chosen.path.clone(), inst.config.daemon.home.clone());
     let strategy = backup::restorer_for(&from);

@@ -4,7 +4,7 @@
 
 use tokio::time::Instant;
 
-use super::{RECORD_RETRY, RunOutcome, Step, Supervisor, Unrecorded, sleep_until_opt};
+use super::{RECORD_RETRY, RunOutcome, Step, Supervisor, Unrecorded};
 use crate::backup;
 use crate::daemon::Daemon;
 use crate::error::Result;
@@ -38,18 +38,10 @@ impl Supervisor {
                     return Ok(Step::Continue(daemon));
                 }
                 let t = std::time::Instant::now();
-                let prepared = {
-                    let preparer = self.preparer.clone();
-                    let preparing = preparer.prepare(&info);
-                    tokio::pin!(preparing);
-                    loop {
-                        let watchdog = self.process.watchdog_due();
-                        tokio::select! {
-                            r = &mut preparing => break r,
-                            sig = self.process.signals.recv_stop() => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
-                            () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
-                        }
-                    }
+                let preparer = self.preparer.clone();
+                let prepared = match self.process.watched(preparer.prepare(&info)).await {
+                    Ok(r) => r,
+                    Err(sig) => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
                 };
                 if let Err(r) = prepared {
                     self.refuse(&info, r);
@@ -100,25 +92,17 @@ impl Supervisor {
             return Ok(Step::Continue(daemon));
         }
         // the binary verified earlier is hashed again: what changed on disk since is not started
-        let rechecked = {
-            let preparer = self.preparer.clone();
-            let recheck = preparer.recheck(&info);
-            tokio::pin!(recheck);
-            loop {
-                let watchdog = self.process.watchdog_due();
-                tokio::select! {
-                    r = &mut recheck => break r,
-                    () = sleep_until_opt(watchdog) => self.process.watchdog_ping(),
-                    sig = self.process.signals.recv_stop() => {
-                        let Some(running) = daemon else {
-                            return Ok(Step::Exit(RunOutcome::Stopped(sig)));
-                        };
-                        tracing::info!("{sig} received: stopping the daemon");
-                        let stopped = self.process.stop_for_exit(running, sig).await;
-                        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
-                        return Ok(Step::Exit(RunOutcome::Stopped(sig)));
-                    }
-                }
+        let preparer = self.preparer.clone();
+        let rechecked = match self.process.watched(preparer.recheck(&info)).await {
+            Ok(r) => r,
+            Err(sig) => {
+                let Some(running) = daemon else {
+                    return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                };
+                tracing::info!("{sig} received: stopping the daemon");
+                let stopped = self.process.stop_for_exit(running, sig).await;
+                tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+                return Ok(Step::Exit(RunOutcome::Stopped(sig)));
             }
         };
         if let Err(r) = rechecked {

@@ -89,6 +89,23 @@ impl Process {
         self.watchdog.map(|(_, at)| at)
     }
 
+    /// Awaits `work` while the watchdog is fed; a stop signal abandons it (`Err`, the signal:
+    /// the caller decides what stopping means where it stands).
+    pub async fn watched<T>(
+        &mut self,
+        work: impl std::future::Future<Output = T>,
+    ) -> std::result::Result<T, Signal> {
+        tokio::pin!(work);
+        loop {
+            let watchdog = self.watchdog_due();
+            tokio::select! {
+                r = &mut work => return Ok(r),
+                sig = self.signals.recv_stop() => return Err(sig),
+                () = crate::upgrade::sleep_until_opt(watchdog) => self.watchdog_ping(),
+            }
+        }
+    }
+
     /// Sends `WATCHDOG=1` and schedules the next.
     pub fn watchdog_ping(&mut self) {
         if let Some((every, at)) = self.watchdog.as_mut() {

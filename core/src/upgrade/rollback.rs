@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 
 use super::transaction::{self, Report, Setup};
-use crate::backup::{self, Cancel, CopyBackup};
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::model::{self, Journal, Outcome, Stage, UpgradeHistory, UpgradeInfo, UpgradePlan};
@@ -82,23 +81,8 @@ pub async fn safety_copy(inst: &Instance, journal: &Journal) -> Result<Option<Pa
             crate::instance::backups::BEFORE_ROLLBACK,
             journal.upgrade.name
         );
-        let plan_of_backup = inst.backup_plan(0);
-        let stamp = super::backup_step::timestamp();
         let t = std::time::Instant::now();
-        let made = tokio::task::spawn_blocking(move || {
-            backup::take_backup(
-                &CopyBackup,
-                &plan_of_backup,
-                &label,
-                &stamp,
-                &Cancel::default(),
-            )
-        })
-        .await
-        .map_err(|e| Error::Task {
-            what: "the safety copy of the daemon's data",
-            message: e.to_string(),
-        })??;
+        let made = crate::instance::backups::take_safety_copy(inst, label).await?;
         tracing::info!(upgrade = %journal.upgrade.name, stage = "backup", elapsed_ms = t.elapsed().as_millis() as u64, "kept a safety copy of the daemon's data it replaces in {}", made.display());
         safety = Some(made);
     }
