@@ -49,18 +49,6 @@ fn feed_with_release(home: &TestHome, ago: time::Duration) -> FeedServer {
     server
 }
 
-fn spawn_with_feed(home: &TestHome, server: &FeedServer, extra: &[(&str, &str)]) -> RunHandle {
-    let base = format!("{}/", server.base());
-    let mut env: Vec<(&str, &str)> = FAST.to_vec();
-    env.extend([
-        ("NYMVISOR_UPSTREAM_SOURCE", "http"),
-        ("NYMVISOR_UPSTREAM_BASE_UPGRADE_URL", base.as_str()),
-        ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
-    ]);
-    env.extend_from_slice(extra);
-    home.spawn_run(&env, &[])
-}
-
 /// Waits until `status` shows the queued upgrade waiting for `what`; returns that entry.
 #[track_caller]
 fn wait_waiting_for(home: &TestHome, what: &str) -> serde_json::Value {
@@ -83,7 +71,7 @@ fn instances_with_the_same_spread_take_their_own_turns() {
         let home = TestHome::new();
         home.init_default("1.1.0");
         let server = feed_with_release(&home, time::Duration::seconds(5));
-        let mut nv = spawn_with_feed(&home, &server, &[("DAEMON_UPGRADE_SPREAD", "24h")]);
+        let mut nv = home.spawn_run_on_feed(&server, &[("DAEMON_UPGRADE_SPREAD", "24h")]);
         let entry = wait_waiting_for(&home, "spread");
         let due = parse_time(&entry["upgradeTime"]);
         let effective = parse_time(&entry["effectiveUpgradeTime"]);
@@ -98,7 +86,7 @@ fn instances_with_the_same_spread_take_their_own_turns() {
         )
         .unwrap();
         nv.stop();
-        let mut again = spawn_with_feed(&home, &server, &[("DAEMON_UPGRADE_SPREAD", "24h")]);
+        let mut again = home.spawn_run_on_feed(&server, &[("DAEMON_UPGRADE_SPREAD", "24h")]);
         // the status files are the first run's until this one has decided: wait for its own
         // word (stopping it before it has set up its signal handling would kill it outright)
         again.wait_stderr("waits for this node's turn in the fleet's spread until");
@@ -156,11 +144,8 @@ fn a_window_that_excludes_now_delays_one_that_includes_it_does_not() {
         let home = TestHome::new();
         home.init_default("1.1.0");
         let server = feed_with_release(&home, time::Duration::hours(1));
-        let mut nv = spawn_with_feed(
-            &home,
-            &server,
-            &[("DAEMON_UPGRADE_WINDOWS", window.as_str())],
-        );
+        let mut nv =
+            home.spawn_run_on_feed(&server, &[("DAEMON_UPGRADE_WINDOWS", window.as_str())]);
         if applied {
             assert_eq!(nv.wait_start(2).version, "1.2.0", "{window}");
         } else {

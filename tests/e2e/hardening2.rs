@@ -409,12 +409,7 @@ fn a_stalled_log_reader_never_freezes_the_supervisor() {
     use std::io::Read;
     let home = TestHome::new();
     let bin = home.daemon_bin("crashy", "nym-node", "1.1.0", &["mode=crash"]);
-    assert_success(&home.run(&[
-        "init",
-        bin.to_str().unwrap(),
-        "--daemon-home",
-        home.daemon_home().to_str().unwrap(),
-    ]));
+    home.init_with(&bin);
     let mut nv = home.spawn_run_cmd(
         &[
             ("DAEMON_FAILURE_RESTART_DELAY", "10ms"),
@@ -613,12 +608,7 @@ fn settings_that_are_probably_typos_are_said() {
 fn a_fatal_error_is_said_once_and_daemon_help_reaches_the_daemon() {
     let home = TestHome::new();
     let bin = home.daemon_bin("crashy", "nym-node", "1.1.0", &["mode=crash"]);
-    assert_success(&home.run(&[
-        "init",
-        bin.to_str().unwrap(),
-        "--daemon-home",
-        home.daemon_home().to_str().unwrap(),
-    ]));
+    home.init_with(&bin);
     let mut nv = home.spawn_run(
         &[
             ("DAEMON_FAILURE_RESTART_DELAY", "10ms"),

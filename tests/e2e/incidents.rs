@@ -206,14 +206,7 @@ fn a_cancelled_upstream_release_stays_out_until_upstream_changes_it() {
         );
     };
     feed(&format!("{}/bin/nym-node-1.2.0", server.base()));
-    let base = format!("{}/", server.base());
-    let mut envs: Vec<(&str, &str)> = FAST.to_vec();
-    envs.extend([
-        ("NYMVISOR_UPSTREAM_SOURCE", "http"),
-        ("NYMVISOR_UPSTREAM_BASE_UPGRADE_URL", base.as_str()),
-        ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
-    ]);
-    let mut nv = home.spawn_run(&envs, &[]);
+    let mut nv = home.spawn_run_on_feed(&server, &[]);
     nv.wait_start(1);
     nv.wait_stderr("new release upstream");
     assert_success(&home.run(&["cancel", "v1.2.0"]));
@@ -244,12 +237,7 @@ fn a_cancelled_upstream_release_stays_out_until_upstream_changes_it() {
 fn status_says_why_nymvisor_stopped_and_when_the_daemon_restarts() {
     let home = TestHome::new();
     let bin = home.daemon_bin("crashy", "nym-node", "1.1.0", &["mode=crash"]);
-    assert_success(&home.run(&[
-        "init",
-        bin.to_str().unwrap(),
-        "--daemon-home",
-        home.daemon_home().to_str().unwrap(),
-    ]));
+    home.init_with(&bin);
     let mut nv = home.spawn_run(
         &[
             ("DAEMON_FAILURE_RESTART_DELAY", "1h"),

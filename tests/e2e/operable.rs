@@ -258,14 +258,7 @@ fn a_release_fixed_upstream_replaces_the_refused_one() {
     let server = FeedServer::start();
     let (_, sum) = serve_release(&home, &server);
     serve_feed(&server, &"ab".repeat(32));
-    let base = format!("{}/", server.base());
-    let mut envs: Vec<(&str, &str)> = FAST.to_vec();
-    envs.extend([
-        ("NYMVISOR_UPSTREAM_SOURCE", "http"),
-        ("NYMVISOR_UPSTREAM_BASE_UPGRADE_URL", base.as_str()),
-        ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
-    ]);
-    let mut nv = home.spawn_run(&envs, &[]);
+    let mut nv = home.spawn_run_on_feed(&server, &[]);
     nv.wait_start(1);
     nv.wait_stderr("checksum verification failed");
     serve_feed(&server, &sum);
@@ -302,14 +295,7 @@ fn a_feed_cannot_set_the_operator_overrides() {
         "/nym-node/upgrade-info.json",
         Reply::Body(serde_json::to_vec(&info).unwrap()),
     );
-    let base = format!("{}/", server.base());
-    let mut envs: Vec<(&str, &str)> = FAST.to_vec();
-    envs.extend([
-        ("NYMVISOR_UPSTREAM_SOURCE", "http"),
-        ("NYMVISOR_UPSTREAM_BASE_UPGRADE_URL", base.as_str()),
-        ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
-    ]);
-    let mut nv = home.spawn_run(&envs, &[]);
+    let mut nv = home.spawn_run_on_feed(&server, &[]);
     nv.wait_start(1);
     nv.wait_stderr("waits for the hold");
     let plan = read_json(&home.data_dir("nym-node").join("upgrade-plan.json"));

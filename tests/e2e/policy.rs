@@ -5,17 +5,6 @@
 use nymvisor_tests::feed::{FeedServer, Reply, upgrade_info};
 use nymvisor_tests::*;
 
-fn feed_run(home: &TestHome, server: &FeedServer) -> RunHandle {
-    let base = format!("{}/", server.base());
-    let mut env: Vec<(&str, &str)> = FAST.to_vec();
-    env.extend([
-        ("NYMVISOR_UPSTREAM_SOURCE", "http"),
-        ("NYMVISOR_UPSTREAM_BASE_UPGRADE_URL", base.as_str()),
-        ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
-    ]);
-    home.spawn_run(&env, &[])
-}
-
 fn status_json(home: &TestHome) -> serde_json::Value {
     let out = home.run(&["status", "-o", "json"]);
     serde_json::from_slice(&out.stdout).unwrap()
@@ -59,7 +48,7 @@ fn a_refusal_survives_a_restart_without_a_second_download() {
         "/nym-node/upgrade-info.json",
         Reply::Body(serde_json::to_vec(&info).unwrap()),
     );
-    let mut nv = feed_run(&home, &server);
+    let mut nv = home.spawn_run_on_feed(&server, &[]);
     nv.wait_stderr("checksum verification failed");
     assert_eq!(binary_downloads(&server), 1);
     nv.stop();
@@ -68,7 +57,7 @@ fn a_refusal_survives_a_restart_without_a_second_download() {
     assert_eq!(refusals["refusals"][0]["nextAttempt"], "never");
 
     // a new nymvisor remembers: polls go on, the binary is not fetched again
-    let mut nv = feed_run(&home, &server);
+    let mut nv = home.spawn_run_on_feed(&server, &[]);
     let polls = feed_polls(&server);
     assert!(wait_for(PATIENCE, || feed_polls(&server) >= polls + 3));
     assert_eq!(
@@ -148,7 +137,7 @@ fn a_refused_offer_is_shown_by_status() {
         "/nym-node/upgrade-info.json",
         Reply::Body(serde_json::to_vec(&info).unwrap()),
     );
-    let mut nv = feed_run(&home, &server);
+    let mut nv = home.spawn_run_on_feed(&server, &[]);
     assert!(wait_for(PATIENCE, || {
         status_json(&home)["refusedOffers"][0]["name"] == "v1.0.0"
     }));

@@ -422,22 +422,10 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
         let home = TestHome::new();
         home.init_default("1.1.0");
         let server = FeedServer::start();
-        server.route(URL, Reply::Body(bytes.clone()));
-        server.route(
-            &sig_url,
-            Reply::Body(sign(
-                &kp,
-                &bytes,
-                "timestamp:1\tfile:nym-node-1.2.0\tversion:1.2.0",
-            )),
-        );
+        serve_signed_release(&server, &kp, &bytes);
         let doc = serde_json::to_vec(&info_for(URL, &sum)).unwrap();
         // with keys, signatures are required: of the feed too
-        server.route(
-            "/nym-node/upgrade-info.json.minisig",
-            Reply::Body(sign(&kp, &doc, "timestamp:1")),
-        );
-        server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
+        serve_signed_doc(&server, &kp, doc);
         let mut env = http_env(&server);
         env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
         let mut nv = spawn(&home, &env);
@@ -481,11 +469,7 @@ fn signed_release_is_accepted_and_bad_signatures_refused() {
         server.route(URL, Reply::Body(bytes.clone()));
         server.route("/sig/custom.minisig", Reply::Body(sig));
         let doc = serde_json::to_vec(&info).unwrap();
-        server.route(
-            "/nym-node/upgrade-info.json.minisig",
-            Reply::Body(sign(&kp, &doc, "timestamp:1")),
-        );
-        server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
+        serve_signed_doc(&server, &kp, doc);
         let mut env = http_env(&server);
         env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
         let mut nv = spawn(&home, &env);
@@ -623,11 +607,7 @@ fn with_signatures_required_an_unsigned_feed_is_never_used() {
     let server = FeedServer::start();
     serve_signed_release(&server, &kp, &bytes);
     let doc = serde_json::to_vec(&info_for(URL, &sum)).unwrap();
-    server.route(
-        "/nym-node/upgrade-info.json.minisig",
-        Reply::Body(sign(&kp, &doc, "timestamp:1")),
-    );
-    server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
+    serve_signed_doc(&server, &kp, doc);
     let mut env = http_env(&server);
     env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk.clone()));
     let mut nv = spawn(&home, &env);
@@ -683,6 +663,15 @@ fn a_missing_mirror_fails_and_bad_keys_are_refused_early() {
     }
 }
 
+/// A feed document and its signature by `kp`, at the HTTP source's feed path.
+fn serve_signed_doc(server: &FeedServer, kp: &minisign::KeyPair, doc: Vec<u8>) {
+    server.route(
+        "/nym-node/upgrade-info.json.minisig",
+        Reply::Body(sign(kp, &doc, "timestamp:1")),
+    );
+    server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
+}
+
 /// The sample release and its signature, at [`URL`].
 fn serve_signed_release(server: &FeedServer, kp: &minisign::KeyPair, bytes: &[u8]) {
     server.route(URL, Reply::Body(bytes.to_vec()));
@@ -710,11 +699,7 @@ fn serve_signed_feed(
         .into();
     info["sequence"] = sequence.into();
     let doc = serde_json::to_vec(&info).unwrap();
-    server.route(
-        "/nym-node/upgrade-info.json.minisig",
-        Reply::Body(sign(kp, &doc, "timestamp:1")),
-    );
-    server.route("/nym-node/upgrade-info.json", Reply::Body(doc));
+    serve_signed_doc(server, kp, doc);
 }
 
 /// With signatures required, a feed past its `expires` is stale (nothing from it is used,

@@ -206,6 +206,30 @@ impl TestHome {
     /// `nymvisor init` of a fake `nym-node` at `version` with default settings; asserts success.
     pub fn init_default(&self, version: &str) -> PathBuf {
         let bin = self.daemon_bin(&format!("nym-node-{version}"), "nym-node", version, &[]);
+        self.init_with(&bin);
+        bin
+    }
+
+    /// `nymvisor run` with [`FAST`] timings, watching `server`'s HTTP feed every second, with
+    /// `extra` settings last.
+    pub fn spawn_run_on_feed(
+        &self,
+        server: &feed::FeedServer,
+        extra: &[(&str, &str)],
+    ) -> RunHandle {
+        let base = format!("{}/", server.base());
+        let mut envs: Vec<(&str, &str)> = FAST.to_vec();
+        envs.extend([
+            ("NYMVISOR_UPSTREAM_SOURCE", "http"),
+            ("NYMVISOR_UPSTREAM_BASE_UPGRADE_URL", base.as_str()),
+            ("NYMVISOR_UPSTREAM_POLLING_RATE", "1s"),
+        ]);
+        envs.extend_from_slice(extra);
+        self.spawn_run(&envs, &[])
+    }
+
+    /// `nymvisor init <bin> --daemon-home <daemon home>`, which must succeed.
+    pub fn init_with(&self, bin: &Path) {
         let out = self.run(&[
             "init",
             bin.to_str().unwrap(),
@@ -213,7 +237,6 @@ impl TestHome {
             self.daemon_home().to_str().unwrap(),
         ]);
         assert_success(&out);
-        bin
     }
 
     /// A snapshot of every file under the home (path → content hash), to prove nothing changed.
