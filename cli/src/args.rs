@@ -92,6 +92,10 @@ pub enum Command {
     /// List or restore backups of the daemon's data
     #[command(subcommand)]
     Backups(BackupsCommand),
+    /// Keep a private mirror for your nodes: `mirror sync` fetches, verifies and signs the
+    /// newest releases into a directory any static web server can serve
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
     /// Print a shell completion script (e.g. `nymvisor completions bash > /etc/bash_completion.d/nymvisor`)
     Completions {
         #[arg(value_enum)]
@@ -221,6 +225,56 @@ pub enum BackupsCommand {
         #[arg(long)]
         stop: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Fetch the newest release of each daemon from upstream, verify it as `run` would, and
+    /// write it with a signed feed into the mirror directory (for a timer: a second run with
+    /// nothing new downloads nothing and only signs the feed anew)
+    Sync(MirrorSyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorSyncArgs {
+    /// The mirror directory (created if need be); serve it as the nodes'
+    /// NYMVISOR_UPSTREAM_BASE_UPGRADE_URL, or share it as their NYMVISOR_LOCAL_MIRROR_DIRECTORY
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// A daemon to mirror; repeat for several [default: the instance's with --id, else
+    /// DAEMON_NAME, else nym-node]
+    #[arg(long = "daemon", value_name = "NAME")]
+    pub daemons: Vec<String>,
+
+    /// Take the upstream and verification settings from this instance (its config file with
+    /// environment overrides); without it, from the environment over the defaults
+    /// (NYMVISOR_UPSTREAM_SOURCE, NYMVISOR_GITHUB_*, DAEMON_MINISIGN_PUBLIC_KEYS, ...)
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+
+    /// A minisign secret key to sign with; repeat to sign the feeds with several (rotation,
+    /// thresholds); the first also signs the binaries [default: the mirror is not signed]
+    #[arg(long = "sign-key", value_name = "FILE")]
+    pub sign_keys: Vec<PathBuf>,
+
+    /// The environment variable that holds the password of encrypted secret keys
+    #[arg(long, value_name = "VAR")]
+    pub sign_key_password_env: Option<String>,
+
+    /// The URL the mirror is served at: binary URLs in the feeds become absolute under it
+    /// [default: relative to each feed]
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+
+    /// How long each signed feed stays valid; nodes treat an expired one as stale, so sync
+    /// well before (the shipped timer syncs hourly)
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_duration)]
+    pub expires: Duration,
+
+    /// How many releases per daemon the mirror keeps
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
 }
 
 /// Whether the command line has `--` right after `run` (`nymvisor [-c FILE] run -- --help`):

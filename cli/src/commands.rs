@@ -11,7 +11,10 @@ use nymvisor_core::model::{self, BuildInfo};
 use nymvisor_core::{helper, run, sandbox};
 use serde::Serialize;
 
-use crate::args::{AddUpgradeArgs, BackupsCommand, Cli, Command, InitArgs, OutputFormat, RunArgs};
+use crate::args::{
+    AddUpgradeArgs, BackupsCommand, Cli, Command, InitArgs, MirrorCommand, MirrorSyncArgs,
+    OutputFormat, RunArgs,
+};
 use crate::logging;
 use crate::output::{out, outln};
 use crate::self_info;
@@ -158,6 +161,7 @@ pub async fn dispatch(cli: Cli, env: Env, separated: bool) -> Result<ExitCode> {
             let instance = Instance::open(&env)?;
             rollback(&instance, with_data, now).await?;
         }
+        Command::Mirror(MirrorCommand::Sync(args)) => return mirror_sync(args, &env).await,
         Command::Config(args) => {
             let instance = Instance::open(&env)?;
             match args.output {
@@ -366,6 +370,86 @@ async fn add_upgrade(args: AddUpgradeArgs, env: &Env) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `nymvisor mirror sync`: each daemon in turn (one failing does not stop the others), one
+/// line each; exit 1 when any failed (for a timer's unit to show failed).
+async fn mirror_sync(args: MirrorSyncArgs, env: &Env) -> Result<ExitCode> {
+    use nymvisor_core::mirror;
+    let (base, default_daemon) = mirror::base_config(env, args.id.as_deref())?;
+    let daemons = if args.daemons.is_empty() {
+        vec![default_daemon]
+    } else {
+        args.daemons
+    };
+    let password = match &args.sign_key_password_env {
+        Some(var) => Some(env.get_non_empty(var).ok_or_else(|| {
+            anyhow::anyhow!("--sign-key-password-env {var}: that environment variable is not set")
+        })?),
+        None => None,
+    };
+    let signers = args
+        .sign_keys
+        .iter()
+        .map(|p| {
+            nymvisor_verifiers::signer::MinisignSigner::from_file(p, password)
+                .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn mirror::Signer>)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = mirror::SyncOptions {
+        out: args.out,
+        base_url: args.base_url,
+        expires: args.expires,
+        keep: args.keep as usize,
+    };
+    opts.check()?;
+    let _lock = mirror::lock(&opts.out)?;
+    if signers.is_empty() {
+        tracing::warn!(
+            "no --sign-key: the mirror's feeds are not signed; nodes that require signatures refuse them"
+        );
+    }
+    let now = model::now();
+    let mut failed = false;
+    for daemon in &daemons {
+        match mirror::sync_daemon(&base, daemon, env, &opts, &signers, now).await {
+            Ok(s) => {
+                let how = if s.downloaded {
+                    "downloaded and verified"
+                } else {
+                    "unchanged, not downloaded again"
+                };
+                let signed = match s.signed_by.as_slice() {
+                    [] => "unsigned".to_owned(),
+                    keys => format!("signed by {}", keys.join(", ")),
+                };
+                outln!(
+                    "{}: {} ({}) {how}; feed {} sequence {}, {signed}, expires {}",
+                    s.daemon,
+                    s.name,
+                    s.version,
+                    s.feed.display(),
+                    s.sequence,
+                    model::rfc3339(s.expires)
+                );
+                if !s.pruned.is_empty() {
+                    outln!("  removed older releases: {}", s.pruned.join(", "));
+                }
+            }
+            Err(e) => {
+                failed = true;
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!("nymvisor: error: {e}\n").as_bytes(),
+                );
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {

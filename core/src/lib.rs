@@ -21,6 +21,7 @@ pub mod helper;
 pub mod instance;
 pub mod memory;
 pub mod metrics;
+pub mod mirror;
 pub mod model;
 pub mod paths;
 pub mod progress;

@@ -15,6 +15,7 @@ mod hardening2;
 mod incidents;
 mod init;
 mod migration;
+mod mirror;
 mod observability;
 mod operable;
 mod plugins;

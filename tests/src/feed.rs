@@ -96,6 +96,8 @@ pub struct FeedServer {
     routes: Arc<Mutex<HashMap<String, Reply>>>,
     hits: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
+    /// Answers paths without a route from this directory (a static file server).
+    root: Arc<Mutex<Option<std::path::PathBuf>>>,
 }
 
 impl FeedServer {
@@ -106,13 +108,14 @@ impl FeedServer {
         let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let hits: Arc<Mutex<Vec<Request>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (r, h, s) = (routes.clone(), hits.clone(), stop.clone());
+        let root: Arc<Mutex<Option<std::path::PathBuf>>> = Arc::default();
+        let (r, h, s, d) = (routes.clone(), hits.clone(), stop.clone(), root.clone());
         std::thread::spawn(move || {
             while !s.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        let (r, h, s) = (r.clone(), h.clone(), s.clone());
-                        std::thread::spawn(move || serve(stream, &r, &h, &s));
+                        let (r, h, s, d) = (r.clone(), h.clone(), s.clone(), d.clone());
+                        std::thread::spawn(move || serve(stream, &r, &h, &s, &d));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -123,7 +126,14 @@ impl FeedServer {
             routes,
             hits,
             stop,
+            root,
         }
+    }
+
+    /// Serves the files of `dir` (read at each request) for paths without a route, as any
+    /// static web server would; 404 for anything else.
+    pub fn serve_dir(&self, dir: &std::path::Path) {
+        *self.root.lock().unwrap() = Some(dir.to_owned());
     }
 
     /// `http://127.0.0.1:<port>`
@@ -162,6 +172,7 @@ fn serve(
     routes: &Mutex<HashMap<String, Reply>>,
     hits: &Mutex<Vec<Request>>,
     stop: &AtomicBool,
+    root: &Mutex<Option<std::path::PathBuf>>,
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
@@ -201,7 +212,7 @@ fn serve(
             .unwrap()
             .get(route)
             .cloned()
-            .unwrap_or(Reply::Status(404));
+            .unwrap_or_else(|| from_dir(root, route));
         if let Reply::Func(f) = &reply {
             reply = f(&request);
         }
@@ -213,6 +224,21 @@ fn serve(
         if write_reply(&mut stream, reply, stop).is_err() || !keep_alive {
             return;
         }
+    }
+}
+
+/// A file of the served directory, or 404 (never outside it).
+fn from_dir(root: &Mutex<Option<std::path::PathBuf>>, path: &str) -> Reply {
+    let Some(root) = root.lock().unwrap().clone() else {
+        return Reply::Status(404);
+    };
+    let rel = path.trim_start_matches('/');
+    if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+        return Reply::Status(404);
+    }
+    match std::fs::read(root.join(rel)) {
+        Ok(body) => Reply::Body(body),
+        Err(_) => Reply::Status(404),
     }
 }
 

@@ -15,4 +15,11 @@ pub enum Error {
         "a signature is required (DAEMON_REQUIRE_SIGNATURE) but no DAEMON_MINISIGN_PUBLIC_KEYS are configured"
     )]
     NoKeys,
+
+    /// A secret key for `mirror sync` cannot be used.
+    #[error("--sign-key {}: {reason}", path.display())]
+    SecretKey {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }

@@ -5,12 +5,15 @@
 //!   download streams in;
 //! - [`signature::MinisignVerifier`]: minisign signatures against pinned public keys.
 //!
+//! And [`signer::MinisignSigner`], the operator's secret key that signs a private mirror.
+//!
 //! [`from_config`] builds the configured chain (the build-information check is built into the
 //! core's prepare stage and always runs last).
 
 pub mod checksum;
 pub mod error;
 pub mod signature;
+pub mod signer;
 
 pub use error::Error;
 

@@ -253,8 +253,9 @@ impl Supervisor {
             }
             self.book.recheck_records(&self.inst, &mut self.process);
             let decision = self.book.decide(&self.inst, self.confirm_at);
-            self.book.say_waiting(&decision);
+            // published before it is logged: whoever reads the log line finds `status` agreeing
             self.book.publish(&decision, &mut self.process);
+            self.book.say_waiting(&decision);
             self.start_preparing(&decision);
             if decision.apply.is_some() {
                 match self.step_upgrade(Some(running), false).await? {
