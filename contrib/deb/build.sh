@@ -29,6 +29,8 @@ for want in \
     ./usr/share/zsh/vendor-completions/_nymvisor \
     ./usr/share/fish/vendor_completions.d/nymvisor.fish \
     ./lib/systemd/system/nymvisor@.service \
+    ./lib/systemd/system/nymvisor-mirror.service \
+    ./lib/systemd/system/nymvisor-mirror.timer \
     ./usr/share/doc/nymvisor/README.md \
     ./usr/share/doc/nymvisor/OPERATOR_GUIDE.md \
     ./usr/share/doc/nymvisor/grafana/nymvisor.json; do
@@ -44,7 +46,7 @@ if ! zcat target/assets/nymvisor.1.gz | grep -q "^\.TH.*$version"; then
   echo "the man page header does not carry the version $version" >&2
   exit 1
 fi
-echo "contents checked: binary, man page, completions, systemd template, docs"
+echo "contents checked: binary, man page, completions, systemd template, mirror service and timer, docs"
 
 if [ "${1:-}" = --install ]; then
   dpkg -i "$DEB" >/dev/null

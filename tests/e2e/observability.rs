@@ -236,8 +236,49 @@ fn idle_connections_do_not_lock_scrapers_out() {
     nv.stop();
 }
 
+/// `systemd-analyze security` of a unit file, with `/usr/bin/nymvisor` replaced by the binary
+/// that exists here: its overall exposure level (lower is safer).
+fn exposure(unit: &std::path::Path, dir: &std::path::Path) -> f64 {
+    let text = std::fs::read_to_string(unit).unwrap();
+    let copy = dir.join(unit.file_name().unwrap());
+    std::fs::write(
+        &copy,
+        text.replace("/usr/bin/nymvisor", nymvisor_bin().to_str().unwrap()),
+    )
+    .unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let report = format!("{}{}", stdout(&out), stderr(&out));
+    report
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for").nth(1))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level:\n{report}"))
+}
+
+/// `systemd-analyze verify` of units (copies in `dir`, with the binary that exists here): no
+/// complaint at all.
+fn verify_units(units: &[&std::path::Path]) {
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(units)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stderr(&out).trim().is_empty(),
+        "systemd-analyze verify: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
 #[test]
-fn the_systemd_template_is_hardened_and_valid() {
+fn the_systemd_units_are_hardened_and_valid() {
     if !prerequisite(
         std::process::Command::new("systemd-analyze")
             .arg("--version")
@@ -247,21 +288,24 @@ fn the_systemd_template_is_hardened_and_valid() {
     ) {
         return;
     }
-    // the template is the only unit shipped; one added later must be checked here as well, so an
-    // unhardened example (the old nymvisor.service rated 9.2 "UNSAFE") cannot come back unseen
+    // every unit shipped is checked here, so an unhardened example (the old nymvisor.service
+    // rated 9.2 "UNSAFE") cannot come back unseen
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../contrib/systemd");
-    let units: Vec<_> = std::fs::read_dir(&dir)
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let names: Vec<String> = units
-        .iter()
-        .filter_map(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["nymvisor@.service"], "units in contrib/systemd");
-    let text = std::fs::read_to_string(&units[0]).unwrap();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "nymvisor-mirror.service",
+            "nymvisor-mirror.timer",
+            "nymvisor@.service"
+        ],
+        "units in contrib/systemd"
+    );
+    let text = std::fs::read_to_string(dir.join("nymvisor@.service")).unwrap();
     for needle in [
         "Type=notify",
         "Restart=on-failure",
@@ -278,39 +322,36 @@ fn the_systemd_template_is_hardened_and_valid() {
         .parse()
         .unwrap();
     assert!(stop > 11);
-    let dir = tempfile::tempdir().unwrap();
-    // an instance of the template, with the binary that exists here
-    let instance = dir.path().join("nymvisor@node1.service");
+    let tmp = tempfile::tempdir().unwrap();
+    // an instance of the template
+    let instance = tmp.path().join("nymvisor@node1.service");
     std::fs::write(
         &instance,
         text.replace("/usr/bin/nymvisor", nymvisor_bin().to_str().unwrap()),
     )
     .unwrap();
-    let out = std::process::Command::new("systemd-analyze")
-        .args(["security", "--offline=true"])
-        .arg(&instance)
-        .output()
-        .unwrap();
-    let report = format!("{}{}", stdout(&out), stderr(&out));
-    let exposure: f64 = report
-        .lines()
-        .find_map(|l| l.split("Overall exposure level for").nth(1))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no exposure level:\n{report}"));
-    assert!(exposure <= 4.9, "exposure {exposure}:\n{report}");
-    let out = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&instance)
-        .output()
-        .unwrap();
+    let e = exposure(&instance, tmp.path());
+    assert!(e <= 4.9, "nymvisor@.service: exposure {e}");
+    verify_units(&[&instance]);
+
+    // the mirror's service runs the command the guide documents, and its timer starts it
+    let mirror = dir.join("nymvisor-mirror.service");
+    let mirror_text = std::fs::read_to_string(&mirror).unwrap();
     assert!(
-        out.status.success() && stderr(&out).trim().is_empty(),
-        "systemd-analyze verify: {}{}",
-        stdout(&out),
-        stderr(&out)
+        mirror_text.contains("ExecStart=/usr/bin/nymvisor mirror sync --out"),
+        "{mirror_text}"
     );
+    let e = exposure(&mirror, tmp.path());
+    assert!(e <= 2.0, "nymvisor-mirror.service: exposure {e}");
+    std::fs::copy(
+        dir.join("nymvisor-mirror.timer"),
+        tmp.path().join("nymvisor-mirror.timer"),
+    )
+    .unwrap();
+    verify_units(&[
+        &tmp.path().join("nymvisor-mirror.service"),
+        &tmp.path().join("nymvisor-mirror.timer"),
+    ]);
 }
 
 #[test]

@@ -702,6 +702,33 @@ fn serve_signed_feed(
     serve_signed_doc(server, kp, doc);
 }
 
+/// A feed signed an hour "in the future" says this machine's clock is behind (a warning; the
+/// feed is still used and the node keeps running).
+#[test]
+fn a_feed_signed_ahead_of_this_clock_is_reported_and_still_used() {
+    let (kp, pk) = signer();
+    let (_d, bytes, sum) = sample_release();
+    let home = TestHome::new();
+    home.init_default("1.1.0");
+    let server = FeedServer::start();
+    serve_signed_release(&server, &kp, &bytes);
+    let now = time::OffsetDateTime::now_utc();
+    let mut info = info_for(URL, &sum);
+    info["signedAt"] = (now + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .into();
+    serve_signed_feed(&server, &kp, info, now + time::Duration::days(7), 1);
+    let mut env = http_env(&server);
+    env.push(("DAEMON_MINISIGN_PUBLIC_KEYS".into(), pk));
+    let mut nv = spawn(&home, &env);
+    nv.wait_start(1);
+    assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    nv.wait_stderr("ahead of this machine's clock");
+    assert_eq!(nv.stderr().matches("ahead of this machine's clock").count(), 1);
+    nv.stop();
+}
+
 /// With signatures required, a feed past its `expires` is stale (nothing from it is used,
 /// `status` says so, polls count as refused), and a fresh one afterwards is used; a feed with a
 /// lower `sequence` than one accepted is a replay, refused also after a restart.

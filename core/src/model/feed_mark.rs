@@ -27,6 +27,13 @@ pub struct FeedMark {
     /// The accepted feed's `expires`.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires: Option<OffsetDateTime>,
+    /// The accepted feed's `signedAt` (for the clock sanity report).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub signed_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub accepted_at: OffsetDateTime,
 }

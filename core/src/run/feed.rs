@@ -17,6 +17,9 @@ pub struct FeedGuard {
     /// The mark cannot be read (why): fail closed — no feed is used until it can be, since
     /// a replay could not be told apart.
     problem: Option<String>,
+    /// The clock doubt said last ([`freshness::clock_doubt`]): said once, and again when it
+    /// changes or after it cleared.
+    clock_said: Option<String>,
 }
 
 impl FeedGuard {
@@ -28,6 +31,7 @@ impl FeedGuard {
         let mut guard = FeedGuard {
             mark: None,
             problem: None,
+            clock_said: None,
         };
         guard.reload(inst);
         Some(guard)
@@ -62,6 +66,7 @@ impl FeedGuard {
             return Err(p.clone());
         }
         let mark = freshness::judge(feed, document, self.mark.as_ref(), now)?;
+        self.check_clock(mark.signed_at, now);
         if let Some(old) = self.mark.as_ref().filter(|m| m.feed != feed) {
             tracing::info!(
                 "the upstream feed is now {feed}, not {}: the mark of the old one (sequence {}) no longer applies",
@@ -80,6 +85,19 @@ impl FeedGuard {
             self.mark = Some(mark);
         }
         Ok(())
+    }
+
+    /// Reports a clock that looks wrong (a warning once; the node keeps running): behind the
+    /// signer of the feed just fetched (`signed_at`), or gone back behind the mark.
+    pub fn check_clock(&mut self, signed_at: Option<OffsetDateTime>, now: OffsetDateTime) {
+        let doubt = freshness::clock_doubt(signed_at, self.mark.as_ref(), now);
+        if doubt != self.clock_said {
+            match &doubt {
+                Some(d) => tracing::warn!("{d}"),
+                None => tracing::info!("this machine's clock agrees with the signed feed again"),
+            }
+            self.clock_said = doubt;
+        }
     }
 
     /// Why the feed counts as stale now (the accepted feed expired, or the mark is unreadable).

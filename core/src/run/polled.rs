@@ -28,10 +28,14 @@ impl Supervisor {
                     }
                 }
             }
-            Ok(None) => match guard.stale(now) {
-                Some(note) => (Err(PollError::Refused(note)), "feed-freshness"),
-                None => (Ok(None), "signature"),
-            },
+            Ok(None) => {
+                // nothing new: the clock is still checked against what was accepted
+                guard.check_clock(None, now);
+                match guard.stale(now) {
+                    Some(note) => (Err(PollError::Refused(note)), "feed-freshness"),
+                    None => (Ok(None), "signature"),
+                }
+            }
             other => (other, "signature"),
         }
     }

@@ -11,6 +11,12 @@
 //!   that would switch the freshness check off).
 //!
 //! The mark ([`FeedMark`]) is what the instance accepted last; it survives restarts.
+//!
+//! Clock sanity ([`clock_doubt`]): expiry is judged by this machine's clock, so a clock that is
+//! far behind would take an expired feed for a fresh one. A feed signed (`signedAt`, written by
+//! `mirror sync`) more than [`MAX_CLOCK_SKEW`] ahead of this clock, or a clock earlier than
+//! when the newest accepted feed was signed or accepted, is reported — never refused: the node
+//! keeps running and the operator fixes the clock.
 
 use sha2::Digest;
 use time::OffsetDateTime;
@@ -23,13 +29,20 @@ pub const MAX_VALIDITY: time::Duration = time::Duration::days(366);
 /// The way out when the publisher really started over.
 const RESTART: &str = " (if the mirror's publisher really started its sequence over, remove upstream-feed-mark.json next to the upgrade plan)";
 
+/// How far ahead of this machine's clock a feed's signing time may be without a report.
+pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
 /// What a feed says about its own freshness (the rest of the document is the upgrade).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Claims {
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires: Option<OffsetDateTime>,
     #[serde(default)]
     pub sequence: Option<u64>,
+    /// When it was signed (`mirror sync` writes it); for the clock sanity report only.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub signed_at: Option<OffsetDateTime>,
 }
 
 impl Claims {
@@ -37,7 +50,7 @@ impl Claims {
     /// meant something by it.
     pub fn of(document: &[u8]) -> Result<Claims, String> {
         serde_json::from_slice(document).map_err(|e| {
-            format!("the feed's `expires` or `sequence` is malformed ({e}); expected an RFC 3339 time and an integer")
+            format!("the feed's `expires`, `sequence` or `signedAt` is malformed ({e}); expected RFC 3339 times and an integer")
         })
     }
 }
@@ -110,8 +123,50 @@ pub fn judge(
         sequence: claims.sequence,
         sha256,
         expires: claims.expires,
+        signed_at: claims.signed_at,
         accepted_at: now,
     })
+}
+
+/// What looks wrong with this machine's clock, judged from the signing time of a feed just
+/// fetched (`signed_at`) and from the mark of the newest feed accepted before (see the module
+/// docs). A report, never a refusal.
+pub fn clock_doubt(
+    signed_at: Option<OffsetDateTime>,
+    mark: Option<&FeedMark>,
+    now: OffsetDateTime,
+) -> Option<String> {
+    if let Some(t) = signed_at
+        && t - now > MAX_CLOCK_SKEW
+    {
+        return Some(format!(
+            "the feed was signed at {}, {} ahead of this machine's clock ({}): this clock is behind (or the signer's is ahead), and expiry is judged by it; check the time synchronisation (timedatectl)",
+            crate::model::rfc3339(t),
+            ahead(t - now),
+            crate::model::rfc3339(now)
+        ));
+    }
+    let mark = mark?;
+    let (what, t) = [
+        ("signed", mark.signed_at),
+        ("accepted", Some(mark.accepted_at)),
+    ]
+    .into_iter()
+    .filter_map(|(w, t)| Some((w, t?)))
+    .max_by_key(|(_, t)| *t)?;
+    (t - now > MAX_CLOCK_SKEW).then(|| {
+        format!(
+            "this machine's clock ({}) is earlier than when the newest feed accepted was {what} ({}): the clock went back, and expiry is judged by it; check the time synchronisation (timedatectl)",
+            crate::model::rfc3339(now),
+            crate::model::rfc3339(t)
+        )
+    })
+}
+
+/// A lead in whole minutes, or whole seconds when under a minute.
+fn ahead(d: time::Duration) -> String {
+    let secs = d.whole_seconds().max(0) as u64;
+    humantime::format_duration(std::time::Duration::from_secs(secs - secs % 60)).to_string()
 }
 
 /// Why the accepted feed is stale now (its `expires` is past), if it is.
@@ -218,6 +273,34 @@ mod tests {
                 .sequence,
             Some(6)
         );
+    }
+
+    #[test]
+    fn a_clock_behind_the_signer_or_behind_an_earlier_acceptance_is_reported() {
+        let signed = |t: &str| {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&doc(Some("2026-12-13T12:00:00Z"), Some(1), "1.2.0"))
+                    .unwrap();
+            v["signedAt"] = t.into();
+            serde_json::to_vec(&v).unwrap()
+        };
+        // signed a minute "ahead": within the skew
+        let m = judge(F, &signed("2026-12-06T12:01:00Z"), None, NOW).unwrap();
+        assert_eq!(m.signed_at, Some(datetime!(2026-12-06 12:01 UTC)));
+        assert_eq!(clock_doubt(m.signed_at, None, NOW), None);
+        // an hour ahead: this clock is behind
+        let d = clock_doubt(Some(datetime!(2026-12-06 13:00 UTC)), None, NOW).unwrap();
+        assert!(d.contains("1h ahead of this machine's clock"), "{d}");
+        // later polls: the clock went back a day behind the mark
+        let yesterday = NOW - time::Duration::days(1);
+        let d = clock_doubt(None, Some(&m), yesterday).unwrap();
+        assert!(d.contains("the clock went back"), "{d}");
+        assert!(d.contains("was signed (2026-12-06T12:01:00Z)"), "{d}");
+        assert_eq!(clock_doubt(None, Some(&m), NOW), None);
+        assert_eq!(clock_doubt(None, None, NOW), None);
+        // a malformed signing time is a malformed feed
+        let e = judge(F, br#"{"signedAt":"today"}"#, None, NOW).unwrap_err();
+        assert!(e.contains("malformed"), "{e}");
     }
 
     #[test]
