@@ -122,7 +122,8 @@ fn every_documented_command_line_matches_the_cli() {
                 continue; // `nymvisor -V`, `nymvisor --version`, a placeholder
             }
             let mut path = vec![sub];
-            if sub == "backups"
+            // the commands with subcommands of their own
+            if matches!(sub, "backups" | "mirror")
                 && let Some(&second) = words.get(i + 1)
             {
                 path.push(second);

@@ -93,13 +93,13 @@ fn release_of(
 }
 
 /// `nymvisor mirror sync --out OUT ARGS…` from the GitHub mock, with `env` added.
-fn sync(
+fn sync_cmd(
     home: &TestHome,
     mock: &GithubMock,
     out: &Path,
     args: &[&str],
     env: &[(&str, &str)],
-) -> Output {
+) -> Command {
     let mut cmd = home.nymvisor();
     cmd.env("NYMVISOR_UPSTREAM_SOURCE", "github")
         .env("NYMVISOR_GITHUB_API_URL", mock.api_url())
@@ -107,7 +107,17 @@ fn sync(
         .args(["mirror", "sync", "--out"])
         .arg(out)
         .args(args);
-    output_within_patience(&mut cmd)
+    cmd
+}
+
+fn sync(
+    home: &TestHome,
+    mock: &GithubMock,
+    out: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    output_within_patience(&mut sync_cmd(home, mock, out, args, env))
 }
 
 fn feed(out: &Path) -> serde_json::Value {
@@ -381,4 +391,53 @@ fn a_refused_release_changes_nothing_and_other_daemons_are_still_synced() {
         &sync(&home, &mock, &out, &["--base-url", "mirror.example"], &[]),
         "--base-url",
     );
+}
+
+/// A mirror belongs to one user (the one its timer runs as): another one, root included, is
+/// refused with the command that works, and what the owner writes is the owner's.
+#[test]
+fn a_mirror_is_written_only_by_its_owner() {
+    if !two_users() {
+        return;
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    let home = TestHome::new();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mock = GithubMock::start(vec![release(
+        &home,
+        TAG_12,
+        "2026-09-16T15:00:00Z",
+        "1.2.0",
+    )]);
+    let out = home.path().join("mirror");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(NOBODY), Some(NOBODY)).unwrap();
+    let refused = sync(&home, &mock, &out, &[], &[]);
+    assert_failure(&refused, "belongs to nobody");
+    assert!(
+        stderr(&refused).contains("sudo -u nobody"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let mut as_owner = sync_cmd(&home, &mock, &out, &[], &[]);
+    as_owner.uid(NOBODY).gid(NOBODY);
+    let done = output_within_patience(&mut as_owner);
+    assert_success(&done);
+    for file in [
+        "nym-node/upgrade-info.json",
+        "nym-node/mirror-state.json",
+        ".nymvisor-mirror.lock",
+    ] {
+        assert_eq!(
+            std::fs::metadata(out.join(file)).unwrap().uid(),
+            NOBODY,
+            "{file}"
+        );
+    }
 }

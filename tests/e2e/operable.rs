@@ -124,13 +124,9 @@ fn the_network_helper_works_from_the_c_env_file() {
 /// and the command that works; run by the owner they work, and what they write is the owner's.
 #[test]
 fn admin_commands_refuse_another_user_than_the_owner() {
-    if !prerequisite(
-        nix::unistd::geteuid().is_root(),
-        "acting as two users needs root (CI runs as root)",
-    ) {
+    if !two_users() {
         return;
     }
-    const NOBODY: u32 = 65534;
     let home = TestHome::new();
     home.init_default("1.1.0");
     let new = home.daemon_bin("new", "nym-node", "1.2.0", &[]);

@@ -725,7 +725,10 @@ fn a_feed_signed_ahead_of_this_clock_is_reported_and_still_used() {
     nv.wait_start(1);
     assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
     nv.wait_stderr("ahead of this machine's clock");
-    assert_eq!(nv.stderr().matches("ahead of this machine's clock").count(), 1);
+    assert_eq!(
+        nv.stderr().matches("ahead of this machine's clock").count(),
+        1
+    );
     nv.stop();
 }
 

@@ -126,6 +126,18 @@ pub fn prerequisite(present: bool, what: &str) -> bool {
     false
 }
 
+/// The uid and gid of `nobody`: the service user of tests that act as two users.
+pub const NOBODY: u32 = 65534;
+
+/// Whether this test can act as two users (root and [`NOBODY`]), as a [`prerequisite`].
+#[track_caller]
+pub fn two_users() -> bool {
+    prerequisite(
+        nix::unistd::geteuid().is_root(),
+        "acting as two users needs root (CI runs as root)",
+    )
+}
+
 /// A private world for one test: `NYM_HOME_DIR`, a daemon home, a place for binaries.
 #[derive(Debug)]
 pub struct TestHome {

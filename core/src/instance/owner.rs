@@ -25,14 +25,7 @@ pub fn check_writer(inst: &Instance, command: &str) -> Result<()> {
     if me == owner {
         return Ok(());
     }
-    let name_of = |uid: u32| {
-        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name)
-    };
-    let owner_name = name_of(owner).unwrap_or_else(|| format!("#{owner}"));
-    let me_name = name_of(me).unwrap_or_else(|| format!("uid {me}"));
+    let (owner_name, me_name) = (user_name(owner), user_name(me));
     // NYM_HOME_DIR: sudo resets the environment, and the service user's home is elsewhere
     let base = inst
         .home
@@ -46,4 +39,12 @@ pub fn check_writer(inst: &Instance, command: &str) -> Result<()> {
         id = inst.config.id(),
         dir = dir.display(),
     )))
+}
+
+/// A user's name, or `uid N` when the user database has none.
+pub(crate) fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid {uid}"), |u| u.name)
 }

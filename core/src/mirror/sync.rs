@@ -103,8 +103,24 @@ pub fn base_config(env: &Env, id: Option<&str>) -> Result<(Config, String)> {
 }
 
 /// Takes the mirror's lock (created in `out`, which is created too): two syncs of one mirror
-/// never run at once.
+/// never run at once. A mirror directory that belongs to another user is refused (root
+/// included): files written now would belong to this user, and the next sync as the mirror's
+/// owner (its timer) could not replace them.
 pub fn lock(out: &Path) -> Result<fsutil::FileLock> {
+    if let Ok(meta) = std::fs::metadata(out) {
+        let me = nix::unistd::geteuid().as_raw();
+        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
+        if owner != me {
+            let (owner, me) = (
+                crate::instance::owner::user_name(owner),
+                crate::instance::owner::user_name(me),
+            );
+            return Err(Error::NotOwner(format!(
+                "the mirror {dir} belongs to {owner}, but this runs as {me}: files written now would belong to {me}, and the next sync as {owner} (its timer) could not replace them; run it as {owner}: sudo -u {owner} nymvisor mirror sync --out {dir} …",
+                dir = out.display()
+            )));
+        }
+    }
     fsutil::create_dir_all(out)?;
     fsutil::FileLock::try_acquire(&out.join(LOCK_FILE)).map_err(|e| match e {
         Error::Locked { holder, .. } => Error::Setup(format!(
