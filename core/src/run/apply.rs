@@ -133,7 +133,7 @@ impl Supervisor {
                 downtime,
                 unrecorded,
             } => {
-                self.startup_failures = 0;
+                self.life.settled();
                 self.unrecorded = unrecorded.map(|j| Unrecorded {
                     upgrade: j.upgrade.clone(),
                     journal: Some(*j),
@@ -147,10 +147,11 @@ impl Supervisor {
                     self.process.metrics(|m| m.downtime(d));
                 }
                 self.book.confirming = confirming.map(|j| *j);
-                if daemon.is_some()
-                    && let Some(h) = self.health.as_mut()
-                {
-                    h.daemon_started();
+                if daemon.is_some() {
+                    self.life.started();
+                    if let Some(h) = self.health.as_mut() {
+                        h.daemon_started();
+                    }
                 }
                 if restart_wanted {
                     Ok(Step::Continue(daemon))
@@ -251,7 +252,7 @@ impl Supervisor {
             self.upgrade_outcome(&journal.upgrade, &journal.previous.version, "confirmed");
             tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} {how}", self.inst.config.daemon.name, journal.upgrade.version);
         }
-        self.startup_failures = 0;
+        self.life.settled();
         self.process.metrics(|m| m.startup_failures(0));
         self.quiet_later();
         Ok(())

@@ -1,6 +1,6 @@
 //! When the daemon ends: a clean exit, a daemon that forked into the background, a failure —
-//! and the restart policy (`restart_on_failure`, `failure_restart_delay`,
-//! `max_startup_failures` within `startup_period_duration`, rollback of an unconfirmed upgrade).
+//! the decision is [`Lifecycle::failed`](crate::upgrade::lifecycle::Lifecycle::failed)'s (the
+//! restart policy, rollback of an unconfirmed upgrade, giving up); this performs it.
 
 use std::time::Duration;
 
@@ -9,19 +9,9 @@ use tokio::time::Instant;
 use super::{RunOutcome, Supervisor};
 use crate::daemon::Daemon;
 use crate::error::{Error, Result};
+use crate::model::Journal;
+use crate::upgrade::lifecycle::{Action, GiveUp, RollbackCause};
 use crate::upgrade::transaction;
-
-/// Longest wait before a restart that backs off.
-const MAX_BACKOFF: Duration = Duration::from_secs(10 * 60);
-
-/// The wait before the `attempt`th restart in a row: `base`, doubling each time, at most
-/// [`MAX_BACKOFF`] (and never less than `base`).
-pub(super) fn backoff(base: Duration, attempt: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    base.saturating_mul(factor).min(MAX_BACKOFF.max(base))
-}
 
 impl Supervisor {
     /// The daemon's leader exited. Returns an outcome when nymvisor must stop.
@@ -64,83 +54,101 @@ impl Supervisor {
         what: String,
         uptime: Duration,
     ) -> Result<Option<RunOutcome>> {
-        let cfg = self.inst.config.daemon.clone();
-        let during_startup = uptime < cfg.startup_period_duration;
-        if during_startup {
-            self.startup_failures += 1;
-        } else {
-            self.startup_failures = 0;
-        }
-        let limit = cfg.max_startup_failures.max(1);
+        // only asked when it matters: without restarts, a due upgrade has its chance first
+        let due_upgrade = !self.life.rules().restart_on_failure && {
+            let d = self.book.decide(&self.inst, None);
+            d.apply.is_some()
+                || d.due_unprepared
+                    .as_ref()
+                    .is_some_and(|i| self.preparer.binary_present(i))
+        };
+        let v = self
+            .life
+            .failed(uptime, self.book.confirming.is_some(), due_upgrade);
         tracing::warn!(
             "the daemon {what} after {}{}",
             humantime::format_duration(Duration::from_secs(uptime.as_secs())),
-            if during_startup {
-                format!(" (startup failure {} of {limit})", self.startup_failures)
+            if v.during_startup {
+                format!(" (startup failure {} of {})", v.failures, v.limit)
             } else {
                 String::new()
             }
         );
         self.process.record_error(format!("daemon {what}"));
-        self.process.state.startup_failures = self.startup_failures;
-        let n = self.startup_failures;
-        self.process.metrics(|m| m.startup_failures(n));
-
-        if during_startup
-            && cfg.rollback_on_failure
-            && (self.startup_failures >= limit || !cfg.restart_on_failure)
-            && let Some(journal) = self.book.confirming.take()
-        {
-            let reason = format!(
-                "{} {} {what} {} time(s) within its startup period",
-                cfg.name, journal.upgrade.version, self.startup_failures
-            );
-            // a record still pending for it must not undo the rollback
-            self.unrecorded = None;
-            let (upgrade, previous) = (journal.upgrade.clone(), journal.previous.version.clone());
-            transaction::rollback(
-                &self.inst,
-                &self.setup,
-                &mut self.process,
-                &mut self.book.plan,
-                journal,
-                &reason,
-            )
-            .await?;
-            self.upgrade_outcome(&upgrade, &previous, "rolled-back");
-            self.startup_failures = 0;
-            return Ok(None);
-        }
-        if !cfg.restart_on_failure {
-            // a due upgrade (the old version may fail for want of it) has its chance first
-            let d = self.book.decide(&self.inst, None);
-            if d.apply.is_some()
-                || d.due_unprepared
-                    .as_ref()
-                    .is_some_and(|i| self.preparer.binary_present(i))
-            {
+        self.process.state.startup_failures = v.failures;
+        self.process.metrics(|m| m.startup_failures(v.failures));
+        match v.action {
+            Action::RollBack {
+                cause: RollbackCause::StartupFailures(n),
+                ..
+            } => {
+                if let Some(journal) = self.book.confirming.take() {
+                    let reason = format!(
+                        "{} {} {what} {n} time(s) within its startup period",
+                        self.inst.config.daemon.name, journal.upgrade.version
+                    );
+                    self.roll_back_unconfirmed(journal, &reason).await?;
+                }
+                Ok(None)
+            }
+            Action::ApplyDueUpgrade => {
                 tracing::info!(
                     "the daemon {what}; the due upgrade is applied before nymvisor gives up"
                 );
-                return Ok(None);
+                Ok(None)
             }
-            return Err(Error::DaemonFailed(format!(
-                "the daemon {what} and restart_on_failure is off"
-            )));
+            Action::GiveUp(why) => Err(self.give_up(why, &what)),
+            Action::Restart {
+                after,
+                attempt,
+                limit,
+            } => {
+                tracing::info!(
+                    "restarting the daemon in {}",
+                    humantime::format_duration(after)
+                );
+                self.restart_after(after, attempt, limit).await
+            }
+            // not an answer to a failure
+            _ => Ok(None),
         }
-        if self.startup_failures >= limit {
-            return Err(Error::DaemonFailed(format!(
-                "the daemon failed {} times within {} of starting; giving up",
-                self.startup_failures,
-                humantime::format_duration(cfg.startup_period_duration)
-            )));
-        }
-        tracing::info!(
-            "restarting the daemon in {}",
-            humantime::format_duration(cfg.failure_restart_delay)
-        );
-        self.restart_after(cfg.failure_restart_delay, self.startup_failures, limit)
-            .await
+    }
+
+    /// Swaps an unconfirmed upgrade back to the version before it (the daemon is stopped).
+    pub(super) async fn roll_back_unconfirmed(
+        &mut self,
+        journal: Journal,
+        reason: &str,
+    ) -> Result<()> {
+        // a record still pending for it must not undo the rollback
+        self.unrecorded = None;
+        let (upgrade, previous) = (journal.upgrade.clone(), journal.previous.version.clone());
+        transaction::rollback(
+            &self.inst,
+            &self.setup,
+            &mut self.process,
+            &mut self.book.plan,
+            journal,
+            reason,
+        )
+        .await?;
+        self.upgrade_outcome(&upgrade, &previous, "rolled-back");
+        self.life.settled();
+        Ok(())
+    }
+
+    /// The error nymvisor gives up with; `what` says what the daemon did last.
+    pub(super) fn give_up(&self, why: GiveUp, what: &str) -> Error {
+        Error::DaemonFailed(match why {
+            GiveUp::RestartOff => format!("the daemon {what} and restart_on_failure is off"),
+            GiveUp::StartupFailures(n) => format!(
+                "the daemon failed {n} times within {} of starting; giving up",
+                humantime::format_duration(self.inst.config.daemon.startup_period_duration)
+            ),
+            GiveUp::Liveness(limit) => format!(
+                "the daemon {what}, after {limit} restarts without a healthy answer; giving up"
+            ),
+        })
     }
 
     /// Waits `delay` before the daemon is started again (restart `attempt` of `limit`, shown by
@@ -193,22 +201,5 @@ impl Supervisor {
                 () = self.process.children.next() => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restarts_back_off_doubling_to_a_cap() {
-        let base = Duration::from_secs(10);
-        let waits: Vec<u64> = (1..=8).map(|n| backoff(base, n).as_secs()).collect();
-        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 600, 600]);
-        assert_eq!(backoff(base, 1000), MAX_BACKOFF);
-        // a restart delay above the cap is kept as it is
-        let long = Duration::from_secs(3600);
-        assert_eq!(backoff(long, 3), long);
-        assert_eq!(backoff(Duration::ZERO, 5), Duration::ZERO);
     }
 }

@@ -1,10 +1,8 @@
-//! The daemon's health endpoint, probed while it runs (with `daemon.health_url`):
-//! - **gated confirmation**: a new version is confirmed by its first healthy answer within the
-//!   startup period; none by the end of it is a failed start, rolled back (when enabled) as a
-//!   crash would be;
-//! - **liveness**: outside a confirmation and after the daemon's startup period,
-//!   `health_failure_threshold` failed probes in a row restart the daemon (a hung node is
-//!   restarted like a crashed one, and counts for the restart policy).
+//! The daemon's health endpoint, probed while it runs (with `daemon.health_url`): the probe's
+//! schedule ([`Monitor`]) and the event loop's side of its answers. What an answer means —
+//! a healthy answer confirms a new version; none by the end of the startup period is a failed
+//! start; `health_failure_threshold` failed probes in a row restart the daemon, backing off and
+//! giving up — is [`crate::upgrade::lifecycle`]'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,22 +15,19 @@ use crate::daemon::Daemon;
 use crate::error::Result;
 use crate::health::{Health, HealthProbe};
 use crate::model::{self, run_state::HealthState};
-use crate::upgrade::transaction::{self, Control};
+use crate::upgrade::lifecycle::{Action, ConfirmedBy, HealthNote};
+use crate::upgrade::transaction::Control;
 
 /// First probe after a start: soon, so a healthy new version is confirmed early.
 const FIRST_PROBE: Duration = Duration::from_secs(1);
 
-/// The probe's schedule and what it said.
+/// The probe's schedule and its last answer.
 #[derive(Debug)]
 pub struct Monitor {
     probe: Arc<dyn HealthProbe>,
     interval: Duration,
     next: Option<Instant>,
     task: Option<JoinHandle<Health>>,
-    /// Failed probes in a row.
-    pub failures: u32,
-    /// A healthy answer came since the daemon's start.
-    pub seen_healthy: bool,
     pub last: Option<Health>,
     /// While a new version awaits confirmation: the build it must report.
     pub expect: Option<crate::health::Expected>,
@@ -45,25 +40,21 @@ impl Monitor {
             interval,
             next: None,
             task: None,
-            failures: 0,
-            seen_healthy: false,
             last: None,
             expect: None,
         }
     }
 
-    /// A daemon was started: probing starts over.
     /// The probed endpoint, in words.
     pub fn describe(&self) -> String {
         self.probe.describe()
     }
 
+    /// A daemon was started: probing starts over.
     pub fn daemon_started(&mut self) {
         if let Some(t) = self.task.take() {
             t.abort();
         }
-        self.failures = 0;
-        self.seen_healthy = false;
         self.next = Some(Instant::now() + FIRST_PROBE.min(self.interval));
     }
 
@@ -100,16 +91,6 @@ impl Monitor {
             answer: format!("the probe task failed: {e}"),
         })
     }
-
-    fn record(&mut self, h: &Health) {
-        if h.healthy {
-            self.failures = 0;
-            self.seen_healthy = true;
-        } else {
-            self.failures += 1;
-        }
-        self.last = Some(h.clone());
-    }
 }
 
 impl Supervisor {
@@ -118,33 +99,33 @@ impl Supervisor {
         let Some(monitor) = self.health.as_mut() else {
             return Ok(Step::Continue(Some(running)));
         };
-        let was = monitor.last.as_ref().map(|l| l.healthy);
-        // a node takes a while to open its port: no warning before its first answer within
-        // its startup period, and one line when it first answers
-        let first_answer = !monitor.seen_healthy && h.healthy;
-        let coming_up = !monitor.seen_healthy
-            && running.uptime() < self.inst.config.daemon.startup_period_duration;
-        monitor.record(&h);
-        let failures = monitor.failures;
-        let url = monitor.probe.describe();
-        match (was, h.healthy) {
-            (_, false) if coming_up => {
-                tracing::debug!(
-                    "the daemon does not answer its health probe {url} yet: {}",
-                    h.answer
-                )
-            }
-            (Some(true) | None, false) => {
+        let uptime = running.uptime();
+        let v = self
+            .life
+            .health(h.healthy, uptime, self.book.confirming.is_some());
+        monitor.last = Some(h.clone());
+        let url = monitor.describe();
+        match v.note {
+            // a node takes a while to open its port: no warning before its first answer
+            // within its startup period, and one line when it first answers
+            HealthNote::ComingUp => tracing::debug!(
+                "the daemon does not answer its health probe {url} yet: {}",
+                h.answer
+            ),
+            HealthNote::Failed => {
                 tracing::warn!("the daemon's health probe {url} failed: {}", h.answer)
             }
-            (_, true) if first_answer => tracing::info!(
+            HealthNote::FirstAnswer => tracing::info!(
                 "the daemon answers its health probe {url} ({}, {} s after its start)",
                 h.answer,
-                running.uptime().as_secs()
+                uptime.as_secs()
             ),
-            (Some(false), true) => tracing::info!("the daemon is healthy again ({})", h.answer),
-            _ => {}
+            HealthNote::Recovered => {
+                tracing::info!("the daemon is healthy again ({})", h.answer)
+            }
+            HealthNote::Same => {}
         }
+        let failures = v.failures;
         self.process.metrics(|m| m.health(h.healthy, failures));
         self.process.state.health = Some(HealthState {
             healthy: h.healthy,
@@ -153,28 +134,31 @@ impl Supervisor {
             consecutive_failures: failures,
         });
         self.process.save_state();
-        if h.healthy {
-            self.liveness_restarts = 0;
-        }
-        if self.book.confirming.is_some() {
-            if h.healthy {
-                let after = running.uptime().as_secs();
-                self.confirm(&format!("answered healthy after {after} s ({})", h.answer))?;
+        match v.action {
+            Action::Confirm(_) => {
+                self.confirm(&format!(
+                    "answered healthy after {} s ({})",
+                    uptime.as_secs(),
+                    h.answer
+                ))?;
+                Ok(Step::Continue(Some(running)))
             }
-            return Ok(Step::Continue(Some(running)));
+            Action::StopUnhealthy => self.restart_unhealthy(running, &h, failures).await,
+            _ => Ok(Step::Continue(Some(running))),
         }
-        let cfg = &self.inst.config.daemon;
-        if h.healthy
-            || failures < cfg.health_failure_threshold
-            || running.uptime() < cfg.startup_period_duration
-        {
-            return Ok(Step::Continue(Some(running)));
-        }
+    }
+
+    /// A liveness restart: the daemon failed `failures` health probes in a row.
+    async fn restart_unhealthy(
+        &mut self,
+        running: Daemon,
+        last: &Health,
+        failures: u32,
+    ) -> Result<Step> {
         tracing::warn!(
             "the daemon failed {failures} health probes in a row (last: {}); restarting it",
-            h.answer
+            last.answer
         );
-        let uptime = running.uptime();
         let stopped = self.process.stop_daemon(running).await;
         self.process.mark_stopped();
         if let Some(h) = self.health.as_mut() {
@@ -185,95 +169,75 @@ impl Supervisor {
         }
         let what = format!(
             "did not answer its health probe {failures} times in a row (last: {})",
-            h.answer
+            last.answer
         );
-        let _ = uptime;
-        // liveness restarts back off (doubling from the restart delay) and, without a healthy
-        // answer in between, give up after as many as the startup failures allowed
-        self.liveness_restarts += 1;
-        let limit = self.inst.config.daemon.max_startup_failures.max(1);
         self.process.record_error(format!("daemon {what}"));
-        if !self.inst.config.daemon.restart_on_failure {
-            return Err(crate::error::Error::DaemonFailed(format!(
-                "the daemon {what} and restart_on_failure is off"
-            )));
+        match self.life.stopped_unhealthy() {
+            Action::GiveUp(why) => Err(self.give_up(why, &what)),
+            Action::Restart {
+                after,
+                attempt,
+                limit,
+            } => {
+                tracing::info!(
+                    "restarting the daemon in {} (liveness restart {attempt} of {limit})",
+                    humantime::format_duration(after)
+                );
+                Ok(match self.restart_after(after, attempt, limit).await? {
+                    Some(outcome) => Step::Exit(outcome),
+                    None => Step::Continue(None),
+                })
+            }
+            _ => Ok(Step::Continue(None)),
         }
-        if self.liveness_restarts > limit {
-            return Err(crate::error::Error::DaemonFailed(format!(
-                "the daemon {what}, after {limit} restarts without a healthy answer; giving up"
-            )));
-        }
-        let delay = super::failure::backoff(
-            self.inst.config.daemon.failure_restart_delay,
-            self.liveness_restarts,
-        );
-        tracing::info!(
-            "restarting the daemon in {} (liveness restart {} of {limit})",
-            humantime::format_duration(delay),
-            self.liveness_restarts
-        );
-        Ok(
-            match self
-                .restart_after(delay, self.liveness_restarts, limit)
-                .await?
-            {
-                Some(outcome) => Step::Exit(outcome),
-                None => Step::Continue(None),
-            },
-        )
     }
 
     /// The startup period of a new version ended. With a health URL it is confirmed only if it
     /// answered healthy; otherwise it failed to start, and is rolled back when enabled.
     pub(super) async fn end_of_startup(&mut self, running: Daemon) -> Result<Step> {
-        let unhealthy = self.health.as_ref().filter(|m| !m.seen_healthy).map(|m| {
-            m.last
-                .as_ref()
-                .map(|h| h.answer.clone())
-                .unwrap_or_else(|| "no answer yet".to_owned())
-        });
-        let Some(last) = unhealthy.filter(|_| self.book.confirming.is_some()) else {
-            self.confirm("ran for its startup period")?;
-            return Ok(Step::Continue(Some(running)));
-        };
-        let cfg = self.inst.config.daemon.clone();
-        let Some(journal) = self.book.confirming.take() else {
-            return Ok(Step::Continue(Some(running)));
-        };
+        let action = self.life.startup_over(self.book.confirming.is_some());
+        let cfg = &self.inst.config.daemon;
+        let (name, url) = (cfg.name.clone(), cfg.health_url.clone().unwrap_or_default());
+        let last = self
+            .health
+            .as_ref()
+            .and_then(|m| m.last.as_ref())
+            .map_or_else(|| "no answer yet".to_owned(), |h| h.answer.clone());
+        let version = self
+            .book
+            .confirming
+            .as_ref()
+            .map(|j| j.upgrade.version.clone())
+            .unwrap_or_default();
         let reason = format!(
-            "{} {} gave no healthy answer at {} within its startup period (last: {last})",
-            cfg.name,
-            journal.upgrade.version,
-            cfg.health_url.as_deref().unwrap_or_default()
+            "{name} {version} gave no healthy answer at {url} within its startup period (last: {last})"
         );
-        if !cfg.rollback_on_failure {
-            tracing::error!("{reason}; it is kept, since rollback_on_failure is off");
-            self.process.record_error(reason);
-            self.book.confirming = Some(journal);
-            self.confirm("was kept without a healthy answer (rollback_on_failure is off)")?;
-            return Ok(Step::Continue(Some(running)));
+        match action {
+            Action::Confirm(ConfirmedBy::KeptUnhealthy) => {
+                tracing::error!("{reason}; it is kept, since rollback_on_failure is off");
+                self.process.record_error(reason);
+                self.confirm("was kept without a healthy answer (rollback_on_failure is off)")?;
+                Ok(Step::Continue(Some(running)))
+            }
+            Action::RollBack { .. } => {
+                let Some(journal) = self.book.confirming.take() else {
+                    return Ok(Step::Continue(Some(running)));
+                };
+                let stopped = self.process.stop_daemon(running).await;
+                self.process.mark_stopped();
+                if let Some(h) = self.health.as_mut() {
+                    h.daemon_stopped();
+                }
+                self.roll_back_unconfirmed(journal, &reason).await?;
+                if let Some(sig) = stopped.stop_signal {
+                    return Ok(Step::Exit(RunOutcome::Stopped(sig)));
+                }
+                Ok(Step::Continue(None))
+            }
+            _ => {
+                self.confirm("ran for its startup period")?;
+                Ok(Step::Continue(Some(running)))
+            }
         }
-        let stopped = self.process.stop_daemon(running).await;
-        self.process.mark_stopped();
-        if let Some(h) = self.health.as_mut() {
-            h.daemon_stopped();
-        }
-        // a record still pending for it must not undo the rollback
-        self.unrecorded = None;
-        let (upgrade, previous) = (journal.upgrade.clone(), journal.previous.version.clone());
-        transaction::rollback(
-            &self.inst,
-            &self.setup,
-            &mut self.process,
-            &mut self.book.plan,
-            journal,
-            &reason,
-        )
-        .await?;
-        self.upgrade_outcome(&upgrade, &previous, "rolled-back");
-        if let Some(sig) = stopped.stop_signal {
-            return Ok(Step::Exit(RunOutcome::Stopped(sig)));
-        }
-        Ok(Step::Continue(None))
     }
 }

@@ -95,9 +95,8 @@ struct Supervisor {
     health: Option<health::Monitor>,
     /// When the running daemon's startup period ends (set each turn of the loop).
     confirm_at: Option<Instant>,
-    startup_failures: u32,
-    /// Liveness restarts in a row without a healthy answer (they back off and give up).
-    liveness_restarts: u32,
+    /// The daemon's life: startup failures, health, liveness restarts (the pure rules).
+    life: crate::upgrade::lifecycle::Lifecycle,
     /// The daemon was started at least once by this nymvisor (with third-party checks, a due
     /// upgrade found at start is verified after the first start, never before it).
     started_once: bool,
@@ -369,6 +368,7 @@ impl Supervisor {
         self.started_once = true;
         let d = self.process.start()?;
         self.daemon_info();
+        self.life.started();
         if let Some(h) = self.health.as_mut() {
             h.daemon_started();
         }

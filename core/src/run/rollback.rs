@@ -133,7 +133,7 @@ impl Supervisor {
             );
         }
         self.upgrade_outcome(&current, &previous.version, "rolled-back");
-        self.startup_failures = 0;
+        self.life.settled();
         self.quiet_later();
         Ok(Step::Continue(None))
     }

@@ -19,6 +19,7 @@ use crate::fsutil::{self, FileLock};
 use crate::instance::Instance;
 use crate::model::{self, Refusals, RunState, UpgradePlan};
 use crate::upgrade::Preparer;
+use crate::upgrade::lifecycle::{Lifecycle, Rules};
 use crate::upgrade::recover;
 use crate::upgrade::transaction::Setup;
 
@@ -95,6 +96,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         }
     };
     let inst_health_interval = inst.config.daemon.health_interval;
+    let inst_daemon = inst.config.daemon.clone();
     let hold = inst.hold().unwrap_or_else(|e| {
         tracing::error!("{e}; taken as a hold until it is fixed");
         Some(model::Hold::unreadable(&e))
@@ -195,8 +197,10 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             Monitor::new(probe, inst_health_interval)
         }),
         confirm_at: None,
-        startup_failures: 0,
-        liveness_restarts: 0,
+        life: Lifecycle::new(Rules {
+            health_probed: opts.health.is_some(),
+            ..Rules::of(&inst_daemon)
+        }),
         started_once: false,
         unrecorded: None,
         rollback_wanted: true,
