@@ -73,10 +73,6 @@ pub enum Error {
     #[error("{0}")]
     NoInstance(String),
 
-    /// The upgrade name is not acceptable as a directory name.
-    #[error("invalid upgrade name {name:?}: {reason}")]
-    InvalidUpgradeName { name: String, reason: &'static str },
-
     /// A version string is not semver.
     #[error("invalid version {version:?} in {context}: {source}")]
     InvalidVersion {

@@ -135,7 +135,7 @@ impl UpgradeDataDir {
     }
 
     /// Directory of an upgrade; `genesis` maps to the genesis directory.
-    /// The name must have been checked with [`crate::rules::validate_name`].
+    /// The name must have been checked with [`crate::names::validate_name`].
     pub fn upgrade_dir(&self, name: &str) -> PathBuf {
         if name == GENESIS {
             self.genesis_dir()

@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::names::validate_name;
 use crate::paths::NymvisorHome;
-use crate::rules::validate_name;
 
 /// Shortest accepted `upstream_polling_rate`.
 pub const MIN_POLLING_RATE: std::time::Duration = std::time::Duration::from_secs(1);

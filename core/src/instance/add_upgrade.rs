@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, BINARY_MODE, FileLock};
 use crate::instance::Instance;
 use crate::model::{self, Journal, Refusals, UpgradeInfo};
+use crate::names::parse_version;
 use crate::refusal::Refusal;
-use crate::rules::parse_version;
 use crate::upgrade::policy;
 
 /// Default delay before a queued upgrade is applied.

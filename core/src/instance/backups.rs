@@ -93,7 +93,7 @@ fn version_of(inst: &Instance, history: &UpgradeHistory, name: &str) -> Option<S
         .find(|h| h.info.name == name)
         .map(|h| h.info.version.clone())
         .or_else(|| {
-            crate::rules::validate_name(name).ok()?;
+            crate::names::validate_name(name).ok()?;
             crate::fsutil::read_json_opt::<UpgradeInfo>(&inst.data.upgrade_info(name))
                 .ok()
                 .flatten()

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, BINARY_MODE};
 use crate::instance::Instance;
 use crate::model::{CurrentVersionInfo, UpgradeInfo, UpgradePlan};
+use crate::names::parse_version;
 use crate::paths::{GENESIS, NymvisorHome};
-use crate::rules::parse_version;
 
 /// What `init` did.
 #[derive(Debug)]

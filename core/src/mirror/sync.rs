@@ -166,7 +166,7 @@ pub async fn sync_daemon(
 ) -> Result<Synced> {
     // whole seconds in the documents, as people write them
     let now = now.replace_nanosecond(0).unwrap_or(now);
-    crate::rules::validate_name(daemon)
+    crate::names::validate_name(daemon)
         .map_err(|reason| Error::Setup(format!("--daemon {daemon:?}: {reason}")))?;
     let dir = opts.out.join(daemon);
     fsutil::create_dir_all(&dir)?;
@@ -206,7 +206,7 @@ pub async fn sync_daemon(
         return Err(fail(format!(
             "release {} offers no binary for this platform ({}); a mirror holds the binary of the platform it runs on",
             info.name,
-            crate::rules::platform_key()
+            crate::names::platform_key()
         )));
     };
     let platform = platform.clone();

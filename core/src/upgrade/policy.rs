@@ -28,9 +28,9 @@
 use std::cmp::Ordering;
 
 use crate::model::{Journal, Outcome, Refusals, UpgradeHistory, UpgradeInfo};
+use crate::names::{parse_version, validate_name};
 use crate::paths::GENESIS;
 use crate::refusal::Refusal;
-use crate::rules::{parse_version, validate_name};
 
 /// What the rules look at.
 #[derive(Debug, Clone, Copy)]

@@ -15,9 +15,9 @@ use super::policy::check_name;
 use crate::build_info;
 use crate::config::DaemonConfig;
 use crate::model::{PlatformDetails, UpgradeInfo};
+use crate::names::platform_keys;
 use crate::paths::UpgradeDataDir;
 use crate::refusal::Refusal;
-use crate::rules::platform_keys;
 use crate::source::{Caps, ChunkSink, UpgradeSource};
 use crate::verify::{Candidate, Digest, Verifier};
 
@@ -128,7 +128,7 @@ impl Preparer {
         };
         let bin = self.data.upgrade_bin(&info.name);
         let digests = self.file_digests(info, Some(platform), &bin).await?;
-        let algo = crate::rules::checksum_algorithm_name(&platform.checksum_algorithm);
+        let algo = crate::names::checksum_algorithm_name(&platform.checksum_algorithm);
         if !digests.contains_key(&algo) {
             // no verifier computes this digest here: the helper's check stands
             return Ok(());
@@ -391,7 +391,7 @@ fn checksum_mismatch(
     if expected.is_empty() {
         return None;
     }
-    let algo = crate::rules::checksum_algorithm_name(&platform.checksum_algorithm);
+    let algo = crate::names::checksum_algorithm_name(&platform.checksum_algorithm);
     let actual = digests.get(&algo)?;
     (!actual.eq_ignore_ascii_case(expected)).then(|| {
         format!(

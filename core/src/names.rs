@@ -1,6 +1,5 @@
-//! Rules shared by every stage: safe names, version ordering, the platform key.
-
-use std::cmp::Ordering;
+//! Names and versions as every stage reads them: safe names (of upgrades, instances, daemons),
+//! daemon versions, checksum algorithm names, the platform key.
 
 use crate::error::{Error, Result};
 
@@ -30,14 +29,6 @@ pub fn validate_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// [`validate_name`] for upgrade names, as a crate error.
-pub fn validate_upgrade_name(name: &str) -> Result<()> {
-    validate_name(name).map_err(|reason| Error::InvalidUpgradeName {
-        name: name.to_owned(),
-        reason,
-    })
-}
-
 /// Parses a daemon version; a leading `v` is tolerated (`v1.2.0`).
 pub fn parse_version(version: &str, context: &str) -> Result<semver::Version> {
     let trimmed = version.trim();
@@ -47,12 +38,6 @@ pub fn parse_version(version: &str, context: &str) -> Result<semver::Version> {
         context: context.to_owned(),
         source,
     })
-}
-
-/// Semver order of two version strings.
-pub fn compare_versions(a: &str, b: &str) -> Result<Ordering> {
-    // precedence ignores build metadata: `1.2.0+b` is not newer than `1.2.0+a`
-    Ok(parse_version(a, "version")?.cmp_precedence(&parse_version(b, "version")?))
 }
 
 /// The canonical name of a checksum algorithm as the verifiers name their digests: lower case,
@@ -85,6 +70,7 @@ pub fn platform_keys() -> [String; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
 
     #[test]
     fn names() {
@@ -115,23 +101,17 @@ mod tests {
 
     #[test]
     fn semver_not_string_order() {
-        assert_eq!(
-            compare_versions("1.10.0", "1.9.0").ok(),
-            Some(Ordering::Greater)
-        );
-        assert_eq!(
-            compare_versions("v1.2.0", "1.2.0").ok(),
-            Some(Ordering::Equal)
-        );
-        assert_eq!(
-            compare_versions("1.2.0-rc.1", "1.2.0").ok(),
-            Some(Ordering::Less)
-        );
-        assert!(compare_versions("1.2", "1.2.0").is_err());
-        assert_eq!(
-            compare_versions("1.2.0+b", "1.2.0+a").ok(),
-            Some(Ordering::Equal)
-        );
+        // what the policy compares: precedence, so build metadata does not count
+        let order = |a: &str, b: &str| {
+            parse_version(a, "a")
+                .unwrap()
+                .cmp_precedence(&parse_version(b, "b").unwrap())
+        };
+        assert_eq!(order("1.10.0", "1.9.0"), Ordering::Greater);
+        assert_eq!(order("v1.2.0", "1.2.0"), Ordering::Equal);
+        assert_eq!(order("1.2.0-rc.1", "1.2.0"), Ordering::Less);
+        assert_eq!(order("1.2.0+b", "1.2.0+a"), Ordering::Equal);
+        assert!(parse_version("1.2", "the upgrade").is_err());
     }
 
     #[test]
