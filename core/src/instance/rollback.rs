@@ -13,7 +13,7 @@ use crate::fsutil::FileLock;
 use crate::instance::Instance;
 use crate::model::{self, HistoryEntry, Journal, Outcome, RollbackRequest, Stage, UpgradeInfo};
 use crate::upgrade::rollback::{self, BY_THE_OPERATOR};
-use crate::upgrade::transaction::{Report, Setup};
+use crate::upgrade::transaction::{BackupSettings, Report};
 
 /// What `rollback` came to.
 #[derive(Debug, Clone)]
@@ -89,13 +89,13 @@ pub async fn rollback(inst: &Instance, with_data: bool, now: bool) -> Result<Rol
         }
         Err(e) => return Err(e),
     };
-    let setup = Setup {
+    let backups = BackupSettings {
         backup: None,
         backup_min_free: 0,
         precopy: false,
         progress: None,
     };
-    let safety_copy = rollback::carry_out(inst, &setup, &mut Offline, &mut plan, target).await?;
+    let safety_copy = rollback::carry_out(inst, &backups, &mut Offline, &mut plan, target).await?;
     drop(lock);
     Ok(RolledBack::Done {
         from,

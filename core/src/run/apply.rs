@@ -65,9 +65,9 @@ impl Supervisor {
             self.refuse(&info, r);
             return Ok(Step::Continue(daemon));
         }
-        if self.setup.backup.is_some()
+        if self.backups.backup.is_some()
             && let Err(e) =
-                backup::check_free_space(&self.inst.backup_plan(self.setup.backup_min_free))
+                backup::check_free_space(&self.inst.backup_plan(self.backups.backup_min_free))
         {
             self.refuse(&info, Refusal::transient(e.to_string()));
             return Ok(Step::Continue(daemon));
@@ -114,15 +114,20 @@ impl Supervisor {
         self.book.ready.clear();
         let name = info.name.clone();
         let previous_version = self.book.plan.current.version.clone();
-        let applied = transaction::apply(
-            &self.inst,
-            &self.setup,
-            &mut self.process,
-            &mut self.book.plan,
-            info.clone(),
-            daemon,
-        )
-        .await?;
+        let previous = self.book.plan.current.clone();
+        let up = transaction::Upgrade {
+            info: &info,
+            previous: &previous,
+            daemon_name: &self.inst.config.daemon.name,
+            restart_after_upgrade: self.inst.config.daemon.restart_after_upgrade,
+        };
+        let mut port = transaction::LivePort {
+            inst: &self.inst,
+            settings: &self.backups,
+            control: &mut self.process,
+            plan: &mut self.book.plan,
+        };
+        let applied = transaction::apply(&mut port, up, daemon).await;
         self.quiet_later();
         self.book.save_progress(&mut self.process);
         match applied {

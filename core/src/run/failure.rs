@@ -125,7 +125,7 @@ impl Supervisor {
         let (upgrade, previous) = (journal.upgrade.clone(), journal.previous.version.clone());
         transaction::rollback(
             &self.inst,
-            &self.setup,
+            &self.backups,
             &mut self.process,
             &mut self.book.plan,
             journal,

@@ -43,7 +43,7 @@ use crate::source::UpgradeSource;
 use crate::upgrade::Preparer;
 use crate::upgrade::hooks;
 use crate::upgrade::queue::Decision;
-use crate::upgrade::transaction::Setup;
+use crate::upgrade::transaction::BackupSettings;
 use crate::verify::Verifier;
 
 /// What `run` was given besides the instance.
@@ -86,7 +86,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 
 struct Supervisor {
     inst: Instance,
-    setup: Setup,
+    backups: BackupSettings,
     process: Process,
     preparer: Preparer,
     poller: Poller,

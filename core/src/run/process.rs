@@ -95,15 +95,7 @@ impl Process {
         &mut self,
         work: impl std::future::Future<Output = T>,
     ) -> std::result::Result<T, Signal> {
-        tokio::pin!(work);
-        loop {
-            let watchdog = self.watchdog_due();
-            tokio::select! {
-                r = &mut work => return Ok(r),
-                sig = self.signals.recv_stop() => return Err(sig),
-                () = crate::upgrade::sleep_until_opt(watchdog) => self.watchdog_ping(),
-            }
-        }
+        crate::upgrade::transaction::watched(self, work).await
     }
 
     /// Sends `WATCHDOG=1` and schedules the next.

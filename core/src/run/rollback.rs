@@ -116,7 +116,7 @@ impl Supervisor {
         // with the error, and the next start finishes the rollback (as after a crash)
         crate::upgrade::transaction::rollback(
             &self.inst,
-            &self.setup,
+            &self.backups,
             &mut self.process,
             &mut self.book.plan,
             journal,

@@ -21,7 +21,7 @@ use crate::model::{self, Refusals, RunState, UpgradePlan};
 use crate::upgrade::Preparer;
 use crate::upgrade::lifecycle::{Lifecycle, Rules};
 use crate::upgrade::recover;
-use crate::upgrade::transaction::Setup;
+use crate::upgrade::transaction::BackupSettings;
 
 /// A supervisor ready to start the daemon.
 pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor> {
@@ -139,7 +139,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         watchdog: crate::sd_notify::Notifier::watchdog_interval(&opts.env)
             .map(|every| (every, tokio::time::Instant::now() + every)),
     };
-    let setup = Setup {
+    let backups = BackupSettings {
         backup: if inst.config.daemon.unsafe_skip_backup {
             None
         } else {
@@ -185,7 +185,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         book: Book::new(plan, plan_problem, refusals, timing, hold)
             .with_feed(super::feed::FeedGuard::load(&inst)),
         inst,
-        setup,
+        backups,
         process,
         watch,
         health: opts.health.clone().map(|probe| {
@@ -228,8 +228,13 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     }
     let _ = sup.book.history(&sup.inst, &mut sup.process);
     sup.process.save_state();
-    sup.book.confirming =
-        recover::recover(&sup.inst, &sup.setup, &mut sup.process, &mut sup.book.plan).await?;
+    sup.book.confirming = recover::recover(
+        &sup.inst,
+        &sup.backups,
+        &mut sup.process,
+        &mut sup.book.plan,
+    )
+    .await?;
     Ok(sup)
 }
 

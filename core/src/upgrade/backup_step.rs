@@ -5,20 +5,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nix::sys::signal::Signal;
-
-use super::transaction::Control;
+use super::transaction::{Control, Waited, watched};
 use crate::backup::{self, BackupPlan, BackupStrategy, Cancel, DeltaStats, Precopy};
 use crate::error::{Error, Result};
 use crate::model;
 use crate::progress::ProgressSink;
-
-/// How a backup step ended.
-#[derive(Debug)]
-pub enum BackupResult<T> {
-    Made(T),
-    Interrupted(Signal),
-}
 
 /// Takes the backup of upgrade `name` in one go (the daemon is stopped).
 pub async fn run<C: Control>(
@@ -27,7 +18,7 @@ pub async fn run<C: Control>(
     name: &str,
     progress: Option<Arc<dyn ProgressSink>>,
     control: &mut C,
-) -> Result<BackupResult<PathBuf>> {
+) -> Result<Waited<PathBuf>> {
     let (name, stamp) = (name.to_owned(), timestamp());
     let total = progress.as_ref().map(|_| total_of(&plan));
     let job =
@@ -41,7 +32,7 @@ pub async fn precopy<C: Control>(
     name: &str,
     progress: Option<Arc<dyn ProgressSink>>,
     control: &mut C,
-) -> Result<BackupResult<Precopy>> {
+) -> Result<Waited<Precopy>> {
     let (name, stamp) = (name.to_owned(), timestamp());
     let total = progress.as_ref().map(|_| total_of(&plan));
     let job = move |cancel: &Cancel| backup::precopy(&plan, &name, &stamp, cancel);
@@ -61,7 +52,7 @@ pub async fn finish<C: Control>(
     plan: BackupPlan,
     progress: Option<Arc<dyn ProgressSink>>,
     control: &mut C,
-) -> Result<BackupResult<(PathBuf, DeltaStats)>> {
+) -> Result<Waited<(PathBuf, DeltaStats)>> {
     let job = move |cancel: &Cancel| precopy.finish(&plan, cancel);
     in_background(job, "copying what changed", None, progress, control).await
 }
@@ -82,37 +73,35 @@ async fn in_background<C: Control, T: Send + 'static>(
     total: Option<u64>,
     progress: Option<Arc<dyn ProgressSink>>,
     control: &mut C,
-) -> Result<BackupResult<T>> {
+) -> Result<Waited<T>> {
     let cancel = Cancel::default().with_failpoint(control.active_failpoint());
     let cancel2 = cancel.clone();
     let mut bar = progress.as_ref().map(|p| p.begin(label, total));
     let mut task = tokio::task::spawn_blocking(move || job(&cancel2));
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
-    let result = loop {
-        let watchdog = control.watchdog_due();
-        let stop = tokio::select! {
-            r = &mut task => break r,
-            sig = control.next_stop() => Some(sig),
-            () = sleep_until_opt(watchdog) => {
-                control.watchdog_ping();
-                None
-            }
-            _ = tick.tick(), if bar.is_some() => {
-                if let Some(bar) = bar.as_mut() {
-                    bar.set(cancel.done());
+    let work = async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                r = &mut task => break r,
+                _ = tick.tick(), if bar.is_some() => {
+                    if let Some(bar) = bar.as_mut() {
+                        bar.set(cancel.done());
+                    }
                 }
-                None
             }
-        };
-        if let Some(sig) = stop {
+        }
+    };
+    let result = match watched(control, work).await {
+        Ok(r) => r,
+        Err(sig) => {
             tracing::warn!("{sig} received during the backup ({label}): abandoning it");
             cancel.cancel();
             let _ = task.await;
-            return Ok(BackupResult::Interrupted(sig));
+            return Ok(Waited::Interrupted(sig));
         }
     };
     match result {
-        Ok(Ok(made)) => Ok(BackupResult::Made(made)),
+        Ok(Ok(made)) => Ok(Waited::Done(made)),
         Ok(Err(e)) => Err(e),
         Err(e) => Err(Error::Task {
             what: "taking the backup",

@@ -3,7 +3,7 @@
 //! later; after it, it is finished; an interrupted rollback is finished; an unreadable journal is
 //! moved aside, since `current` always names a complete, verified binary.
 
-use super::transaction::{Control, Setup, record_upgrade, rollback};
+use super::transaction::{BackupSettings, Control, record_upgrade, rollback};
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::model::{Journal, Stage, UpgradePlan};
@@ -12,7 +12,7 @@ use crate::model::{Journal, Stage, UpgradePlan};
 /// Returns the upgrade whose start is to be watched as its confirmation, if any.
 pub async fn recover<C: Control>(
     inst: &Instance,
-    setup: &Setup,
+    backups: &BackupSettings,
     control: &mut C,
     plan: &mut UpgradePlan,
 ) -> Result<Option<Journal>> {
@@ -55,7 +55,7 @@ pub async fn recover<C: Control>(
             tracing::warn!(upgrade = %name, "an interrupted rollback was found; finishing it");
             rollback(
                 inst,
-                setup,
+                backups,
                 control,
                 plan,
                 journal,

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use super::transaction::{self, Report, Setup};
+use super::transaction::{self, BackupSettings, Report};
 use crate::error::{Error, Result};
 use crate::instance::Instance;
 use crate::model::{self, Journal, Outcome, Stage, UpgradeHistory, UpgradeInfo, UpgradePlan};
@@ -61,13 +61,13 @@ pub fn plan_for(
 /// copy. A failed safety copy changes nothing (the error is returned before any step).
 pub async fn carry_out<C: Report>(
     inst: &Instance,
-    setup: &Setup,
+    backups: &BackupSettings,
     control: &mut C,
     plan: &mut UpgradePlan,
     journal: Journal,
 ) -> Result<Option<PathBuf>> {
     let safety = safety_copy(inst, &journal).await?;
-    transaction::rollback(inst, setup, control, plan, journal, BY_THE_OPERATOR).await?;
+    transaction::rollback(inst, backups, control, plan, journal, BY_THE_OPERATOR).await?;
     Ok(safety)
 }
 
