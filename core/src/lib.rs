@@ -32,6 +32,7 @@ pub mod sandbox;
 pub mod sd_notify;
 pub mod source;
 pub mod status;
+pub mod timing;
 pub mod upgrade;
 pub mod verify;
 

@@ -323,7 +323,7 @@ impl Metrics {
     /// waits for; the hold; the upgrade awaiting confirmation and its deadline.
     pub fn queue(
         &self,
-        entries: &[crate::upgrade::queue::Entry],
+        entries: &[crate::model::QueueEntry],
         hold: bool,
         confirming: Option<(&str, time::OffsetDateTime)>,
     ) {

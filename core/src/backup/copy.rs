@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{UtimensatFlags, utimensat};
 use nix::sys::time::TimeSpec;
 
-use super::precopy::Manifest;
-use super::watch::Watch;
 use super::{BackupStrategy, Cancel, SkipSet};
 use crate::error::{Error, Result};
 
@@ -66,39 +64,54 @@ pub fn copy_tree(
     cancel: &Cancel,
     link_files: bool,
 ) -> Result<()> {
-    copy_tree_tracked(src, dst, skip, cancel, link_files, &mut Track::default())
+    copy_tree_visited(src, dst, skip, cancel, link_files, &mut Unwatched)
 }
 
-/// What a copy notes down as it goes.
-#[derive(Debug, Default)]
-pub(super) struct Track {
-    /// Each copied entry's metadata, read before its content was (a pre-copy's manifest).
-    pub manifest: Option<Manifest>,
-    /// The files and directories written, to be flushed one by one (a delta's).
-    pub written: Option<Vec<PathBuf>>,
-    /// Watches each directory before it is read (a pre-copy's).
-    pub watch: Option<Watch>,
-    /// Files with more than one link, by (device, inode), and where their first copy went: the
-    /// next name of the same file becomes a hard link to it.
-    pub links: std::collections::HashMap<(u64, u64), PathBuf>,
+/// Whoever follows a copy as it goes (the pre-copy's manifest and watch, the delta's list of
+/// what to flush): the copier calls it and knows nothing of it.
+pub(super) trait Visitor {
+    /// A directory is about to be read (before its metadata is: a change from now on is seen).
+    fn entering(&mut self, _dir: &Path) {}
+    /// An entry's metadata, read just before its content is copied.
+    fn noting(&mut self, _path: &Path, _meta: &fs::Metadata) {}
+    /// A file's content was written to `to`.
+    fn wrote_file(&mut self, _to: &Path, _cancel: &Cancel) {}
+    /// A directory was completed at `to`.
+    fn wrote_dir(&mut self, _to: &Path) {}
 }
 
-/// [`copy_tree`], noting down what `track` asks for.
-pub(super) fn copy_tree_tracked(
+/// Nobody follows the copy.
+struct Unwatched;
+
+impl Visitor for Unwatched {}
+
+/// [`copy_tree`], telling `visitor` what it does.
+pub(super) fn copy_tree_visited(
     src: &Path,
     dst: &Path,
     skip: &SkipSet,
     cancel: &Cancel,
     link_files: bool,
-    track: &mut Track,
+    visitor: &mut dyn Visitor,
 ) -> Result<()> {
-    if let Some(watch) = track.watch.as_mut() {
-        watch.add(src);
-    }
+    // files with more than one link, by (device, inode), and where their first copy went: the
+    // next name of the same file becomes a hard link to it
+    let mut links = std::collections::HashMap::new();
+    copy_dir(src, dst, skip, cancel, link_files, visitor, &mut links)
+}
+
+fn copy_dir(
+    src: &Path,
+    dst: &Path,
+    skip: &SkipSet,
+    cancel: &Cancel,
+    link_files: bool,
+    visitor: &mut dyn Visitor,
+    links: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+) -> Result<()> {
+    visitor.entering(src);
     let meta = fs::symlink_metadata(src).map_err(|e| Error::io("failed to read", src, e))?;
-    if let Some(manifest) = track.manifest.as_mut() {
-        manifest.note(src, &meta, std::time::SystemTime::now());
-    }
+    visitor.noting(src, &meta);
     fs::create_dir(dst).map_err(|e| Error::io("failed to create", dst, e))?;
     let entries = fs::read_dir(src).map_err(|e| Error::io("failed to list", src, e))?;
     for entry in entries {
@@ -115,15 +128,13 @@ pub(super) fn copy_tree_tracked(
             .file_type()
             .map_err(|e| Error::io("failed to read", &from, e))?;
         if ft.is_dir() {
-            copy_tree_tracked(&from, &to, skip, cancel, link_files, track)?;
+            copy_dir(&from, &to, skip, cancel, link_files, visitor, links)?;
             continue;
         }
         if !(ft.is_symlink() || ft.is_file()) {
             continue; // sockets, fifos and devices are not data: left out
         }
-        if let Some(manifest) = track.manifest.as_mut() {
-            manifest.note(&from, &entry_meta, std::time::SystemTime::now());
-        }
+        visitor.noting(&from, &entry_meta);
         if ft.is_symlink() {
             copy_symlink(&from, &to)?;
             continue;
@@ -135,29 +146,19 @@ pub(super) fn copy_tree_tracked(
         // another name of a file already copied: linked to that copy, as in the source
         if entry_meta.nlink() > 1 {
             let key = (entry_meta.dev(), entry_meta.ino());
-            if let Some(first) = track.links.get(&key)
+            if let Some(first) = links.get(&key)
                 && fs::hard_link(first, &to).is_ok()
             {
                 continue;
             }
-            track.links.insert(key, to.clone());
+            links.insert(key, to.clone());
         }
         copy_file(&from, &to)?;
         cancel.add_done(entry_meta.len());
-        if let Some(written) = track.written.as_mut() {
-            written.push(to);
-        }
-        if let Some(watch) = track.watch.as_mut() {
-            watch.drain();
-        }
-        if track.manifest.is_some() {
-            cancel.pause_point("during-precopy");
-        }
+        visitor.wrote_file(&to, cancel);
     }
     copy_dir_attributes(dst, &meta)?;
-    if let Some(written) = track.written.as_mut() {
-        written.push(dst.to_owned());
-    }
+    visitor.wrote_dir(dst);
     Ok(())
 }
 

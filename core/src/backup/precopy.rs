@@ -31,9 +31,10 @@ use std::time::{Duration, SystemTime};
 
 use nix::sys::stat::SFlag;
 
-use super::copy::{Track, copy_dir_attributes, copy_file, copy_symlink, copy_tree_tracked};
+use super::copy::{Visitor, copy_dir_attributes, copy_file, copy_symlink, copy_tree_visited};
+use super::store::{commit, remove_partials, sync_filesystem};
 use super::watch::{Changes, Watch};
-use super::{BackupPlan, Cancel, SkipSet, commit, remove_partials, sync_filesystem};
+use super::{BackupPlan, Cancel, SkipSet};
 use crate::error::{Error, Result};
 use crate::fsutil;
 
@@ -139,6 +140,45 @@ impl Manifest {
     }
 }
 
+/// What follows the pre-copy: each entry's metadata noted before its content is copied (the
+/// manifest), each directory watched before it is read.
+struct LiveCopy {
+    manifest: Manifest,
+    watch: Option<Watch>,
+}
+
+impl Visitor for LiveCopy {
+    fn entering(&mut self, dir: &Path) {
+        if let Some(watch) = self.watch.as_mut() {
+            watch.add(dir);
+        }
+    }
+
+    fn noting(&mut self, path: &Path, meta: &fs::Metadata) {
+        self.manifest.note(path, meta, SystemTime::now());
+    }
+
+    fn wrote_file(&mut self, _to: &Path, cancel: &Cancel) {
+        if let Some(watch) = self.watch.as_mut() {
+            watch.drain();
+        }
+        cancel.pause_point("during-precopy");
+    }
+}
+
+/// What a delta copies whole: every file and directory written, to be flushed.
+struct Written(Vec<PathBuf>);
+
+impl Visitor for Written {
+    fn wrote_file(&mut self, to: &Path, _cancel: &Cancel) {
+        self.0.push(to.to_owned());
+    }
+
+    fn wrote_dir(&mut self, to: &Path) {
+        self.0.push(to.to_owned());
+    }
+}
+
 /// A backup copied while the daemon ran, waiting for [`Precopy::finish`] after the stop.
 /// Dropped unfinished, it is removed.
 #[derive(Debug)]
@@ -179,23 +219,21 @@ pub fn precopy(
         watch: None,
     };
     let skip = plan.skip_set()?;
-    let mut track = Track {
-        manifest: Some(Manifest::default()),
-        written: None,
+    let mut live = LiveCopy {
+        manifest: Manifest::default(),
         watch: Watch::new(&plan.source),
-        links: Default::default(),
     };
-    copy_tree_tracked(
+    copy_tree_visited(
         &plan.source,
         &precopy.partial,
         &skip,
         cancel,
         false,
-        &mut track,
+        &mut live,
     )?;
     sync_filesystem(&precopy.partial)?;
-    precopy.manifest = track.manifest.unwrap_or_default();
-    precopy.watch = track.watch;
+    precopy.manifest = live.manifest;
+    precopy.watch = live.watch;
     Ok(precopy)
 }
 
@@ -405,16 +443,10 @@ impl Delta<'_> {
 
     /// Copies a directory the pre-copy did not see, whole, noting what to flush.
     fn copy_new_tree(&mut self, from: &Path, to: &Path) -> Result<()> {
-        let mut track = Track {
-            manifest: None,
-            written: Some(Vec::new()),
-            watch: None,
-            links: Default::default(),
-        };
-        copy_tree_tracked(from, to, self.skip, self.cancel, false, &mut track)?;
-        let written = track.written.unwrap_or_default();
-        self.stats.copied += written.len() as u64;
-        self.flush.extend(written);
+        let mut written = Written(Vec::new());
+        copy_tree_visited(from, to, self.skip, self.cancel, false, &mut written)?;
+        self.stats.copied += written.0.len() as u64;
+        self.flush.extend(written.0);
         Ok(())
     }
 

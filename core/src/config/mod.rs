@@ -4,10 +4,13 @@
 //! Precedence, lowest first: built-in defaults, the file (or `init` flags), environment variables.
 
 mod keys;
+mod locate;
 mod model;
+mod validate;
 mod values;
 
 pub use keys::{FlagStyle, KEYS, KeyDef};
+pub use locate::{load_effective, locate};
 pub use model::{
     BackupStrategyKind, Compression, Config, DaemonConfig, LogFormat, NymvisorConfig, TuningConfig,
     UpstreamSource,
@@ -21,7 +24,6 @@ use serde_json::Value;
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::names::validate_name;
 use crate::paths::NymvisorHome;
 
 /// Shortest accepted `upstream_polling_rate`.
@@ -89,205 +91,6 @@ impl Config {
             }
         }
         Config::from_value(value)
-    }
-
-    /// Fills derived defaults (the id) and checks values that serde cannot.
-    pub fn validated(mut self) -> Result<Config> {
-        // the key and its environment variable: the value may have come from either
-        let bad = |key: &str, message: String| match KEYS.iter().find(|d| d.path() == key) {
-            Some(def) => Error::ConfigKey {
-                key: key.to_owned(),
-                env: def.env(),
-                message,
-            },
-            None => Error::ConfigValue {
-                key: key.to_owned(),
-                message,
-            },
-        };
-        if self.daemon.name.is_empty() {
-            return Err(bad(
-                "daemon.name",
-                "is not set (set DAEMON_NAME or the key in the config file)".into(),
-            ));
-        }
-        validate_name(&self.daemon.name)
-            .map_err(|reason| bad("daemon.name", format!("{:?} {reason}", self.daemon.name)))?;
-        if self.nymvisor.id.is_empty() {
-            self.nymvisor.id = format!("{}-default", self.daemon.name);
-        }
-        validate_name(&self.nymvisor.id)
-            .map_err(|reason| bad("nymvisor.id", format!("{:?} {reason}", self.nymvisor.id)))?;
-        if self.daemon.home.as_os_str().is_empty() {
-            return Err(bad(
-                "daemon.home",
-                "is not set (set DAEMON_HOME or --daemon-home)".into(),
-            ));
-        }
-        if self.nymvisor.upstream_polling_rate < MIN_POLLING_RATE {
-            return Err(bad(
-                "nymvisor.upstream_polling_rate",
-                format!(
-                    "{} is too short: polling faster than once every {} only loads the feed that every other node watches too",
-                    humantime::format_duration(self.nymvisor.upstream_polling_rate),
-                    humantime::format_duration(MIN_POLLING_RATE)
-                ),
-            ));
-        }
-        for key in &self.daemon.minisign_public_keys {
-            if let Err(why) = check_minisign_key(key) {
-                return Err(bad(
-                    "daemon.minisign_public_keys",
-                    format!(
-                        "{key:?} is not a minisign public key ({why}); give the key itself, the base64 line of a minisign .pub file (56 characters such as RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3), not a file path nor the whole file; several are separated by commas"
-                    ),
-                ));
-            }
-        }
-        if self.daemon.require_signature == Some(true)
-            && self.daemon.minisign_public_keys.is_empty()
-        {
-            return Err(bad(
-                "daemon.require_signature",
-                "is true but no DAEMON_MINISIGN_PUBLIC_KEYS are configured to check signatures with".into(),
-            ));
-        }
-        let threshold = self.daemon.feed_signature_threshold;
-        if threshold == 0 {
-            return Err(bad(
-                "daemon.feed_signature_threshold",
-                "must be at least 1".into(),
-            ));
-        }
-        let distinct: std::collections::BTreeSet<&str> = self
-            .daemon
-            .minisign_public_keys
-            .iter()
-            .map(|k| k.trim())
-            .collect();
-        if threshold > 1 && threshold as usize > distinct.len() {
-            return Err(bad(
-                "daemon.feed_signature_threshold",
-                format!(
-                    "is {threshold}, but only {} distinct DAEMON_MINISIGN_PUBLIC_KEYS are configured: no feed could ever be signed by that many distinct trusted keys",
-                    distinct.len()
-                ),
-            ));
-        }
-        if threshold > 1 && !self.signature_required() {
-            return Err(bad(
-                "daemon.feed_signature_threshold",
-                format!(
-                    "is {threshold}, but signatures are not required (DAEMON_REQUIRE_SIGNATURE=false): the threshold would never be checked"
-                ),
-            ));
-        }
-        if self.daemon.backup_keep == 0 {
-            return Err(bad("daemon.backup_keep", "must be at least 1".into()));
-        }
-        if let Some(addr) = &self.nymvisor.metrics_address
-            && addr.parse::<std::net::SocketAddr>().is_err()
-        {
-            return Err(bad(
-                "nymvisor.metrics_address",
-                format!("{addr:?} is not an address such as 127.0.0.1:9180"),
-            ));
-        }
-        if let Some(w) = &self.daemon.upgrade_windows {
-            crate::upgrade::timing::Windows::parse(w)
-                .map_err(|e| bad("daemon.upgrade_windows", format!("{w:?}: {e}")))?;
-        }
-        for (key, url) in [
-            ("daemon.health_url", &self.daemon.health_url),
-            (
-                "daemon.health_build_info_url",
-                &self.daemon.health_build_info_url,
-            ),
-        ] {
-            if let Some(url) = url
-                && !(url.starts_with("http://") || url.starts_with("https://"))
-            {
-                return Err(bad(key, format!("{url:?} is not an http(s) URL")));
-            }
-        }
-        if self.daemon.health_build_info_url.is_some() && self.daemon.health_url.is_none() {
-            return Err(bad(
-                "daemon.health_build_info_url",
-                "needs the health probe: set DAEMON_HEALTH_URL too".into(),
-            ));
-        }
-        for (key, value) in [
-            ("daemon.health_interval", self.daemon.health_interval),
-            ("daemon.health_timeout", self.daemon.health_timeout),
-            ("daemon.hook_timeout", self.daemon.hook_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(bad(key, "must be longer than zero".into()));
-            }
-        }
-        if self.daemon.health_failure_threshold == 0 {
-            return Err(bad(
-                "daemon.health_failure_threshold",
-                "must be at least 1".into(),
-            ));
-        }
-        let t = &self.tuning;
-        for (key, value) in [
-            ("tuning.http_connect_timeout", t.http_connect_timeout),
-            ("tuning.http_idle_timeout", t.http_idle_timeout),
-            ("tuning.http_document_timeout", t.http_document_timeout),
-            ("tuning.http_download_timeout", t.http_download_timeout),
-            ("tuning.verifier_timeout", t.verifier_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(bad(key, "must be longer than zero".into()));
-            }
-        }
-        for (key, paths) in [
-            (
-                "nymvisor.verifier_readable_paths",
-                &self.nymvisor.verifier_readable_paths,
-            ),
-            (
-                "nymvisor.verifier_writable_paths",
-                &self.nymvisor.verifier_writable_paths,
-            ),
-        ] {
-            for p in paths {
-                if !p.is_absolute() {
-                    return Err(bad(key, format!("{} is not an absolute path", p.display())));
-                }
-                if let Some(why) = self.overlaps_secrets(p) {
-                    return Err(bad(
-                        key,
-                        format!(
-                            "{} {why}; a verifier's sandbox never reaches the node's keys or nymvisor's state",
-                            p.display()
-                        ),
-                    ));
-                }
-            }
-        }
-        if let Some(dir) = &self.nymvisor.local_mirror_directory
-            && let Some(why) = self
-                .overlaps_secrets(dir)
-                .filter(|why| why.starts_with("contains"))
-        {
-            return Err(bad(
-                "nymvisor.local_mirror_directory",
-                format!(
-                    "{} {why}; the network helper may read the mirror, so it must not hold the node's data",
-                    dir.display()
-                ),
-            ));
-        }
-        if t.max_binary_size == 0 {
-            return Err(bad(
-                "tuning.max_binary_size",
-                "must be at least 1 byte".into(),
-            ));
-        }
-        Ok(self)
     }
 
     /// The configuration as JSON in the file's shape: durations as humantime strings, unset
@@ -375,22 +178,6 @@ impl Config {
             .require_signature
             .unwrap_or(!self.daemon.minisign_public_keys.is_empty())
     }
-}
-
-/// Whether `key` has the shape of a minisign public key: base64 of the algorithm (`Ed`), an
-/// 8-byte key id and a 32-byte Ed25519 key.
-fn check_minisign_key(key: &str) -> std::result::Result<(), &'static str> {
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(key.trim())
-        .map_err(|_| "not base64")?;
-    if bytes.len() != 42 {
-        return Err("not 42 bytes");
-    }
-    if &bytes[..2] != b"Ed" {
-        return Err("not an Ed25519 minisign key");
-    }
-    Ok(())
 }
 
 /// The closest of `known` to `name`, if it is close enough to be a typo of it.
@@ -483,76 +270,4 @@ pub fn overlap<'a>(
         }
     }
     None
-}
-
-/// Finds the config file a command (other than `init`) uses:
-/// `$NYMVISOR_CONFIG_PATH`; else the default path for `$NYMVISOR_ID`; else the only instance;
-/// else an error listing the instances.
-pub fn locate(env: &Env) -> Result<PathBuf> {
-    if let Some(path) = env.get_non_empty("NYMVISOR_CONFIG_PATH") {
-        return Ok(PathBuf::from(path));
-    }
-    let home = NymvisorHome::from_env(env)?;
-    if let Some(id) = env.get_non_empty("NYMVISOR_ID") {
-        validate_name(id).map_err(|reason| Error::EnvValue {
-            var: "NYMVISOR_ID".into(),
-            value: id.into(),
-            message: reason.into(),
-        })?;
-        let path = home.config_path(id);
-        if path.is_file() {
-            return Ok(path);
-        }
-        return Err(Error::NoInstance(format!(
-            "no nymvisor instance `{id}` (no {}); {}",
-            path.display(),
-            describe_instances(&home)?
-        )));
-    }
-    let instances = home.instances()?;
-    match instances.as_slice() {
-        [only] => Ok(home.config_path(only)),
-        [] => Err(Error::NoInstance(format!(
-            "no nymvisor instance under {}; create one with `nymvisor init <DAEMON_BINARY> --daemon-home <DIR>`",
-            home.instances_dir().display()
-        ))),
-        many => Err(Error::NoInstance(format!(
-            "{} nymvisor instances exist ({}); choose one with NYMVISOR_ID=<id> or NYMVISOR_CONFIG_PATH=<file>",
-            many.len(),
-            many.join(", ")
-        ))),
-    }
-}
-
-fn describe_instances(home: &NymvisorHome) -> Result<String> {
-    let instances = home.instances()?;
-    Ok(if instances.is_empty() {
-        "no instance exists yet; create one with `nymvisor init`".to_owned()
-    } else {
-        format!("existing instances: {}", instances.join(", "))
-    })
-}
-
-/// Locates, loads, applies the environment and validates: the effective configuration.
-pub fn load_effective(env: &Env) -> Result<(PathBuf, Config)> {
-    let path = locate(env)?;
-    let file = Config::load_file(&path)?;
-    // the daemon an instance manages is fixed at `init`: another name in the environment is a
-    // mix-up (an env file of another node), not an override
-    if !file.daemon.name.is_empty()
-        && let Some(name) = env.get_non_empty("DAEMON_NAME")
-        && name != file.daemon.name
-    {
-        return Err(Error::EnvValue {
-            var: "DAEMON_NAME".into(),
-            value: name.to_owned(),
-            message: format!(
-                "this instance ({}) manages {}; unset DAEMON_NAME, or choose the instance of {name} with NYMVISOR_ID",
-                path.display(),
-                file.daemon.name
-            ),
-        });
-    }
-    let config = file.apply_env(env)?.validated()?;
-    Ok((path, config))
 }

@@ -195,3 +195,10 @@ impl Helper {
             .map_err(|e| format!("the network helper's answer does not parse: {e}"))
     }
 }
+
+#[async_trait::async_trait]
+impl crate::upgrade::Elsewhere for Helper {
+    async fn prepare(&self, info: &UpgradeInfo) -> (Result<(), Refusal>, Vec<(String, f64)>) {
+        Helper::prepare(self, info).await
+    }
+}

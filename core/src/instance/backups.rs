@@ -5,38 +5,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::backup::{self, BackupEntry, Cancel, CopyBackup};
+use crate::backup::{self, BackupEntry, Cancel};
 use crate::error::{Error, Result};
 use crate::fsutil::FileLock;
 use crate::instance::Instance;
 use crate::model::{UpgradeHistory, UpgradeInfo};
 
-/// Label prefixes of the safety copies a rollback and a restore keep of the data they replace
-/// (`<prefix><name of the upgrade that ran>`).
-pub const BEFORE_ROLLBACK: &str = "before-rollback-of-";
-pub const BEFORE_RESTORE: &str = "before-restore-of-";
-
-/// A copy of the daemon home as it is now, in `backups/<label>/<UTC time>` (the `copy`
-/// strategy, whatever the configured one): what a restore or a rollback is about to replace,
-/// so that it can be undone with another restore.
-pub async fn take_safety_copy(inst: &Instance, label: String) -> Result<PathBuf> {
-    let plan_of_backup = inst.backup_plan(0);
-    let stamp = crate::upgrade::backup_timestamp();
-    tokio::task::spawn_blocking(move || {
-        backup::take_backup(
-            &CopyBackup,
-            &plan_of_backup,
-            &label,
-            &stamp,
-            &Cancel::default(),
-        )
-    })
-    .await
-    .map_err(|e| Error::Task {
-        what: "the safety copy of the daemon's data",
-        message: e.to_string(),
-    })?
-}
+pub use crate::backup::{BEFORE_RESTORE, BEFORE_ROLLBACK};
 
 /// A backup and the daemon version whose data it holds.
 #[derive(Debug, Clone, Serialize)]
@@ -177,7 +152,8 @@ pub async fn restore(inst: &Instance, selector: &str, stop: bool) -> Result<Rest
         .plan()
         .map(|p| p.current.name)
         .unwrap_or_else(|_| "unknown".to_owned());
-    let safety_copy = take_safety_copy(inst, format!("{BEFORE_RESTORE}{running}")).await?;
+    let safety_copy =
+        backup::take_safety_copy(inst.backup_plan(0), format!("{BEFORE_RESTORE}{running}")).await?;
     let skip = inst.backup_plan(0).skip_set()?;
     let (from, target) = (chosen.path.clone(), inst.config.daemon.home.clone());
     let strategy = backup::restorer_for(&from);

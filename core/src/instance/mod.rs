@@ -88,28 +88,28 @@ impl Instance {
 
     /// Spread and windows of this instance, with its fleet seed (drawn once, kept in the
     /// instance's data directory across restarts and upgrades).
-    pub fn timing(&self) -> Result<crate::upgrade::timing::Timing> {
+    pub fn timing(&self) -> Result<crate::timing::Timing> {
         self.timing_with(true)
     }
 
     /// [`Instance::timing`] for readers (`status`, `rollback`): a missing seed is not drawn
     /// (nothing is written); the spread is then estimated with seed 0.
-    pub fn timing_readonly(&self) -> Result<crate::upgrade::timing::Timing> {
+    pub fn timing_readonly(&self) -> Result<crate::timing::Timing> {
         self.timing_with(false)
     }
 
-    fn timing_with(&self, draw: bool) -> Result<crate::upgrade::timing::Timing> {
+    fn timing_with(&self, draw: bool) -> Result<crate::timing::Timing> {
         let windows = match &self.config.daemon.upgrade_windows {
-            Some(text) => Some(crate::upgrade::timing::Windows::parse(text).map_err(
-                |message| crate::error::Error::ConfigKey {
+            Some(text) => Some(crate::timing::Windows::parse(text).map_err(|message| {
+                crate::error::Error::ConfigKey {
                     key: "daemon.upgrade_windows".into(),
                     env: "DAEMON_UPGRADE_WINDOWS",
                     message,
-                },
-            )?),
+                }
+            })?),
             None => None,
         };
-        Ok(crate::upgrade::timing::Timing {
+        Ok(crate::timing::Timing {
             seed: self.fleet_seed(draw)?,
             spread: self.config.daemon.upgrade_spread,
             windows,

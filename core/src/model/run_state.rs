@@ -36,7 +36,7 @@ pub struct RunState {
     pub health: Option<HealthState>,
     /// The queue as the running nymvisor sees it (with its own settings: spread, windows).
     #[serde(default)]
-    pub queue: Option<Vec<crate::upgrade::queue::Entry>>,
+    pub queue: Option<Vec<super::QueueEntry>>,
     /// The upstream document was refused at the last poll (why): nothing from it is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feed_refused: Option<String>,

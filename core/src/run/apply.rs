@@ -33,13 +33,13 @@ impl Supervisor {
             (None, Some(info))
                 if idle && !third_party_checks && self.preparer.binary_present(&info) =>
             {
-                if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
+                if let Err(r) = self.book.may_apply(&self.inst, &mut self.host, &info) {
                     self.refuse(&info, r);
                     return Ok(Step::Continue(daemon));
                 }
                 let t = std::time::Instant::now();
                 let preparer = self.preparer.clone();
-                let prepared = match self.process.watched(preparer.prepare(&info)).await {
+                let prepared = match self.host.watched(preparer.prepare(&info)).await {
                     Ok(r) => r,
                     Err(sig) => return Ok(Step::Exit(RunOutcome::Stopped(sig))),
                 };
@@ -60,7 +60,7 @@ impl Supervisor {
             return Ok(Step::Continue(daemon));
         }
         // prepared against what ran then: the rules are asked again against what runs now
-        if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
+        if let Err(r) = self.book.may_apply(&self.inst, &mut self.host, &info) {
             self.book.ready.remove(&info.name);
             self.refuse(&info, r);
             return Ok(Step::Continue(daemon));
@@ -93,14 +93,14 @@ impl Supervisor {
         }
         // the binary verified earlier is hashed again: what changed on disk since is not started
         let preparer = self.preparer.clone();
-        let rechecked = match self.process.watched(preparer.recheck(&info)).await {
+        let rechecked = match self.host.watched(preparer.recheck(&info)).await {
             Ok(r) => r,
             Err(sig) => {
                 let Some(running) = daemon else {
                     return Ok(Step::Exit(RunOutcome::Stopped(sig)));
                 };
                 tracing::info!("{sig} received: stopping the daemon");
-                let stopped = self.process.stop_for_exit(running, sig).await;
+                let stopped = self.host.stop_for_exit(running, sig).await;
                 tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
                 return Ok(Step::Exit(RunOutcome::Stopped(sig)));
             }
@@ -124,12 +124,12 @@ impl Supervisor {
         let mut port = transaction::LivePort {
             inst: &self.inst,
             settings: &self.backups,
-            control: &mut self.process,
+            control: &mut self.host,
             plan: &mut self.book.plan,
         };
         let applied = transaction::apply(&mut port, up, daemon).await;
         self.quiet_later();
-        self.book.save_progress(&mut self.process);
+        self.book.save_progress(&mut self.host);
         match applied {
             Applied::Done {
                 daemon,
@@ -149,7 +149,7 @@ impl Supervisor {
                     self.daemon_info();
                 }
                 if let Some(d) = downtime {
-                    self.process.metrics(|m| m.downtime(d));
+                    self.host.metrics(|m| m.downtime(d));
                 }
                 self.book.confirming = confirming.map(|j| *j);
                 if daemon.is_some() {
@@ -195,7 +195,7 @@ impl Supervisor {
             _ => None,
         };
         // the deadline is recomputed every turn: a few milliseconds of drift are no change
-        let same = match (&self.process.state.confirming, &wanted) {
+        let same = match (&self.host.state.confirming, &wanted) {
             (Some(a), Some(b)) => {
                 a.upgrade == b.upgrade
                     && a.confirmed_by == b.confirmed_by
@@ -205,8 +205,8 @@ impl Supervisor {
             _ => false,
         };
         if !same {
-            self.process.state.confirming = wanted;
-            self.process.save_state();
+            self.host.state.confirming = wanted;
+            self.host.save_state();
         }
     }
 
@@ -217,10 +217,10 @@ impl Supervisor {
         previous_version: &str,
         outcome: &'static str,
     ) {
-        self.process.metrics(|m| m.upgrade(outcome));
+        self.host.metrics(|m| m.upgrade(outcome));
         hooks::spawn_post(
             &self.inst,
-            &self.process.spec.env,
+            &self.host.spec.env,
             upgrade,
             previous_version,
             outcome,
@@ -258,7 +258,7 @@ impl Supervisor {
             tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} {how}", self.inst.config.daemon.name, journal.upgrade.version);
         }
         self.life.settled();
-        self.process.metrics(|m| m.startup_failures(0));
+        self.host.metrics(|m| m.startup_failures(0));
         self.quiet_later();
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::process::Process;
+use super::host::DaemonHost;
 use super::watch::PlanProblem;
 use crate::error::Result;
 use crate::fsutil::{self, FileLock};
@@ -18,9 +18,9 @@ use crate::model::refusals::Origin;
 use crate::model::{self, Hold, Journal, Refusals, UpgradeHistory, UpgradeInfo, UpgradePlan};
 use crate::refusal::NextAttempt;
 use crate::refusal::Refusal;
+use crate::timing::Timing;
 use crate::upgrade::policy;
 use crate::upgrade::queue::{self, Decision, WaitingFor};
-use crate::upgrade::timing::Timing;
 use crate::upgrade::transaction;
 
 /// A prepare task in flight.
@@ -121,10 +121,10 @@ impl Book {
     pub fn may_apply(
         &mut self,
         inst: &Instance,
-        process: &mut Process,
+        host: &mut DaemonHost,
         info: &UpgradeInfo,
     ) -> std::result::Result<(), Refusal> {
-        let history = self.history(inst, process).map_err(Refusal::transient)?;
+        let history = self.history(inst, host).map_err(Refusal::transient)?;
         policy::may_apply(&self.context(inst, &history), info)
     }
 
@@ -133,7 +133,7 @@ impl Book {
     pub fn history(
         &mut self,
         inst: &Instance,
-        process: &mut Process,
+        host: &mut DaemonHost,
     ) -> std::result::Result<UpgradeHistory, String> {
         match inst.history() {
             Ok(h) => {
@@ -147,7 +147,7 @@ impl Book {
                     "{e}; no upgrade is applied automatically until it can be read (the node keeps running)"
                 );
                 if self.history_problem.as_deref() != Some(note.as_str()) {
-                    process.record_error(note.clone());
+                    host.record_error(note.clone());
                     tracing::error!("{note}");
                     self.history_problem = Some(note.clone());
                 }
@@ -158,9 +158,9 @@ impl Book {
 
     /// While a record file is unreadable: looks again (the history is not watched; the
     /// refusals are, but a fix may come as a chmod).
-    pub fn recheck_records(&mut self, inst: &Instance, process: &mut Process) {
+    pub fn recheck_records(&mut self, inst: &Instance, host: &mut DaemonHost) {
         if self.history_problem.is_some() {
-            let _ = self.history(inst, process);
+            let _ = self.history(inst, host);
         }
         if self.refusals_problem.is_some()
             && let Ok(r) = Refusals::load(&inst.data.refusals())
@@ -201,13 +201,13 @@ impl Book {
     }
 
     /// Publishes the queue as this nymvisor sees it, for `status` (only when it changed).
-    pub fn publish(&self, d: &Decision, process: &mut Process) {
-        let confirming = process
+    pub fn publish(&self, d: &Decision, host: &mut DaemonHost) {
+        let confirming = host
             .state
             .confirming
             .as_ref()
             .map(|c| (c.upgrade.clone(), c.deadline));
-        process.metrics(|m| {
+        host.metrics(|m| {
             m.queued(self.plan.queued_up.len());
             m.queue(
                 &d.entries,
@@ -216,9 +216,9 @@ impl Book {
             );
             m.refusals_active(self.refusals.refusals.len());
         });
-        if process.state.queue.as_ref() != Some(&d.entries) {
-            process.state.queue = Some(d.entries.clone());
-            process.save_state();
+        if host.state.queue.as_ref() != Some(&d.entries) {
+            host.state.queue = Some(d.entries.clone());
+            host.save_state();
         }
     }
 
@@ -251,7 +251,7 @@ impl Book {
     pub fn refuse(
         &mut self,
         inst: &Instance,
-        process: &mut Process,
+        host: &mut DaemonHost,
         info: &UpgradeInfo,
         refusal: Refusal,
         origin: Origin,
@@ -275,8 +275,8 @@ impl Book {
             _ => "; it is skipped until its plan entry changes (or `nymvisor retry`)".to_owned(),
         };
         // recorded before the log line: whoever reads the line finds the status up to date
-        process.metrics(|m| m.refused(refusal.verifier.as_deref(), refusal.kind()));
-        process.record_error(format!("upgrade `{}`: {}", info.name, refusal.reason));
+        host.metrics(|m| m.refused(refusal.verifier.as_deref(), refusal.kind()));
+        host.record_error(format!("upgrade `{}`: {}", info.name, refusal.reason));
         if new {
             tracing::error!(upgrade = %info.name, "cannot apply {what}: {}{then}", refusal.reason);
         } else {
@@ -326,7 +326,7 @@ impl Book {
 
     /// A watched file changed on disk: the plan or the refusals. Returns whether a refusal was
     /// lifted (`nymvisor retry`): upstream deserves a fresh look then.
-    pub fn reload(&mut self, inst: &Instance, process: &mut Process, path: &Path) -> bool {
+    pub fn reload(&mut self, inst: &Instance, host: &mut DaemonHost, path: &Path) -> bool {
         if path == inst.data.hold() {
             match Hold::load(path) {
                 Ok(hold) => {
@@ -352,7 +352,7 @@ impl Book {
                             .as_deref()
                             .is_some_and(|r| r.starts_with("the hold file cannot be read"))
                     }) {
-                        process.record_error(e.to_string());
+                        host.record_error(e.to_string());
                         tracing::error!("{e}; taken as a hold until it is fixed");
                     }
                     self.hold = Some(Hold::unreadable(&e));
@@ -379,7 +379,7 @@ impl Book {
                         "{e}; no upgrade is applied automatically until it can be read (the node keeps running)"
                     );
                     if self.refusals_problem.as_deref() != Some(note.as_str()) {
-                        process.record_error(note.clone());
+                        host.record_error(note.clone());
                         tracing::error!("{note}");
                         self.refusals_problem = Some(note);
                     }
@@ -389,10 +389,10 @@ impl Book {
         }
         let reloaded = self.plan_problem.reload(path);
         if let Some(problem) = self.plan_problem.get()
-            && process.state.last_error.as_deref() != Some(problem)
+            && host.state.last_error.as_deref() != Some(problem)
         {
             let problem = problem.to_owned();
-            process.record_error(problem);
+            host.record_error(problem);
         }
         let Some(plan) = reloaded else { return false };
         // an upstream entry taken out of the queue (`retry` of a refused one, `cancel`) and not
@@ -446,13 +446,13 @@ impl Book {
     }
 
     /// Records which upgrades are prepared or being prepared, for `status`.
-    pub fn save_progress(&self, process: &mut Process) {
+    pub fn save_progress(&self, host: &mut DaemonHost) {
         let ready: Vec<String> = self.ready.keys().cloned().collect();
         let preparing = self.preparing.as_ref().map(|(i, _)| i.name.clone());
-        if process.state.ready != ready || process.state.preparing != preparing {
-            process.state.ready = ready;
-            process.state.preparing = preparing;
-            process.save_state();
+        if host.state.ready != ready || host.state.preparing != preparing {
+            host.state.ready = ready;
+            host.state.preparing = preparing;
+            host.save_state();
         }
     }
 }

@@ -21,9 +21,9 @@ impl Supervisor {
         // background: nymvisor cannot supervise that, and must not call it done
         let left: Vec<i32> = running.leftovers().iter().map(|p| p.pid).collect();
         let exit = running
-            .finish(self.process.grace, &mut self.process.children)
+            .finish(self.host.grace, &mut self.host.children)
             .await;
-        self.process.mark_stopped();
+        self.host.mark_stopped();
         if let Some(h) = self.health.as_mut() {
             h.daemon_stopped();
         }
@@ -74,9 +74,9 @@ impl Supervisor {
                 String::new()
             }
         );
-        self.process.record_error(format!("daemon {what}"));
-        self.process.state.startup_failures = v.failures;
-        self.process.metrics(|m| m.startup_failures(v.failures));
+        self.host.record_error(format!("daemon {what}"));
+        self.host.state.startup_failures = v.failures;
+        self.host.metrics(|m| m.startup_failures(v.failures));
         match v.action {
             Action::RollBack {
                 cause: RollbackCause::StartupFailures(n),
@@ -126,7 +126,7 @@ impl Supervisor {
         transaction::rollback(
             &self.inst,
             &self.backups,
-            &mut self.process,
+            &mut self.host,
             &mut self.book.plan,
             journal,
             reason,
@@ -160,29 +160,29 @@ impl Supervisor {
         limit: u32,
     ) -> Result<Option<RunOutcome>> {
         let until = Instant::now() + delay;
-        self.process.state.restart = Some(crate::model::run_state::RestartWait {
+        self.host.state.restart = Some(crate::model::run_state::RestartWait {
             at: crate::model::now() + delay,
             startup_failures: attempt,
             max_startup_failures: limit,
         });
-        self.process.save_state();
+        self.host.save_state();
         let outcome = self.wait_to_restart(until).await;
-        self.process.state.restart = None;
-        self.process.save_state();
+        self.host.state.restart = None;
+        self.host.save_state();
         outcome
     }
 
     /// Waits out the restart delay, honouring stop signals, the watchdog and a due upgrade.
     async fn wait_to_restart(&mut self, until: Instant) -> Result<Option<RunOutcome>> {
         loop {
-            let watchdog = self.process.watchdog_due();
+            let watchdog = self.host.watchdog_due();
             tokio::select! {
-                () = crate::upgrade::sleep_until_opt(watchdog) => self.process.watchdog_ping(),
+                () = crate::upgrade::sleep_until_opt(watchdog) => self.host.watchdog_ping(),
                 () = tokio::time::sleep_until(until) => {
-                    self.process.metrics(|m| m.daemon_restarted());
+                    self.host.metrics(|m| m.daemon_restarted());
                     return Ok(None);
                 }
-                sig = self.process.signals.recv_stop() => {
+                sig = self.host.signals.recv_stop() => {
                     tracing::info!("{sig} received while waiting to restart the daemon: exiting");
                     return Ok(Some(RunOutcome::Stopped(sig)));
                 }
@@ -198,7 +198,7 @@ impl Supervisor {
                         return Ok(None);
                     }
                 }
-                () = self.process.children.next() => {}
+                () = self.host.children.next() => {}
             }
         }
     }

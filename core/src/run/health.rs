@@ -126,14 +126,14 @@ impl Supervisor {
             HealthNote::Same => {}
         }
         let failures = v.failures;
-        self.process.metrics(|m| m.health(h.healthy, failures));
-        self.process.state.health = Some(HealthState {
+        self.host.metrics(|m| m.health(h.healthy, failures));
+        self.host.state.health = Some(HealthState {
             healthy: h.healthy,
             last_answer: h.answer.clone(),
             last_probe_at: model::now(),
             consecutive_failures: failures,
         });
-        self.process.save_state();
+        self.host.save_state();
         match v.action {
             Action::Confirm(_) => {
                 self.confirm(&format!(
@@ -159,8 +159,8 @@ impl Supervisor {
             "the daemon failed {failures} health probes in a row (last: {}); restarting it",
             last.answer
         );
-        let stopped = self.process.stop_daemon(running).await;
-        self.process.mark_stopped();
+        let stopped = self.host.stop_daemon(running).await;
+        self.host.mark_stopped();
         if let Some(h) = self.health.as_mut() {
             h.daemon_stopped();
         }
@@ -171,7 +171,7 @@ impl Supervisor {
             "did not answer its health probe {failures} times in a row (last: {})",
             last.answer
         );
-        self.process.record_error(format!("daemon {what}"));
+        self.host.record_error(format!("daemon {what}"));
         match self.life.stopped_unhealthy() {
             Action::GiveUp(why) => Err(self.give_up(why, &what)),
             Action::Restart {
@@ -215,7 +215,7 @@ impl Supervisor {
         match action {
             Action::Confirm(ConfirmedBy::KeptUnhealthy) => {
                 tracing::error!("{reason}; it is kept, since rollback_on_failure is off");
-                self.process.record_error(reason);
+                self.host.record_error(reason);
                 self.confirm("was kept without a healthy answer (rollback_on_failure is off)")?;
                 Ok(Step::Continue(Some(running)))
             }
@@ -223,8 +223,8 @@ impl Supervisor {
                 let Some(journal) = self.book.confirming.take() else {
                     return Ok(Step::Continue(Some(running)));
                 };
-                let stopped = self.process.stop_daemon(running).await;
-                self.process.mark_stopped();
+                let stopped = self.host.stop_daemon(running).await;
+                self.host.mark_stopped();
                 if let Some(h) = self.health.as_mut() {
                     h.daemon_stopped();
                 }

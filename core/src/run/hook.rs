@@ -16,11 +16,7 @@ impl Supervisor {
         let Some(command) = self.inst.config.daemon.pre_upgrade_command.clone() else {
             return;
         };
-        let (inst, env, upgrade) = (
-            self.inst.clone(),
-            self.process.spec.env.clone(),
-            info.clone(),
-        );
+        let (inst, env, upgrade) = (self.inst.clone(), self.host.spec.env.clone(), info.clone());
         let current_version = self.book.plan.current.version.clone();
         tracing::debug!(upgrade = %info.name, "running the pre-upgrade hook");
         let handle = tokio::spawn(async move {
@@ -55,14 +51,14 @@ impl Supervisor {
             }
             Ok(hooks::HookResult::Failed(reason)) => self.book.refuse(
                 &self.inst,
-                &mut self.process,
+                &mut self.host,
                 &info,
                 Refusal::transient(format!("the pre-upgrade hook said not now: {reason}")),
                 Origin::Hook,
             ),
             Err(e) => self.book.refuse(
                 &self.inst,
-                &mut self.process,
+                &mut self.host,
                 &info,
                 Refusal::transient(format!("the pre-upgrade hook could not run: {e}")),
                 Origin::Hook,

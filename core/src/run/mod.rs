@@ -10,9 +10,10 @@ mod failure;
 mod feed;
 mod health;
 mod hook;
+mod host;
 mod poll;
 mod polled;
-mod process;
+mod prepared;
 mod record;
 mod rollback;
 mod setup;
@@ -27,8 +28,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::book::Book;
+use self::host::DaemonHost;
 use self::poll::{PollResult, Poller};
-use self::process::Process;
 use self::watch::FileWatch;
 use crate::daemon::Daemon;
 use crate::daemon::signals::is_stop;
@@ -42,7 +43,6 @@ use crate::refusal::Refusal;
 use crate::source::UpgradeSource;
 use crate::upgrade::Preparer;
 use crate::upgrade::hooks;
-use crate::upgrade::queue::Decision;
 use crate::upgrade::transaction::BackupSettings;
 use crate::verify::Verifier;
 
@@ -87,7 +87,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 struct Supervisor {
     inst: Instance,
     backups: BackupSettings,
-    process: Process,
+    host: DaemonHost,
     preparer: Preparer,
     poller: Poller,
     watch: FileWatch,
@@ -130,7 +130,7 @@ const RECORD_RETRY: Duration = Duration::from_secs(10);
 pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
     let mut sup = setup::start(inst, opts).await?;
     let outcome = sup.main_loop().await;
-    sup.process.mark_stopped();
+    sup.host.mark_stopped();
     // for `status` once nobody runs: when and why
     let (reason, error) = match &outcome {
         Ok(RunOutcome::DaemonExited) => ("the daemon exited cleanly (status 0)".to_owned(), false),
@@ -143,14 +143,14 @@ pub async fn run(inst: Instance, opts: RunOptions) -> Result<RunOutcome> {
         ),
         Err(e) => (e.to_string(), true),
     };
-    sup.process.state.restart = None;
-    sup.process.state.confirming = None;
-    sup.process.state.stopped = Some(crate::model::run_state::Stopped {
+    sup.host.state.restart = None;
+    sup.host.state.confirming = None;
+    sup.host.state.stopped = Some(crate::model::run_state::Stopped {
         at: model::now(),
         reason,
         error,
     });
-    sup.process.save_state();
+    sup.host.save_state();
     outcome
 }
 
@@ -189,7 +189,7 @@ impl Supervisor {
             && n.verifier_commands.is_empty()
             && let Some(info) = first.apply.as_ref().or(first.due_unprepared.as_ref())
         {
-            self.process.notifier.ready(&format!(
+            self.host.notifier.ready(&format!(
                 "applying the due upgrade {} ({} {}) before starting the daemon",
                 info.name, self.inst.config.daemon.name, info.version
             ));
@@ -215,7 +215,7 @@ impl Supervisor {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::error!("{e}");
-                        self.process.record_error(e.to_string());
+                        self.host.record_error(e.to_string());
                         match self
                             .on_failure("could not be started".into(), Duration::ZERO)
                             .await?
@@ -250,10 +250,10 @@ impl Supervisor {
             if let Some(h) = self.health.as_mut() {
                 h.expect = expect;
             }
-            self.book.recheck_records(&self.inst, &mut self.process);
+            self.book.recheck_records(&self.inst, &mut self.host);
             let decision = self.book.decide(&self.inst, self.confirm_at);
             // published before it is logged: whoever reads the log line finds `status` agreeing
-            self.book.publish(&decision, &mut self.process);
+            self.book.publish(&decision, &mut self.host);
             self.book.say_waiting(&decision);
             self.start_preparing(&decision);
             if decision.apply.is_some() {
@@ -278,7 +278,7 @@ impl Supervisor {
             let poll_at = self.poller.due_at();
             let confirm_at = self.confirm_at;
             let health_at = self.health.as_ref().and_then(|h| h.due_at());
-            let watchdog_at = self.process.watchdog_due();
+            let watchdog_at = self.host.watchdog_due();
             let event = tokio::select! {
                 res = join_opt(self.book.preparing.as_mut().map(|(_, h)| h)) => Event::Prepared(
                     res.unwrap_or_else(|e| Err(Refusal::transient(format!("the prepare task failed: {e}"))))
@@ -286,8 +286,8 @@ impl Supervisor {
                 res = join_opt(self.book.hook.as_mut().map(|h| &mut h.handle)) => Event::Hooked(res),
                 res = self.poller.finished() => Event::Polled(Box::new(res)),
                 () = sleep_until_opt(poll_at) => Event::PollDue,
-                _ = running.exited(&mut self.process.children) => Event::Exited,
-                sig = self.process.signals.recv() => Event::Signal(sig),
+                _ = running.exited(&mut self.host.children) => Event::Exited,
+                sig = self.host.signals.recv() => Event::Signal(sig),
                 () = self.watch.tick() => Event::FilesChanged,
                 () = sleep_until_opt(wake) => Event::Timer,
                 () = sleep_until_opt(confirm_at) => Event::Confirmed,
@@ -311,8 +311,8 @@ impl Supervisor {
                         hook.handle.abort();
                         tracing::info!(upgrade = %hook.upgrade.name, "the pre-upgrade hook was stopped");
                     }
-                    self.process.notifier.stopping();
-                    let stopped = self.process.stop_for_exit(running, sig).await;
+                    self.host.notifier.stopping();
+                    let stopped = self.host.stop_for_exit(running, sig).await;
                     if stopped.forced {
                         tracing::warn!("daemon killed ({}); nymvisor exits", stopped.exit);
                     } else {
@@ -345,7 +345,7 @@ impl Supervisor {
                         h.start();
                     }
                 }
-                Event::Watchdog => self.process.watchdog_ping(),
+                Event::Watchdog => self.host.watchdog_ping(),
                 Event::Timer => {
                     self.retry_record();
                     if self.rollback_at.is_some_and(|at| at <= Instant::now()) {
@@ -366,13 +366,13 @@ impl Supervisor {
 
     fn start(&mut self) -> Result<Daemon> {
         self.started_once = true;
-        let d = self.process.start()?;
+        let d = self.host.start()?;
         self.daemon_info();
         self.life.started();
         if let Some(h) = self.health.as_mut() {
             h.daemon_started();
         }
-        self.process.notifier.ready(&format!(
+        self.host.notifier.ready(&format!(
             "running {} {} (pid {})",
             self.inst.config.daemon.name,
             self.book.plan.current.version,
@@ -385,7 +385,7 @@ impl Supervisor {
     /// The running daemon's identity, for the metrics.
     fn daemon_info(&self) {
         let current = &self.book.plan.current;
-        self.process.metrics(|m| {
+        self.host.metrics(|m| {
             m.daemon_started(
                 &self.inst.config.daemon.name,
                 &current.version,
@@ -401,84 +401,9 @@ impl Supervisor {
         crate::memory::release_when_parked();
     }
 
-    /// Starts preparing what the queue says, once the policy allows it.
-    fn start_preparing(&mut self, d: &Decision) {
-        let Some(info) = d.prepare.clone() else {
-            return;
-        };
-        if self.book.preparing.is_some() {
-            return;
-        }
-        // without the history the rules cannot be asked; the queue waits for it (not a refusal
-        // of this upgrade, whose backoff would outlast the fix)
-        if self.book.history(&self.inst, &mut self.process).is_err() {
-            return;
-        }
-        if let Err(r) = self.book.may_apply(&self.inst, &mut self.process, &info) {
-            self.book
-                .refuse(&self.inst, &mut self.process, &info, r, Origin::Plan);
-            return;
-        }
-        let preparer = self.preparer.clone();
-        let task_info = info.clone();
-        tracing::debug!(upgrade = %info.name, "preparing");
-        let handle = tokio::spawn(async move { preparer.prepare(&task_info).await });
-        self.book.preparing = Some((info, handle));
-        self.book.save_progress(&mut self.process);
-    }
-
-    fn on_prepared(&mut self, res: Result<(), Refusal>) {
-        for (verifier, secs) in self.preparer.take_timings() {
-            self.process.metrics(|m| m.verifier_ran(&verifier, secs));
-        }
-        let Some((info, _)) = self.book.preparing.take() else {
-            return;
-        };
-        if self.book.plan.queued(&info.name) != Some(&info) {
-            // cancelled or changed while it was being prepared: what is queued now is looked at anew
-            tracing::debug!(upgrade = %info.name, "prepared an entry that is no longer queued as it was");
-            self.book.save_progress(&mut self.process);
-            return;
-        }
-        match res {
-            Ok(()) => {
-                self.book.forget_refusal(&self.inst, &info);
-                self.book.ready.insert(info.name.clone(), info.clone());
-                // when it will really be applied: after the spread, windows and hold
-                let d = self.book.decide(&self.inst, self.confirm_at);
-                let now = model::now();
-                let when = match d.entries.iter().find(|e| e.name == info.name) {
-                    Some(e) if e.state == crate::upgrade::queue::State::Due => {
-                        "it is applied now".to_owned()
-                    }
-                    Some(e) => match (e.waiting_for, e.effective_upgrade_time > now) {
-                        (Some(w), _) => format!(
-                            "it waits for {}{}",
-                            book::describe(w),
-                            e.until
-                                .map(|t| format!(" (until {})", model::human_time(t, now)))
-                                .unwrap_or_default()
-                        ),
-                        (None, true) => format!(
-                            "it will be applied at {}",
-                            model::human_time(e.effective_upgrade_time, now)
-                        ),
-                        (None, false) => "it is due now".to_owned(),
-                    },
-                    None => "it is due now".to_owned(),
-                };
-                tracing::info!(upgrade = %info.name, stage = "prepare", "upgrade `{}` ({} {}) is in place and verified; {when}", info.name, self.inst.config.daemon.name, info.version);
-            }
-            Err(r) => self
-                .book
-                .refuse(&self.inst, &mut self.process, &info, r, Origin::Plan),
-        }
-        self.book.save_progress(&mut self.process);
-    }
-
     fn refuse(&mut self, info: &UpgradeInfo, r: Refusal) {
         self.book
-            .refuse(&self.inst, &mut self.process, info, r, Origin::Plan);
+            .refuse(&self.inst, &mut self.host, info, r, Origin::Plan);
     }
 }
 

@@ -50,23 +50,23 @@ impl Supervisor {
             Err(PollError::Source(_)) => "error",
             Err(PollError::Refused(_)) => "refused",
         };
-        self.process.metrics(|m| m.polled(result));
+        self.host.metrics(|m| m.polled(result));
         let refused = match &res {
             Err(PollError::Refused(note)) => Some(note.clone()),
             _ => None,
         };
-        if self.process.state.feed_refused != refused && !matches!(res, Err(PollError::Source(_))) {
-            self.process.state.feed_refused = refused;
-            self.process.save_state();
+        if self.host.state.feed_refused != refused && !matches!(res, Err(PollError::Source(_))) {
+            self.host.state.feed_refused = refused;
+            self.host.save_state();
         }
         let found = match res {
             Ok(None) => return,
             Ok(Some(found)) => found,
             Err(PollError::Refused(note)) => {
                 // nothing from that document is used; it is asked for again at the next poll
-                self.process.metrics(|m| m.refused(Some(by), "not-now"));
+                self.host.metrics(|m| m.refused(Some(by), "not-now"));
                 if self.poller.is_new(&note) {
-                    self.process.record_error(note.clone());
+                    self.host.record_error(note.clone());
                     tracing::error!("{note}; the next poll tries again");
                 }
                 return;
@@ -74,7 +74,7 @@ impl Supervisor {
             Err(PollError::Source(e)) => {
                 let note = format!("polling the upstream source failed: {e}");
                 // recorded before the log line: whoever reads the line finds the status up to date
-                self.process.record_error(note.clone());
+                self.host.record_error(note.clone());
                 if self.poller.is_new(&note) {
                     tracing::error!(
                         "{note}; the daemon keeps running and the next poll will try again"
@@ -87,7 +87,7 @@ impl Supervisor {
         let offer = found.info.from_upstream();
         // without the history the rules cannot be applied (a rolled-back release could come
         // back): nothing is queued until it can be read
-        let Ok(history) = self.book.history(&self.inst, &mut self.process) else {
+        let Ok(history) = self.book.history(&self.inst, &mut self.host) else {
             self.poller.forget();
             return;
         };
@@ -97,7 +97,7 @@ impl Supervisor {
             Admission::Refused(r) => {
                 if self.book.refusals.for_entry(&offer).is_none() {
                     self.book
-                        .refuse(&self.inst, &mut self.process, &offer, r, Origin::Upstream);
+                        .refuse(&self.inst, &mut self.host, &offer, r, Origin::Upstream);
                 }
             }
             Admission::Queue => {
@@ -105,7 +105,7 @@ impl Supervisor {
                     // ask for the whole document next time, so the release is not lost to a 304
                     self.poller.forget();
                     tracing::error!("could not queue the upgrade offered upstream: {e}");
-                    self.process.record_error(e.to_string());
+                    self.host.record_error(e.to_string());
                 }
             }
         }
@@ -125,7 +125,7 @@ impl Supervisor {
                     continue;
                 }
             }
-            if self.book.reload(&self.inst, &mut self.process, &path) {
+            if self.book.reload(&self.inst, &mut self.host, &path) {
                 self.poller.poll_soon();
             }
         }

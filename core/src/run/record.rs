@@ -71,15 +71,15 @@ impl Supervisor {
                     }
                 }
                 tracing::info!(upgrade = %name, stage = "record", "upgrade `{name}` is recorded now");
-                self.book.save_progress(&mut self.process);
+                self.book.save_progress(&mut self.host);
             }
             Err(e) => {
                 let note = format!(
                     "upgrade `{name}` is in place but could not be recorded: {e}; nymvisor retries every {} (it does not apply the upgrade again)",
                     humantime::format_duration(RECORD_RETRY)
                 );
-                if self.process.state.last_error.as_deref() != Some(note.as_str()) {
-                    self.process.record_error(note.clone());
+                if self.host.state.last_error.as_deref() != Some(note.as_str()) {
+                    self.host.record_error(note.clone());
                     tracing::error!(upgrade = %name, stage = "record", "{note}");
                 }
                 self.unrecorded = Some(Unrecorded {

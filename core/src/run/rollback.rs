@@ -26,7 +26,7 @@ impl Supervisor {
                 tracing::error!(
                     "the rollback request cannot be read: {e}; it is removed and nothing is rolled back"
                 );
-                self.process.record_error(format!("rollback request: {e}"));
+                self.host.record_error(format!("rollback request: {e}"));
                 let _ = RollbackRequest::clear(&path);
                 return Ok(Step::Continue(daemon));
             }
@@ -71,7 +71,7 @@ impl Supervisor {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!("cannot roll back: {e}");
-                self.process.record_error(format!("rollback: {e}"));
+                self.host.record_error(format!("rollback: {e}"));
                 let _ = RollbackRequest::clear(&path);
                 return Ok(Step::Continue(daemon));
             }
@@ -80,8 +80,8 @@ impl Supervisor {
         tracing::info!(upgrade = %current.name, "rolling back {name} {} → {} as the operator asked{}", current.version, journal.previous.version, if request.with_data { ", with the data backed up before it was installed" } else { "" });
         if let Some(d) = daemon {
             let t = std::time::Instant::now();
-            let stopped = self.process.stop_daemon(d).await;
-            self.process.mark_stopped();
+            let stopped = self.host.stop_daemon(d).await;
+            self.host.mark_stopped();
             if let Some(h) = self.health.as_mut() {
                 h.daemon_stopped();
             }
@@ -102,7 +102,7 @@ impl Supervisor {
                 let note = format!(
                     "the rollback was not done: the safety copy of the daemon's data failed: {e}; the current version starts again"
                 );
-                self.process.record_error(note.clone());
+                self.host.record_error(note.clone());
                 tracing::error!("{note}");
                 let _ = RollbackRequest::clear(&path);
                 return Ok(Step::Continue(None));
@@ -117,7 +117,7 @@ impl Supervisor {
         crate::upgrade::transaction::rollback(
             &self.inst,
             &self.backups,
-            &mut self.process,
+            &mut self.host,
             &mut self.book.plan,
             journal,
             rollback::BY_THE_OPERATOR,

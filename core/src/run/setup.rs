@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::book::Book;
 use super::health::Monitor;
+use super::host::DaemonHost;
 use super::poll::Poller;
-use super::process::Process;
 use super::watch::{FileWatch, PlanProblem};
 use super::{RunOptions, Supervisor};
 use crate::backup;
@@ -92,7 +92,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         Ok(t) => (t, None),
         Err(e) => {
             tracing::error!("{e}; no upgrade is applied automatically until it is fixed");
-            (crate::upgrade::timing::Timing::default(), Some(e))
+            (crate::timing::Timing::default(), Some(e))
         }
     };
     let inst_health_interval = inst.config.daemon.health_interval;
@@ -115,7 +115,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     let verifiers = Arc::new(opts.verifiers.clone());
     let state_dir = inst.home.instance_data_dir(inst.config.id());
     let previous_state = RunState::load(&state_dir).ok().flatten();
-    let process = Process {
+    let host = DaemonHost {
         spec: DaemonSpec {
             binary: inst.data.current_bin(),
             args: opts.daemon_args.clone(),
@@ -174,7 +174,9 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             opts.source.clone(),
             opts.verifiers.clone(),
             opts.progress.clone(),
-            opts.helper.clone(),
+            opts.helper
+                .clone()
+                .map(|h| h as Arc<dyn crate::upgrade::Elsewhere>),
         ),
         poller: Poller::new(
             opts.source.clone(),
@@ -186,7 +188,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
             .with_feed(super::feed::FeedGuard::load(&inst)),
         inst,
         backups,
-        process,
+        host,
         watch,
         health: opts.health.clone().map(|probe| {
             tracing::info!(
@@ -210,31 +212,26 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     if let Some(prev) = previous_state
         && let (Some(pid), Some(ticks)) = (prev.daemon_pid, prev.daemon_start_ticks)
     {
-        daemon::stop_leftover(pid, ticks, sup.process.grace).await;
+        daemon::stop_leftover(pid, ticks, sup.host.grace).await;
     }
     if let Some(e) = &opts.metrics_error {
-        sup.process.record_error(e.clone());
+        sup.host.record_error(e.clone());
     }
     if let Some(e) = timing_problem {
         let note = format!(
             "{e}; no upgrade is applied automatically until it is fixed and nymvisor restarted (the node keeps running)"
         );
-        sup.process.record_error(note.clone());
+        sup.host.record_error(note.clone());
         sup.book.timing_problem = Some(note);
     }
     sup.book.refusals_problem = refusals_problem;
     if let Some(note) = sup.book.refusals_problem.clone() {
-        sup.process.record_error(note);
+        sup.host.record_error(note);
     }
-    let _ = sup.book.history(&sup.inst, &mut sup.process);
-    sup.process.save_state();
-    sup.book.confirming = recover::recover(
-        &sup.inst,
-        &sup.backups,
-        &mut sup.process,
-        &mut sup.book.plan,
-    )
-    .await?;
+    let _ = sup.book.history(&sup.inst, &mut sup.host);
+    sup.host.save_state();
+    sup.book.confirming =
+        recover::recover(&sup.inst, &sup.backups, &mut sup.host, &mut sup.book.plan).await?;
     Ok(sup)
 }
 

@@ -9,7 +9,6 @@
 //! - [`recover`]: finishing or abandoning an upgrade interrupted by a crash;
 //! - [`rollback`]: the operator's rollback (what it goes back to, and carrying it out).
 
-mod backup_step;
 pub mod freshness;
 pub mod hooks;
 pub mod lifecycle;
@@ -18,8 +17,7 @@ mod prepare;
 pub mod queue;
 pub mod recover;
 pub mod rollback;
-pub mod timing;
 pub mod transaction;
 
-pub use backup_step::{sleep_until_opt, timestamp as backup_timestamp};
-pub use prepare::{Preparer, pick_platform};
+pub use prepare::{Elsewhere, Preparer, pick_platform};
+pub use transaction::sleep_until_opt;

@@ -21,6 +21,14 @@ use crate::refusal::Refusal;
 use crate::source::{Caps, ChunkSink, UpgradeSource};
 use crate::verify::{Candidate, Digest, Verifier};
 
+/// Where preparing happens when it is not done in this process: the sandboxed network helper
+/// (`crate::helper::Helper`, a layer above; this keeps the arrow pointing down).
+#[async_trait::async_trait]
+pub trait Elsewhere: std::fmt::Debug + Send + Sync {
+    /// Prepares `info` there; with how long each verifier took (seconds).
+    async fn prepare(&self, info: &UpgradeInfo) -> (Result<(), Refusal>, Vec<(String, f64)>);
+}
+
 /// What the prepare stage needs; cheap to clone into a background task.
 #[derive(Debug, Clone)]
 pub struct Preparer {
@@ -31,7 +39,7 @@ pub struct Preparer {
     pub caps: Caps,
     pub progress: Option<Arc<dyn crate::progress::ProgressSink>>,
     /// Where the work happens when it is not done here: the network helper.
-    pub helper: Option<Arc<crate::helper::Helper>>,
+    pub helper: Option<Arc<dyn Elsewhere>>,
     /// How long each verifier took, last time it ran (seconds), for the metrics.
     pub timings: Arc<std::sync::Mutex<Vec<(String, f64)>>>,
 }
@@ -43,7 +51,7 @@ impl Preparer {
         source: Option<Arc<dyn UpgradeSource>>,
         verifiers: Vec<Arc<dyn Verifier>>,
         progress: Option<Arc<dyn crate::progress::ProgressSink>>,
-        helper: Option<Arc<crate::helper::Helper>>,
+        helper: Option<Arc<dyn Elsewhere>>,
     ) -> Preparer {
         Preparer {
             data: inst.data.clone(),

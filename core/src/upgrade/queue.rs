@@ -3,7 +3,7 @@
 //!
 //! The queue's rules (docs/ARCHITECTURE.md):
 //! - an upstream upgrade's effective time is its `upgradeTime` plus this instance's share of the
-//!   spread, moved into the next maintenance window ([`super::timing`]); an upgrade the operator
+//!   spread, moved into the next maintenance window ([`crate::timing`]); an upgrade the operator
 //!   queued follows its own time, and `add-upgrade --now` goes at once;
 //! - queued upgrades are taken oldest `upgradeTime` first, one at a time;
 //! - while a hold is in force nothing is applied automatically (only `--now` goes through);
@@ -18,13 +18,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::timing::{Placed, Timing};
 use crate::model::refusals::Origin;
 use crate::model::{Hold, Refusals, UpgradeInfo, UpgradePlan};
+pub use crate::model::{QueueEntry as Entry, QueueState as State, WaitingFor};
 use crate::refusal::NextAttempt;
+use crate::timing::{Placed, Timing};
 
 /// What the queue looks at.
 #[derive(Debug, Clone, Copy)]
@@ -52,72 +52,6 @@ pub struct Snapshot<'a> {
     /// The signed feed is stale (expired, or its mark unreadable): upgrades from upstream wait
     /// for a fresh one.
     pub feed_stale: bool,
-}
-
-/// Where a queued upgrade stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum State {
-    /// Waiting for its time; its binary is not prepared yet.
-    Scheduled,
-    /// Its binary is being downloaded or verified.
-    Preparing,
-    /// Its binary is in place and verified.
-    Ready,
-    /// Its time has come and it is prepared: it is applied now.
-    Due,
-    /// It was refused for now and is tried again later.
-    Retrying,
-    /// It was refused until its entry changes (or `nymvisor retry`).
-    Refused,
-}
-
-/// What a due upgrade waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum WaitingFor {
-    /// This instance's share of the fleet's spread.
-    Spread,
-    /// The next maintenance window.
-    Window,
-    /// The operator's hold (`nymvisor unhold`).
-    Hold,
-    /// The previous upgrade awaits confirmation.
-    Confirmation,
-    /// Its next attempt after a refusal.
-    Backoff,
-    /// Its next attempt after the pre-upgrade hook said not now.
-    Hook,
-    /// Its binary to be downloaded and verified.
-    Download,
-    /// An earlier due upgrade goes first.
-    Earlier,
-    /// The plan file to be fixed.
-    Plan,
-    /// `upgrade-history.json`, `upgrade-refusals.json` or the fleet seed to be readable again.
-    Records,
-    /// A fresh signed feed (the last one accepted expired).
-    Feed,
-}
-
-/// One queued upgrade as the queue sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    pub name: String,
-    pub version: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub upgrade_time: OffsetDateTime,
-    /// When it may be applied (its `upgradeTime`, after the timing rules).
-    #[serde(with = "time::serde::rfc3339")]
-    pub effective_upgrade_time: OffsetDateTime,
-    pub state: State,
-    pub waiting_for: Option<WaitingFor>,
-    /// Until when it waits, when that is known.
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    pub until: Option<OffsetDateTime>,
-    /// Why it was refused.
-    pub reason: Option<String>,
 }
 
 /// What to do now.
@@ -574,7 +508,7 @@ mod tests {
             spread: std::time::Duration::from_secs(6 * 3600),
             windows: None,
         };
-        let offset = super::super::timing::offset(3, "v1.2.0", w.timing.spread);
+        let offset = crate::timing::offset(3, "v1.2.0", w.timing.spread);
         let at = datetime!(2026-11-28 10:00 UTC) + offset;
         w.now = at - time::Duration::seconds(1);
         let d = w.decide();
@@ -594,14 +528,14 @@ mod tests {
     fn windows_move_an_upstream_upgrade_to_the_next_window() {
         let mut w = World::new("three").ready("v1.2.0");
         // noon on a Saturday; the window opens on Sunday
-        w.timing.windows = Some(super::super::timing::Windows::parse("Sun 00:00-06:00").unwrap());
+        w.timing.windows = Some(crate::timing::Windows::parse("Sun 00:00-06:00").unwrap());
         let d = w.decide();
         let e = &d.entries[0];
         assert_eq!(e.effective_upgrade_time, datetime!(2026-11-29 00:00 UTC));
         assert_eq!(e.waiting_for, Some(WaitingFor::Window));
         assert_eq!(d.apply, None);
         // a window that includes now does not delay
-        w.timing.windows = Some(super::super::timing::Windows::parse("Sat 11:00-13:00").unwrap());
+        w.timing.windows = Some(crate::timing::Windows::parse("Sat 11:00-13:00").unwrap());
         assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
     }
 
@@ -611,7 +545,7 @@ mod tests {
         w.plan.queued_up[0].platforms.clear();
         let mut w = w.ready("v1.2.0");
         w.timing.spread = std::time::Duration::from_secs(24 * 3600);
-        w.timing.windows = Some(super::super::timing::Windows::parse("Sun 00:00-06:00").unwrap());
+        w.timing.windows = Some(crate::timing::Windows::parse("Sun 00:00-06:00").unwrap());
         assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
         // and so does --now, even with download details
         let mut w = World::new("three").ready("v1.2.0");

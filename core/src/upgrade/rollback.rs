@@ -76,13 +76,9 @@ pub async fn carry_out<C: Report>(
 pub async fn safety_copy(inst: &Instance, journal: &Journal) -> Result<Option<PathBuf>> {
     let mut safety = None;
     if journal.backup.is_some() {
-        let label = format!(
-            "{}{}",
-            crate::instance::backups::BEFORE_ROLLBACK,
-            journal.upgrade.name
-        );
+        let label = format!("{}{}", crate::backup::BEFORE_ROLLBACK, journal.upgrade.name);
         let t = std::time::Instant::now();
-        let made = crate::instance::backups::take_safety_copy(inst, label).await?;
+        let made = crate::backup::take_safety_copy(inst.backup_plan(0), label).await?;
         tracing::info!(upgrade = %journal.upgrade.name, stage = "backup", elapsed_ms = t.elapsed().as_millis() as u64, "kept a safety copy of the daemon's data it replaces in {}", made.display());
         safety = Some(made);
     }

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
+use super::backups as backup_step;
 use super::port::{Halted, Port, Refused, Waited};
 use super::{BackupSettings, Control, record_upgrade};
 use crate::backup::{self, Precopy};
@@ -14,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, FileLock};
 use crate::instance::Instance;
 use crate::model::{self, Journal, UpgradeInfo, UpgradePlan};
-use crate::upgrade::backup_step;
 
 /// See the module docs. `plan` is kept in step with what is recorded.
 #[derive(Debug)]

@@ -11,6 +11,7 @@
 //! (`live.rs`) is the real one over the instance's files and the process side ([`Control`]);
 //! the unit tests (`tests.rs`) use a fake that records its calls.
 
+mod backups;
 mod live;
 mod port;
 mod records;
@@ -85,8 +86,16 @@ pub async fn watched<C: Control, T>(
         tokio::select! {
             r = &mut work => return Ok(r),
             sig = control.next_stop() => return Err(sig),
-            () = super::sleep_until_opt(watchdog) => control.watchdog_ping(),
+            () = sleep_until_opt(watchdog) => control.watchdog_ping(),
         }
+    }
+}
+
+/// Sleeps until `at`; never resolves for `None`.
+pub async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

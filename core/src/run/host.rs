@@ -1,6 +1,6 @@
-//! The process side of `run`: starting and stopping the daemon, the signals, the service
-//! manager's notifications and the run state that `status` reads. It is what the upgrade
-//! transaction gets as its [`Control`].
+//! The daemon's host: where `run` starts and stops the daemon, receives signals, tells the
+//! service manager and keeps the run state that `status` reads. It is the [`Control`] the
+//! upgrade transaction's live port acts through.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use crate::upgrade::transaction::{Control, Report};
 
 /// See the module docs.
 #[derive(Debug)]
-pub struct Process {
+pub struct DaemonHost {
     pub spec: DaemonSpec,
     pub children: ChildEvents,
     pub signals: Signals,
@@ -33,7 +33,7 @@ pub struct Process {
     pub watchdog: Option<(Duration, tokio::time::Instant)>,
 }
 
-impl Process {
+impl DaemonHost {
     /// Best effort: failing to record the state must never stop supervision.
     pub fn save_state(&mut self) {
         self.state.save(&self.state_dir);
@@ -82,7 +82,7 @@ impl Process {
     }
 }
 
-impl Process {
+impl DaemonHost {
     /// When the next `WATCHDOG=1` is due, if systemd's watchdog watches. Only a loop that is
     /// alive gets to send it: a stuck supervisor sends nothing, and systemd restarts it.
     pub fn watchdog_due(&self) -> Option<tokio::time::Instant> {
@@ -107,9 +107,9 @@ impl Process {
     }
 }
 
-impl Report for Process {
+impl Report for DaemonHost {
     fn record_error(&mut self, message: String) {
-        Process::record_error(self, message);
+        DaemonHost::record_error(self, message);
     }
 
     fn failpoint(&self, name: &str) {
@@ -117,13 +117,13 @@ impl Report for Process {
     }
 }
 
-impl Control for Process {
+impl Control for DaemonHost {
     fn watchdog_due(&self) -> Option<tokio::time::Instant> {
-        Process::watchdog_due(self)
+        DaemonHost::watchdog_due(self)
     }
 
     fn watchdog_ping(&mut self) {
-        Process::watchdog_ping(self);
+        DaemonHost::watchdog_ping(self);
     }
 
     async fn stop_daemon(&mut self, daemon: Daemon) -> Stopped {
@@ -167,6 +167,6 @@ impl Control for Process {
     }
 
     async fn stop_for_exit(&mut self, daemon: Daemon, sig: Signal) -> Stopped {
-        Process::stop_for_exit(self, daemon, sig).await
+        DaemonHost::stop_for_exit(self, daemon, sig).await
     }
 }

@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::transaction::{Control, Waited, watched};
+use super::{Control, Waited, watched};
 use crate::backup::{self, BackupPlan, BackupStrategy, Cancel, DeltaStats, Precopy};
 use crate::error::{Error, Result};
-use crate::model;
 use crate::progress::ProgressSink;
 
 /// Takes the backup of upgrade `name` in one go (the daemon is stopped).
@@ -19,7 +18,7 @@ pub async fn run<C: Control>(
     progress: Option<Arc<dyn ProgressSink>>,
     control: &mut C,
 ) -> Result<Waited<PathBuf>> {
-    let (name, stamp) = (name.to_owned(), timestamp());
+    let (name, stamp) = (name.to_owned(), backup::timestamp());
     let total = progress.as_ref().map(|_| total_of(&plan));
     let job =
         move |cancel: &Cancel| backup::take_backup(strategy.as_ref(), &plan, &name, &stamp, cancel);
@@ -33,7 +32,7 @@ pub async fn precopy<C: Control>(
     progress: Option<Arc<dyn ProgressSink>>,
     control: &mut C,
 ) -> Result<Waited<Precopy>> {
-    let (name, stamp) = (name.to_owned(), timestamp());
+    let (name, stamp) = (name.to_owned(), backup::timestamp());
     let total = progress.as_ref().map(|_| total_of(&plan));
     let job = move |cancel: &Cancel| backup::precopy(&plan, &name, &stamp, cancel);
     in_background(
@@ -107,28 +106,5 @@ async fn in_background<C: Control, T: Send + 'static>(
             what: "taking the backup",
             message: e.to_string(),
         }),
-    }
-}
-
-/// `YYYYMMDDTHHMMSS.mmmZ` in UTC: the name of a backup's directory.
-pub fn timestamp() -> String {
-    let now = model::now();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
-        now.year(),
-        now.month() as u8,
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.millisecond()
-    )
-}
-
-/// Sleeps until `at`; never resolves for `None`.
-pub async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
