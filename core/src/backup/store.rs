@@ -115,34 +115,43 @@ pub struct BackupEntry {
     pub sort_key: String,
 }
 
-/// Complete backups under `root`, oldest first.
-pub fn list_backups(root: &Path) -> Vec<BackupEntry> {
+/// Every entry `root/<upgrade>/<name>`, as (upgrade, name, path).
+fn entries(root: &Path) -> Vec<(String, String, PathBuf)> {
     let mut all = Vec::new();
     for upgrade in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let label = upgrade.file_name().to_string_lossy().into_owned();
         for backup in std::fs::read_dir(upgrade.path())
             .into_iter()
             .flatten()
             .flatten()
         {
             let name = backup.file_name().to_string_lossy().into_owned();
-            let path = backup.path();
-            if !name.starts_with('.') && path.is_dir() {
-                all.push(BackupEntry {
-                    upgrade: upgrade.file_name().to_string_lossy().into_owned(),
-                    bytes: tree_size(&path, &SkipSet::default()),
-                    sort_key: name.clone(),
-                    timestamp: name,
-                    path,
-                });
-            } else if is_legacy_archive(&path) && path.is_file() {
-                all.push(BackupEntry {
-                    upgrade: upgrade.file_name().to_string_lossy().into_owned(),
-                    bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-                    sort_key: legacy_sort_key(&name),
-                    timestamp: name,
-                    path,
-                });
-            }
+            all.push((label.clone(), name, backup.path()));
+        }
+    }
+    all
+}
+
+/// Complete backups under `root`, oldest first.
+pub fn list_backups(root: &Path) -> Vec<BackupEntry> {
+    let mut all = Vec::new();
+    for (upgrade, name, path) in entries(root) {
+        if !name.starts_with('.') && path.is_dir() {
+            all.push(BackupEntry {
+                upgrade,
+                bytes: tree_size(&path, &SkipSet::default()),
+                sort_key: name.clone(),
+                timestamp: name,
+                path,
+            });
+        } else if is_legacy_archive(&path) && path.is_file() {
+            all.push(BackupEntry {
+                upgrade,
+                bytes: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+                sort_key: legacy_sort_key(&name),
+                timestamp: name,
+                path,
+            });
         }
     }
     all.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
@@ -162,19 +171,11 @@ fn legacy_sort_key(name: &str) -> String {
 
 /// Keeps the newest `keep` backups under `root/<upgrade>/<timestamp>` (by timestamp name).
 pub fn prune(root: &Path, keep: usize) {
-    let mut all: Vec<(String, PathBuf)> = Vec::new();
-    for upgrade in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        for backup in std::fs::read_dir(upgrade.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let name = backup.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.') && backup.path().is_dir() {
-                all.push((name, backup.path()));
-            }
-        }
-    }
+    let mut all: Vec<(String, PathBuf)> = entries(root)
+        .into_iter()
+        .filter(|(_, name, path)| !name.starts_with('.') && path.is_dir())
+        .map(|(_, name, path)| (name, path))
+        .collect();
     all.sort();
     let excess = all.len().saturating_sub(keep.max(1));
     for (_, path) in all.into_iter().take(excess) {
