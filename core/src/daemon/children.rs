@@ -27,6 +27,10 @@ use nix::unistd::Pid;
 
 use super::procfs;
 
+/// nymvisor is a child subreaper (or PID 1): whatever the daemon started is a descendant of
+/// the daemon or of nymvisor, so the children files suffice to find it (see [`strays`]).
+static SUBREAPER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Pids of the children that have an owner waiting for them.
 static OWNED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
@@ -66,7 +70,10 @@ pub fn note_inherited() -> usize {
 /// every Linux since 3.4).
 pub fn become_subreaper() -> bool {
     match nix::sys::prctl::set_child_subreaper(true) {
-        Ok(()) => true,
+        Ok(()) => {
+            SUBREAPER.store(true, std::sync::atomic::Ordering::SeqCst);
+            true
+        }
         Err(e) => {
             tracing::warn!(
                 "cannot become a child subreaper ({e}): processes the daemon moves out of its process group cannot be stopped with it"
@@ -144,7 +151,14 @@ pub fn reap_orphans() -> Vec<i32> {
         }
     }
     if scan {
-        let table = procfs::table();
+        // our children are all that matter here: their files, not the whole table
+        let table = match procfs::children(me) {
+            Some(kids) => kids
+                .into_iter()
+                .filter_map(|pid| Some((pid, procfs::stat(pid)?)))
+                .collect(),
+            None => procfs::table(),
+        };
         // forget owned pids that are no longer our children (their owner let tokio reap them)
         set.retain(|pid| table.get(pid).is_some_and(|p| p.ppid == me));
         for (pid, p) in &table {
@@ -176,6 +190,10 @@ pub struct Proc {
 /// nor anything nymvisor's other owned children (probes, verifier commands) or the children it
 /// inherited at start ([`note_inherited`]) started.
 pub fn strays(daemon: i32) -> Vec<Proc> {
+    let subreaper = SUBREAPER.load(std::sync::atomic::Ordering::SeqCst) || is_init();
+    if subreaper && let Some(found) = strays_by_children(daemon) {
+        return found;
+    }
     let set = owned();
     let inherited = inherited();
     let me = std::process::id() as i32;
@@ -227,6 +245,55 @@ pub fn strays(daemon: i32) -> Vec<Proc> {
             })
         })
         .collect()
+}
+
+/// [`strays`] from the children files alone (`None`: the kernel does not offer them). As
+/// subreaper, nymvisor has every process the daemon started among the daemon's descendants or
+/// its own: a process leaves that tree only by being re-parented, and re-parenting leads to
+/// nymvisor. (A process that joined the daemon's group from outside the tree, with
+/// `setpgid`, is not looked for: only a process of the same session could, and nymvisor starts
+/// none that does.) This is what runs inside an upgrade's downtime: a handful of small reads
+/// instead of the whole process table.
+fn strays_by_children(daemon: i32) -> Option<Vec<Proc>> {
+    let me = std::process::id() as i32;
+    let mine = procfs::children(me)?;
+    let set = owned();
+    let inherited = inherited();
+    let mut roots = vec![daemon];
+    for pid in mine {
+        if pid == daemon || set.contains(&pid) {
+            continue;
+        }
+        let start = procfs::stat(pid).map(|s| s.start_ticks);
+        if inherited
+            .iter()
+            .any(|i| i.pid == pid && Some(i.start_ticks) == start)
+        {
+            continue;
+        }
+        roots.push(pid);
+    }
+    drop(set);
+    let mut found = BTreeSet::new();
+    let mut stack = roots;
+    while let Some(pid) = stack.pop() {
+        if found.insert(pid) {
+            stack.extend(procfs::children(pid).unwrap_or_default());
+        }
+    }
+    Some(
+        found
+            .into_iter()
+            .filter(|pid| *pid != daemon && *pid != me)
+            .filter_map(|pid| {
+                let p = procfs::stat(pid)?;
+                (p.state != 'Z').then_some(Proc {
+                    pid,
+                    start_ticks: p.start_ticks,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Whether that exact process still runs (not a zombie).

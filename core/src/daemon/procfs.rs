@@ -45,6 +45,30 @@ pub fn table() -> BTreeMap<i32, ProcStat> {
         .collect()
 }
 
+/// The children of process `pid` (of each of its threads), from `/proc/<pid>/task/*/children`:
+/// a few small reads instead of the whole table. `None` when the kernel does not offer the file
+/// (it needs `CONFIG_PROC_CHILDREN`; callers then read [`table`]); empty for a process that is
+/// gone.
+pub fn children(pid: i32) -> Option<Vec<i32>> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Some(Vec::new());
+    };
+    let mut found = Vec::new();
+    let mut offered = false;
+    for task in tasks.flatten() {
+        // a thread that ended meanwhile has no file any more
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            offered = true;
+            found.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    // a zombie has no threads to read: nothing offered, nothing missing
+    (offered || stat(pid).is_some_and(|s| s.state == 'Z')).then_some(found)
+}
+
 /// Live (non-zombie) members of process group `pgid`, other than `except`.
 pub fn group_members(pgid: Pid, except: Pid) -> Vec<Pid> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -72,6 +96,24 @@ mod tests {
             ('S', 1, 1234, 987654)
         );
         assert!(parse_stat("garbage").is_none());
+    }
+
+    #[test]
+    fn lists_own_children_without_the_table() {
+        let me = std::process::id() as i32;
+        if children(me).is_none() {
+            eprintln!("SKIPPED: this kernel has no /proc/<pid>/task/*/children");
+            return;
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let kids = children(me).unwrap_or_default();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(kids.contains(&(child.id() as i32)), "{kids:?}");
+        assert_eq!(children(i32::MAX), Some(Vec::new()));
     }
 
     #[test]

@@ -22,7 +22,9 @@ pub enum Stage {
     Stopping,
     /// Old daemon stopped, backup being made.
     BackingUp,
-    /// About to swap `current` (the backup, if any, is complete).
+    /// The backup is complete (its path recorded); `current` is swapped next. Without backups
+    /// the journal stays at [`Stage::Stopping`]: the swap records itself (recovery looks at
+    /// where `current` points).
     Swapping,
     /// `current` points at the new binary; records written; watching its first start.
     Confirming,

@@ -114,6 +114,8 @@ impl Supervisor {
         self.book.ready.clear();
         let name = info.name.clone();
         let previous_version = self.book.plan.current.version.clone();
+        // nothing of the code the downtime runs is faulted in during it
+        crate::memory::warm_up();
         let previous = self.book.plan.current.clone();
         let up = transaction::Upgrade {
             info: &info,

@@ -73,12 +73,18 @@ impl DaemonHost {
     }
 
     pub fn mark_stopped(&mut self) {
-        self.metrics(|m| m.daemon_stopped());
-        if self.state.daemon_pid.take().is_some() {
-            self.state.daemon_start_ticks = None;
-            self.state.daemon_started_at = None;
+        if self.forget_daemon() {
             self.save_state();
         }
+    }
+
+    /// The daemon is gone, in memory and the metrics; whether the run state changed.
+    fn forget_daemon(&mut self) -> bool {
+        self.metrics(|m| m.daemon_stopped());
+        let had = self.state.daemon_pid.take().is_some();
+        self.state.daemon_start_ticks = None;
+        self.state.daemon_started_at = None;
+        had
     }
 }
 
@@ -144,6 +150,10 @@ impl Control for DaemonHost {
 
     fn daemon_stopped(&mut self) {
         self.mark_stopped();
+    }
+
+    fn daemon_stopped_unsaved(&mut self) {
+        self.forget_daemon();
     }
 
     async fn stop_requested(&mut self) -> Option<Signal> {

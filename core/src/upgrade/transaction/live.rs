@@ -55,7 +55,7 @@ impl<C: Control> Port for LivePort<'_, C> {
 
     async fn stop(&mut self, daemon: Daemon) -> Halted {
         let stopped = self.control.stop_daemon(daemon).await;
-        self.control.daemon_stopped();
+        self.control.daemon_stopped_unsaved();
         Halted {
             exit: stopped.exit.to_string(),
             signal: stopped.stop_signal,

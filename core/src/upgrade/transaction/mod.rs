@@ -57,6 +57,11 @@ pub trait Control: Report {
     fn start_daemon(&mut self) -> Result<Daemon>;
     /// The daemon is not running any more (for the run state).
     fn daemon_stopped(&mut self);
+    /// [`Control::daemon_stopped`] inside an upgrade's downtime: the run state is written with
+    /// the new daemon's start, not now (it only informs `status`).
+    fn daemon_stopped_unsaved(&mut self) {
+        self.daemon_stopped();
+    }
     /// A stop signal that has already arrived, if any (never waits).
     fn stop_requested(&mut self) -> impl Future<Output = Option<Signal>>;
     /// Resolves at the next stop signal. Cancel-safe.

@@ -15,6 +15,11 @@ fn ms(since: Instant) -> u64 {
     since.elapsed().as_millis() as u64
 }
 
+/// Microseconds since `since`: the steps inside the downtime take well under a millisecond.
+fn us(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
 /// The whole transaction.
 pub(super) async fn run<P: Port>(
     port: &mut P,
@@ -27,7 +32,7 @@ pub(super) async fn run<P: Port>(
     let daemon = gate(port, &journal, daemon)?;
     let downtime = stop(port, up, daemon).await?;
     backup(port, up, &mut journal, copy).await?;
-    commit(port, up, &mut journal).await?;
+    commit(port, up).await?;
     let (daemon, stop_now, down_for) = restart(port, up, downtime).await;
     let unrecorded = record(port, up, &journal);
     Ok(settle(
@@ -171,31 +176,33 @@ async fn backup<P: Port>(
         }
         Err(e) => return abort(port, format!("backup failed: {e}")),
     }
+    // the backup is named in the journal before the swap: an upgrade finished by the recovery
+    // must still be able to roll back with its data
+    journal.stage = Stage::Swapping;
+    if let Err(e) = port.journal(journal) {
+        return abort(port, format!("cannot record the upgrade's progress: {e}"));
+    }
     port.failpoint("after-backup");
     Ok(())
 }
 
 /// The commit point: `current` swapped to the new binary. A stop asked for until now abandons
 /// the upgrade.
-async fn commit<P: Port>(
-    port: &mut P,
-    up: Upgrade<'_>,
-    journal: &mut Journal,
-) -> Step<(), P::Daemon> {
+async fn commit<P: Port>(port: &mut P, up: Upgrade<'_>) -> Step<(), P::Daemon> {
     if let Some(sig) = port.stop_requested().await {
         port.clear_journal();
         tracing::warn!(upgrade = %up.info.name, "{sig} received before the swap: upgrade abandoned, nymvisor exits");
         return Err(Applied::Interrupted(sig));
     }
-    journal.stage = Stage::Swapping;
-    if let Err(e) = port.journal(journal) {
-        return abort(port, format!("cannot record the upgrade's progress: {e}"));
-    }
+    // no journal write here, inside the downtime: the swap records itself — recovery tells
+    // an upgrade past its commit point by where `current` points (`super::super::recover`),
+    // and the journal written at the gate (and after the backup, with its path) already names
+    // the upgrade
     port.failpoint("before-swap");
     let t = Instant::now();
     match port.swap(&up.info.name) {
         Ok(target) => {
-            tracing::info!(upgrade = %up.info.name, stage = "swap", elapsed_ms = ms(t), "current -> {}", target.display())
+            tracing::info!(upgrade = %up.info.name, stage = "swap", elapsed_ms = ms(t), elapsed_us = us(t), "current -> {}", target.display())
         }
         Err(e) => return abort(port, e.to_string()),
     }
@@ -226,7 +233,7 @@ async fn restart<P: Port>(
     match port.start() {
         Ok(d) => {
             let down_for = downtime.elapsed();
-            tracing::info!(upgrade = %up.info.name, stage = "restart", elapsed_ms = ms(t), downtime_ms = ms(downtime), "started {} {} (pid {})", up.daemon_name, up.info.version, P::pid(&d));
+            tracing::info!(upgrade = %up.info.name, stage = "restart", elapsed_ms = ms(t), elapsed_us = us(t), downtime_ms = ms(downtime), "started {} {} (pid {})", up.daemon_name, up.info.version, P::pid(&d));
             (Some(d), None, Some(down_for))
         }
         Err(e) => {

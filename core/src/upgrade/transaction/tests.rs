@@ -154,6 +154,10 @@ impl Port for Fake {
 
     fn journal(&mut self, journal: &Journal) -> Result<()> {
         self.call(format!("journal {:?}", journal.stage));
+        // what the recovery needs to roll a finished upgrade back with its data
+        if journal.stage == Stage::Swapping {
+            assert!(journal.backup.is_some());
+        }
         if self.script.journal_fails_at == Some(journal.stage) {
             return Err(failed("disk full"));
         }
@@ -475,7 +479,6 @@ fn a_manual_upgrade_without_backups_is_swapped_and_not_started() {
             "announce",
             "gate",
             "stop 1",
-            "journal Swapping",
             "swap",
             "record",
             "clear-journal"
