@@ -86,3 +86,46 @@ print(f"add-upgrade --now → SIGINT:   {q(react)} over {len(rows)} upgrades")
 print(f"downtime (exit → new start):  {q(down)}")
 print(f"spawn baseline (fork+exec+exit of the daemon, median): {base_spawn/1e6:.2f} ms; downtime/baseline {st.median(down)/(base_spawn/1e6):.2f}x")
 PY
+
+# Where the downtime goes: a second nymvisor, with JSON logs (which cost a little time of their
+# own), whose stop, swap and restart lines carry their timings; the daemons log their exit and
+# start. Steps: exit → stop noticed (SIGCHLD, reaping, the leftovers check), → swap done
+# (`current` renamed and its directory flushed), → the new daemon's first line (fork, exec,
+# its start-up).
+kill -TERM "$NV_PID"; wait "$NV_PID" 2>/dev/null || true
+NYMVISOR_DISABLE_LOGS=false NYMVISOR_LOG_FORMAT=json "$NV" run run >/dev/null 2>"$WORK/steps.log" &
+NV_PID=$!
+last=$(grep "start " "$FAKE_DAEMON_TIMELOG" | tail -1 | sed -E 's/.*version=([^ ]+).*/\1/')
+wait_line "start .*version=$last "
+sleep 2
+: > "$WORK/steps"
+for i in $(seq 1 10); do
+  v="2.$i.0"
+  "$STAMP" "$WORK/rel/$v" nym-node "$v" >/dev/null
+  old_pid=$(grep "start " "$FAKE_DAEMON_TIMELOG" | tail -1 | sed -E 's/.* pid=([0-9]+).*/\1/')
+  "$NV" add-upgrade "$WORK/rel/$v" --upgrade-name "v$v" --now >/dev/null
+  wait_line "start .*version=$v "
+  for _ in $(seq 1 1000); do [ -e "$NYM_HOME_DIR/.nym/nymvisors/data/nym-node/upgrade-journal.json" ] || break; sleep 0.01; done
+  ex=$(grep "exit pid=$old_pid " "$FAKE_DAEMON_TIMELOG" | awk '{print $1}')
+  st=$(grep "start .*version=$v " "$FAKE_DAEMON_TIMELOG" | awk '{print $1}')
+  echo "v$v $ex $st" >> "$WORK/steps"
+done
+python3 - "$WORK/steps" "$WORK/steps.log" <<'PY'
+import sys, json, datetime, statistics as st
+logs = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
+def at(s):
+    return datetime.datetime.strptime(s[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=datetime.timezone.utc).timestamp()
+cols = {"exit → stop noticed": [], "stop noticed → swap done": [], "  of which the swap": [], "swap done → new daemon's first line": [], "downtime (logs on)": []}
+for line in open(sys.argv[1]):
+    name, ex, start = line.split(); ex, start = int(ex) / 1e9, int(start) / 1e9
+    by = {l["stage"]: l for l in logs if l.get("upgrade") == name and "stage" in l}
+    stop, swap = at(by["stop"]["timestamp"]), at(by["swap"]["timestamp"])
+    cols["exit → stop noticed"].append((stop - ex) * 1e3)
+    cols["stop noticed → swap done"].append((swap - stop) * 1e3)
+    cols["  of which the swap"].append(by["swap"]["elapsed_us"] / 1e3)
+    cols["swap done → new daemon's first line"].append((start - swap) * 1e3)
+    cols["downtime (logs on)"].append((start - ex) * 1e3)
+print("where the downtime goes (median of 10, JSON logs on):")
+for k, v in cols.items():
+    print(f"  {k:38s} {st.median(v):.2f} ms")
+PY
