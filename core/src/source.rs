@@ -21,8 +21,40 @@ impl ChunkSink for Vec<u8> {
 
 /// A failure of a source, with the URL or path involved in the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
+#[error("{message}")]
+pub struct SourceError {
+    pub message: String,
+    /// The source said when to ask again (a rate limit): asking earlier is pointless.
+    pub not_before: Option<time::OffsetDateTime>,
+}
+
+impl SourceError {
+    pub fn new(message: impl Into<String>) -> SourceError {
+        SourceError {
+            message: message.into(),
+            not_before: None,
+        }
+    }
+
+    /// A failure that lasts until `at` (a rate limit).
+    pub fn not_before(message: impl Into<String>, at: time::OffsetDateTime) -> SourceError {
+        SourceError {
+            message: message.into(),
+            not_before: Some(at),
+        }
+    }
+}
+
+/// A source's failure as the poll path's one refusal type: not before the time the source
+/// named, else at the next poll. `verifier` is `None`: no verifier said it.
+impl From<SourceError> for crate::refusal::Refusal {
+    fn from(e: SourceError) -> crate::refusal::Refusal {
+        match e.not_before {
+            Some(at) => crate::refusal::Refusal::until(e.message, at),
+            None => crate::refusal::Refusal::transient(e.message),
+        }
+    }
+}
 
 /// What a poll found.
 #[derive(Debug, Clone)]

@@ -528,7 +528,7 @@ impl UpgradeSource for PluginSource {
         let request = CString::new(
             serde_json::json!({ "abiVersion": ABI_VERSION, "daemon": self.daemon }).to_string(),
         )
-        .map_err(|_| SourceError("the request contains a NUL byte".into()))?;
+        .map_err(|_| SourceError::new("the request contains a NUL byte"))?;
         let answer = call_plugin(
             self.loaded.clone(),
             self.latest,
@@ -538,7 +538,7 @@ impl UpgradeSource for PluginSource {
         )
         .await
         .map_err(|r| {
-            SourceError(format!(
+            SourceError::new(format!(
                 "the source plugin `{}`: {}",
                 self.loaded.name, r.reason
             ))
@@ -547,7 +547,7 @@ impl UpgradeSource for PluginSource {
             return Ok(None);
         }
         let info: UpgradeInfo = serde_json::from_str(&answer).map_err(|e| {
-            SourceError(format!(
+            SourceError::new(format!(
                 "the source plugin `{}` answered no upgrade-info document: {e}",
                 self.loaded.name
             ))

@@ -53,13 +53,25 @@ pub enum Error {
     #[error("{0}")]
     Setup(String),
 
-    /// A refusal of the GitHub source (rate limit, no release, no checksum…), already in words.
+    /// A refusal of the GitHub source (no release, no checksum…), already in words.
     #[error("{0}")]
     Github(String),
+
+    /// The API asked not to be asked again before `until` (a rate limit), already in words.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        until: std::time::SystemTime,
+    },
 }
 
 impl From<Error> for SourceError {
     fn from(e: Error) -> SourceError {
-        SourceError(e.to_string())
+        match e {
+            Error::RateLimited { message, until } => {
+                SourceError::not_before(message, time::OffsetDateTime::from(until))
+            }
+            other => SourceError::new(other.to_string()),
+        }
     }
 }

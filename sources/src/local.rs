@@ -69,7 +69,7 @@ impl UpgradeSource for LocalSource {
     async fn latest(&self) -> Result<Option<SourcedUpgrade>, SourceError> {
         // a mirror that is gone (an unmounted share) is a failure, not a quiet week
         if !self.root.is_dir() {
-            return Err(SourceError(format!(
+            return Err(SourceError::new(format!(
                 "the local mirror directory {} does not exist (an unmounted share?)",
                 self.root.display()
             )));

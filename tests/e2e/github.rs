@@ -240,6 +240,11 @@ fn a_rate_limit_stops_api_requests_until_its_reset() {
         let log = nv.stderr();
         assert!(log.contains("no request to the API before"), "{log}");
         assert!(log.contains("GITHUB_TOKEN"), "a token is suggested:\n{log}");
+        // typed, through the helper: the poller itself waits for the reset
+        assert!(
+            log.contains("the source is not asked again before"),
+            "{log}"
+        );
         let status = read_json_out(&home.run(&["status", "-o", "json"]));
         assert!(
             status["lastError"]["message"]
@@ -248,7 +253,7 @@ fn a_rate_limit_stops_api_requests_until_its_reset() {
                 .contains("rate limit"),
             "{status}"
         );
-        // polls go on every second, but the next request waits for the reset
+        // the next poll (and with it the next request) waits for the reset
         assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
         let reset = mock.rate_limited_until().unwrap();
         let listing = mock.listing_requests();

@@ -70,8 +70,12 @@ impl Helper {
             }
             Ok(other) => PollOutcome::Failed {
                 error: format!("the network helper gave an answer to another job: {other:?}"),
+                not_before: None,
             },
-            Err(error) => PollOutcome::Failed { error },
+            Err(error) => PollOutcome::Failed {
+                error,
+                not_before: None,
+            },
         }
     }
 

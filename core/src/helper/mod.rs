@@ -124,8 +124,14 @@ pub enum PollOutcome {
         #[serde(default)]
         document: String,
     },
-    /// The source failed (the message names the URL or path).
-    Failed { error: String },
+    /// The source failed (the message names the URL or path); `not_before`: it asked not to
+    /// be asked again before then (a rate limit).
+    #[serde(rename_all = "camelCase")]
+    Failed {
+        error: String,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        not_before: Option<OffsetDateTime>,
+    },
     /// The document was refused by a verifier (the note says which and why).
     Refused { note: String },
 }

@@ -89,7 +89,10 @@ pub async fn serve(
             }
             let outcome = match source.latest().await {
                 Ok(None) => PollOutcome::Nothing,
-                Err(e) => PollOutcome::Failed { error: e.0 },
+                Err(e) => PollOutcome::Failed {
+                    error: e.message,
+                    not_before: e.not_before,
+                },
                 Ok(Some(found)) => {
                     match check_document(&verifiers, &found, source.as_ref()).await {
                         Ok(()) => PollOutcome::Found {

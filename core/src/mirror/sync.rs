@@ -193,7 +193,9 @@ pub async fn sync_daemon(
             document,
         } => (upgrade.from_upstream(), document_url, document),
         PollOutcome::Nothing => return Err(fail("upstream offers no release".into())),
-        PollOutcome::Failed { error } => return Err(fail(format!("upstream failed: {error}"))),
+        PollOutcome::Failed { error, .. } => {
+            return Err(fail(format!("upstream failed: {error}")));
+        }
         PollOutcome::Refused { note } => return Err(fail(note)),
     };
     // an upstream that is itself a signed mirror must be fresh (the nodes would refuse it)

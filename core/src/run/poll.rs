@@ -9,19 +9,25 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::helper::{Helper, PollOutcome};
+use crate::refusal::{Refusal, Retry};
 use crate::source::{SourceError, SourcedUpgrade, UpgradeSource};
 use crate::verify::{Verifier, check_document};
 
-/// What a poll found: nothing new, or a release whose document passed the verifiers' checks.
-pub type PollResult = Result<Option<SourcedUpgrade>, PollError>;
+/// What a poll found: nothing new, or a release whose document passed the verifiers' checks;
+/// or why nothing usable — the one refusal type: the source failed (`verifier` is `None`; not
+/// before the time it named, a rate limit, else at the next poll), or a check refused the
+/// document (`verifier` says which).
+pub type PollResult = Result<Option<SourcedUpgrade>, Refusal>;
 
-/// Why a poll found nothing usable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PollError {
-    /// The source failed (the message names the URL or path).
-    Source(SourceError),
-    /// A verifier refused the document (the note says which and why).
-    Refused(String),
+/// The verifier name of a document refused by the verifiers' checks.
+pub const DOCUMENT_CHECKS: &str = "signature";
+
+/// A feed document refused by a check (`by`), looked at again at the next poll.
+pub fn document_refused(note: String, by: &str) -> Refusal {
+    Refusal {
+        verifier: Some(by.to_owned()),
+        ..Refusal::transient(note)
+    }
 }
 
 /// See the module docs.
@@ -81,8 +87,14 @@ impl Poller {
                             document: document.into_bytes(),
                             document_url,
                         })),
-                        PollOutcome::Failed { error } => Err(PollError::Source(SourceError(error))),
-                        PollOutcome::Refused { note } => Err(PollError::Refused(note)),
+                        PollOutcome::Failed { error, not_before } => Err(SourceError {
+                            message: error,
+                            not_before,
+                        }
+                        .into()),
+                        PollOutcome::Refused { note } => {
+                            Err(document_refused(note, DOCUMENT_CHECKS))
+                        }
                     }
                 })
             }
@@ -93,9 +105,9 @@ impl Poller {
                         Ok(Some(found)) => check_document(&verifiers, &found, source.as_ref())
                             .await
                             .map(|()| Some(found))
-                            .map_err(PollError::Refused),
+                            .map_err(|note| document_refused(note, DOCUMENT_CHECKS)),
                         Ok(None) => Ok(None),
-                        Err(e) => Err(PollError::Source(e)),
+                        Err(e) => Err(e.into()),
                     }
                 })
             }
@@ -113,11 +125,22 @@ impl Poller {
             None => std::future::pending().await,
         };
         self.task = None;
-        result.unwrap_or_else(|e| {
-            Err(PollError::Source(SourceError(format!(
-                "the poll task failed: {e}"
-            ))))
-        })
+        let result = result
+            .unwrap_or_else(|e| Err(Refusal::transient(format!("the poll task failed: {e}"))));
+        // a source that named a time (a rate limit) is not asked again before it
+        if let Err(Refusal {
+            retry: Retry::At(at),
+            verifier: None,
+            ..
+        }) = &result
+        {
+            let wait = (*at - crate::model::now()).whole_milliseconds().max(0) as u64;
+            let until = Instant::now() + Duration::from_millis(wait);
+            if until > self.next {
+                self.next = until;
+            }
+        }
+        result
     }
 
     /// Polls as soon as the loop waits again, for the whole document (`nymvisor retry` or

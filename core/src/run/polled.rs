@@ -2,7 +2,10 @@
 //! of the watched files.
 
 use super::Supervisor;
-use super::poll::{PollError, PollResult};
+use super::poll::{DOCUMENT_CHECKS, PollResult, document_refused};
+
+/// The check that refuses stale, replayed and equivocating signed feeds (for the metrics).
+const FRESHNESS: &str = "feed-freshness";
 use crate::model;
 use crate::model::refusals::Origin;
 use crate::upgrade::policy::{self, Admission};
@@ -14,17 +17,17 @@ impl Supervisor {
     /// frozen mirror answers `304` forever). Also says which check refused (for the metrics).
     fn check_freshness(&mut self, res: PollResult) -> (PollResult, &'static str) {
         let Some(guard) = self.book.feed.as_mut() else {
-            return (res, "signature");
+            return (res, DOCUMENT_CHECKS);
         };
         let now = model::now();
         match res {
             Ok(Some(found)) => {
                 match guard.admit(&self.inst, &found.document_url, &found.document, now) {
-                    Ok(()) => (Ok(Some(found)), "signature"),
+                    Ok(()) => (Ok(Some(found)), DOCUMENT_CHECKS),
                     Err(note) => {
                         // the whole document next time: a fresh one may come with the same validators
                         self.poller.forget();
-                        (Err(PollError::Refused(note)), "feed-freshness")
+                        (Err(document_refused(note, FRESHNESS)), FRESHNESS)
                     }
                 }
             }
@@ -32,11 +35,11 @@ impl Supervisor {
                 // nothing new: the clock is still checked against what was accepted
                 guard.check_clock(None, now);
                 match guard.stale(now) {
-                    Some(note) => (Err(PollError::Refused(note)), "feed-freshness"),
-                    None => (Ok(None), "signature"),
+                    Some(note) => (Err(document_refused(note, FRESHNESS)), FRESHNESS),
+                    None => (Ok(None), DOCUMENT_CHECKS),
                 }
             }
-            other => (other, "signature"),
+            other => (other, DOCUMENT_CHECKS),
         }
     }
 
@@ -47,38 +50,44 @@ impl Supervisor {
         let (res, by) = self.check_freshness(res);
         let result = match &res {
             Ok(_) => "ok",
-            Err(PollError::Source(_)) => "error",
-            Err(PollError::Refused(_)) => "refused",
+            Err(r) if r.verifier.is_none() => "error",
+            Err(_) => "refused",
         };
         self.host.metrics(|m| m.polled(result));
+        let source_failed = matches!(&res, Err(r) if r.verifier.is_none());
         let refused = match &res {
-            Err(PollError::Refused(note)) => Some(note.clone()),
+            Err(r) if !source_failed => Some(r.reason.clone()),
             _ => None,
         };
-        if self.host.state.feed_refused != refused && !matches!(res, Err(PollError::Source(_))) {
+        if self.host.state.feed_refused != refused && !source_failed {
             self.host.state.feed_refused = refused;
             self.host.save_state();
         }
         let found = match res {
             Ok(None) => return,
             Ok(Some(found)) => found,
-            Err(PollError::Refused(note)) => {
+            Err(r) if r.verifier.is_some() => {
                 // nothing from that document is used; it is asked for again at the next poll
                 self.host.metrics(|m| m.refused(Some(by), "not-now"));
-                if self.poller.is_new(&note) {
-                    self.host.record_error(note.clone());
-                    tracing::error!("{note}; the next poll tries again");
+                if self.poller.is_new(&r.reason) {
+                    self.host.record_error(r.reason.clone());
+                    tracing::error!("{}; the next poll tries again", r.reason);
                 }
                 return;
             }
-            Err(PollError::Source(e)) => {
-                let note = format!("polling the upstream source failed: {e}");
+            Err(r) => {
+                let note = format!("polling the upstream source failed: {}", r.reason);
                 // recorded before the log line: whoever reads the line finds the status up to date
                 self.host.record_error(note.clone());
                 if self.poller.is_new(&note) {
-                    tracing::error!(
-                        "{note}; the daemon keeps running and the next poll will try again"
-                    );
+                    let next = match r.retry {
+                        crate::refusal::Retry::At(at) => format!(
+                            "the source is not asked again before {}",
+                            model::rfc3339(at)
+                        ),
+                        _ => "the next poll will try again".to_owned(),
+                    };
+                    tracing::error!("{note}; the daemon keeps running and {next}");
                 }
                 return;
             }

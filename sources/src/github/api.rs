@@ -133,7 +133,10 @@ impl GithubSource {
         let mut state = self.state();
         if let Some((until, msg)) = &state.blocked {
             if SystemTime::now() < *until {
-                return Err(Error::Github(msg.clone()));
+                return Err(Error::RateLimited {
+                    message: msg.clone(),
+                    until: *until,
+                });
             }
             state.blocked = None;
         }
@@ -181,7 +184,10 @@ impl GithubSource {
                 self.settings.token_env,
             );
             self.state().blocked = Some((until, msg.clone()));
-            return Err(Error::Github(msg));
+            return Err(Error::RateLimited {
+                message: msg,
+                until,
+            });
         }
         if !answer.status.is_success() {
             let hint = match answer.status {

@@ -222,7 +222,7 @@ impl UpgradeSource for GithubSource {
                 r
             }
         };
-        let info = result.map_err(SourceError)?;
+        let info = result.map_err(SourceError::new)?;
         let document = serde_json::to_vec(&info).unwrap_or_default();
         Ok(Some(SourcedUpgrade {
             info,
