@@ -468,40 +468,7 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
     let instance = Instance::open(&env)?;
     logging::init(&env, Some(&instance.config));
     instance.check_sandbox_paths()?;
-    // built here even when the helper does the work: a configuration error shows at start —
-    // but a source plugin is never loaded into the supervisor when the helper does the work
-    let upstream = &instance.config.nymvisor.upstream_source;
-    let use_helper = instance.config.nymvisor.network_helper;
-    let plugin_source = match upstream {
-        nymvisor_core::config::UpstreamSource::Plugin(name) if use_helper => {
-            Some(format!("the source plugin `{name}`"))
-        }
-        _ => None,
-    };
-    let mut source = match plugin_source {
-        // checked in a process of its own: a missing or wrong plugin is an error at start
-        Some(_) => {
-            if let nymvisor_core::config::UpstreamSource::Plugin(name) = upstream {
-                nymvisor_plugins::dylib::check_source_isolated(
-                    &instance.config.nymvisor.plugin_paths,
-                    name,
-                    instance.config.tuning.verifier_timeout,
-                    &env.without(&instance.config.nymvisor.github_token_env),
-                )
-                .await?;
-            }
-            None
-        }
-        None => nymvisor_plugins::upstream(&instance.config, &env)?,
-    };
-    let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
-    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env, false));
-    let helper = use_helper.then(|| {
-        report_sandbox();
-        let describe = plugin_source.or_else(|| source.take().map(|s| s.describe()));
-        // the supervisor never touches the network itself
-        std::sync::Arc::new(helper::Helper::new(describe, &instance, &env))
-    });
+    let (upstream, verifiers) = crate::network::for_supervisor(&instance, &env).await?;
     let (metrics, metrics_error) = serve_metrics(&instance.config).await;
     // the GitHub token is the helper's (and the in-process source's): the daemon and the hooks
     // never see it
@@ -509,8 +476,7 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
         env: child_env,
-        source,
-        helper,
+        upstream,
         verifiers,
         progress: progress_sink(&instance.config),
         health: nymvisor_sources::health::from_config(&instance.config)?,
@@ -524,18 +490,6 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
         }
         // said once, by `main` ("nymvisor: error: …"), not also as a log line
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Says once, at start, how much of the network helper's sandbox this kernel enforces.
-fn report_sandbox() {
-    match sandbox::landlock_abi() {
-        Some(abi) => {
-            tracing::debug!("the network helper runs under Landlock (ABI {abi}) with no_new_privs")
-        }
-        None => tracing::warn!(
-            "this kernel has no Landlock: the network helper runs with no_new_privs but without its file-system sandbox"
-        ),
     }
 }
 
@@ -556,9 +510,7 @@ async fn helper(env: Env) -> Result<ExitCode> {
     let job = request.job;
     let instance = request.instance.into_instance();
     logging::init(&env, Some(&instance.config));
-    let source = nymvisor_plugins::upstream(&instance.config, &env)?;
-    let mut verifiers = nymvisor_verifiers::from_config(&instance.config)?;
-    verifiers.extend(nymvisor_plugins::from_config(&instance.config, &env, true));
+    let (source, verifiers) = crate::network::for_helper_job(&instance, &env)?;
     let rules = helper::sandbox_rules(&instance, &job)
         .context("cannot create the network helper's staging directory")?;
     sandbox::enter(&rules)?;

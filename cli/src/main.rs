@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod init_flags;
 mod logging;
+mod network;
 mod output;
 mod progress;
 mod self_info;

@@ -46,6 +46,46 @@ use crate::upgrade::hooks;
 use crate::upgrade::transaction::BackupSettings;
 use crate::verify::Verifier;
 
+/// Where the network work (polls, downloads, verification) runs: chosen once, by the CLI, for
+/// the polls and the preparations alike.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// In this process (`network_helper = false`, or inside the helper itself), with the
+    /// source, if there is one (`None`: only the plan file).
+    InProcess(Option<Arc<dyn UpgradeSource>>),
+    /// In a sandboxed `nymvisor __helper` child per job, which builds the source itself; it
+    /// also verifies binaries the operator queued when there is no source.
+    Helper(Arc<crate::helper::Helper>),
+}
+
+impl Upstream {
+    /// The source used in this process, if any.
+    pub fn source(&self) -> Option<&Arc<dyn UpgradeSource>> {
+        match self {
+            Upstream::InProcess(s) => s.as_ref(),
+            Upstream::Helper(_) => None,
+        }
+    }
+
+    /// The helper, when the work runs there.
+    pub fn helper(&self) -> Option<&Arc<crate::helper::Helper>> {
+        match self {
+            Upstream::Helper(h) => Some(h),
+            Upstream::InProcess(_) => None,
+        }
+    }
+
+    /// What is watched for new releases, for the log (`None`: nothing is polled).
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Upstream::InProcess(s) => s.as_ref().map(|s| s.describe()),
+            Upstream::Helper(h) => h.describe().map(|what| {
+                format!("{what} (polled and downloaded by a sandboxed helper process)")
+            }),
+        }
+    }
+}
+
 /// What `run` was given besides the instance.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -53,11 +93,8 @@ pub struct RunOptions {
     pub daemon_args: Vec<OsString>,
     /// The environment the daemon gets (and where `NYMVISOR_FAILPOINT` is read in test builds).
     pub env: Env,
-    /// Where new releases are discovered and downloaded from (`None`: only the plan file, or
-    /// the helper does it).
-    pub source: Option<Arc<dyn UpgradeSource>>,
-    /// Polls and prepares in a sandboxed child process instead of here, if set.
-    pub helper: Option<Arc<crate::helper::Helper>>,
+    /// Where polls, downloads and verification run (chosen once, by the CLI).
+    pub upstream: Upstream,
     /// Checks every candidate binary goes through, in order.
     pub verifiers: Vec<Arc<dyn Verifier>>,
     /// Where to show the progress of downloads and backups (an interactive terminal), if anywhere.

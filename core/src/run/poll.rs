@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::helper::{Helper, PollOutcome};
+use crate::helper::PollOutcome;
 use crate::refusal::{Refusal, Retry};
-use crate::source::{SourceError, SourcedUpgrade, UpgradeSource};
+use crate::source::{SourceError, SourcedUpgrade};
 use crate::verify::{Verifier, check_document};
 
 /// What a poll found: nothing new, or a release whose document passed the verifiers' checks;
@@ -33,8 +33,7 @@ pub fn document_refused(note: String, by: &str) -> Refusal {
 /// See the module docs.
 #[derive(Debug)]
 pub struct Poller {
-    pub source: Option<Arc<dyn UpgradeSource>>,
-    helper: Option<Arc<Helper>>,
+    upstream: super::Upstream,
     verifiers: Arc<Vec<Arc<dyn Verifier>>>,
     rate: Duration,
     task: Option<JoinHandle<PollResult>>,
@@ -45,14 +44,12 @@ pub struct Poller {
 impl Poller {
     /// The first poll is due at once.
     pub fn new(
-        source: Option<Arc<dyn UpgradeSource>>,
-        helper: Option<Arc<Helper>>,
+        upstream: super::Upstream,
         verifiers: Arc<Vec<Arc<dyn Verifier>>>,
         rate: Duration,
     ) -> Poller {
         Poller {
-            source,
-            helper,
+            upstream,
             verifiers,
             rate,
             task: None,
@@ -63,16 +60,15 @@ impl Poller {
 
     /// When the next poll is due (`None`: no source, or a poll is in flight).
     pub fn due_at(&self) -> Option<Instant> {
-        let polls =
-            self.source.is_some() || self.helper.as_ref().is_some_and(|h| h.describe().is_some());
+        let polls = self.upstream.describe().is_some();
         (polls && self.task.is_none()).then_some(self.next)
     }
 
     /// Starts a poll in the background: the source is asked, then the verifiers check its
     /// document — here, or both in the network helper.
     pub fn start(&mut self) {
-        let task = match (&self.helper, &self.source) {
-            (Some(helper), _) if helper.describe().is_some() => {
+        let task = match &self.upstream {
+            super::Upstream::Helper(helper) if helper.describe().is_some() => {
                 let helper = helper.clone();
                 tokio::spawn(async move {
                     match helper.poll().await {
@@ -98,7 +94,7 @@ impl Poller {
                     }
                 })
             }
-            (None, Some(source)) => {
+            super::Upstream::InProcess(Some(source)) => {
                 let (source, verifiers) = (source.clone(), self.verifiers.clone());
                 tokio::spawn(async move {
                     match source.latest().await {
@@ -152,11 +148,10 @@ impl Poller {
 
     /// Asks the source for the whole document next time (what it found could not be recorded).
     pub fn forget(&self) {
-        if let Some(helper) = &self.helper {
-            helper.forget();
-        }
-        if let Some(source) = &self.source {
-            source.forget_validators();
+        match &self.upstream {
+            super::Upstream::Helper(helper) => helper.forget(),
+            super::Upstream::InProcess(Some(source)) => source.forget_validators(),
+            super::Upstream::InProcess(None) => {}
         }
     }
 

@@ -28,7 +28,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     let lock = FileLock::try_acquire(&inst.data.run_lock())?;
     // only now that no other nymvisor runs here: what an earlier one left in flight is not
     // trusted (a probed download is fetched again if needed)
-    if let Some(s) = &opts.source {
+    if let Some(s) = opts.upstream.source() {
         s.discard_leftovers();
     }
     for dir in [crate::paths::PROBE_DIR, crate::paths::HELPER_TMP_DIR] {
@@ -152,16 +152,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         precopy: inst.config.daemon.backup_precopy,
         progress: opts.progress.clone(),
     };
-    let watching = match (
-        opts.helper.as_ref().and_then(|h| h.describe()),
-        &opts.source,
-    ) {
-        (Some(what), _) => Some(format!(
-            "{what} (polled and downloaded by a sandboxed helper process)"
-        )),
-        (None, Some(source)) => Some(source.describe()),
-        (None, None) => None,
-    };
+    let watching = opts.upstream.describe();
     if let Some(what) = watching {
         tracing::info!(
             "watching {what} every {} for new releases",
@@ -171,16 +162,15 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     let mut sup = Supervisor {
         preparer: Preparer::for_instance(
             &inst,
-            opts.source.clone(),
+            opts.upstream.source().cloned(),
             opts.verifiers.clone(),
             opts.progress.clone(),
-            opts.helper
-                .clone()
-                .map(|h| h as Arc<dyn crate::upgrade::Elsewhere>),
+            opts.upstream
+                .helper()
+                .map(|h| h.clone() as Arc<dyn crate::upgrade::Elsewhere>),
         ),
         poller: Poller::new(
-            opts.source.clone(),
-            opts.helper.clone(),
+            opts.upstream.clone(),
             verifiers,
             inst.config.nymvisor.upstream_polling_rate,
         ),
