@@ -368,6 +368,9 @@ fn no_such_plugin(name: &str, seen: &[String]) -> Error {
     }
 }
 
+/// Most of a `--describe` answer (or its error) read.
+const MAX_DESCRIPTION: u64 = 64 * 1024;
+
 /// One `nymvisor __plugin --describe <library>`: the plugin's name and whether it is a source.
 async fn describe_in_child(
     path: &std::path::Path,
@@ -388,18 +391,34 @@ async fn describe_in_child(
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let child = nymvisor_core::daemon::children::spawn_tokio(&mut cmd)
+    let mut child = nymvisor_core::daemon::children::spawn_tokio(&mut cmd)
         .map_err(|e| failed(format!("cannot start the plugin's process: {e}")))?;
     let _owned = nymvisor_core::daemon::children::Owned(child.id());
-    let out = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .map_err(|_| {
-            failed(format!(
-                "no answer within {}",
-                humantime::format_duration(timeout)
-            ))
-        })?
-        .map_err(|e| failed(format!("cannot wait for the plugin's process: {e}")))?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(failed("the plugin's process has no pipes".into()));
+    };
+    // a description is a name and a flag: what a plugin prints beyond the cap is not read
+    use tokio::io::AsyncReadExt;
+    let talk = async {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut stdout, mut stderr) = (stdout.take(MAX_DESCRIPTION), stderr.take(MAX_DESCRIPTION));
+        let _ = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err));
+        let status = child.wait().await;
+        (status, out, err)
+    };
+    let (status, stdout, stderr) = tokio::time::timeout(timeout, talk).await.map_err(|_| {
+        failed(format!(
+            "no answer within {}",
+            humantime::format_duration(timeout)
+        ))
+    })?;
+    let status =
+        status.map_err(|e| failed(format!("cannot wait for the plugin's process: {e}")))?;
+    let out = std::process::Output {
+        status,
+        stdout,
+        stderr,
+    };
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
         let why = why.trim().trim_start_matches("nymvisor: error: ");

@@ -99,9 +99,7 @@ impl Supervisor {
                 let Some(running) = daemon else {
                     return Ok(Step::Exit(RunOutcome::Stopped(sig)));
                 };
-                tracing::info!("{sig} received: stopping the daemon");
-                let stopped = self.host.stop_for_exit(running, sig).await;
-                tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+                self.host.stop_for_exit(running, sig).await;
                 return Ok(Step::Exit(RunOutcome::Stopped(sig)));
             }
         };

@@ -52,11 +52,22 @@ impl DaemonHost {
         Ok(d)
     }
 
-    /// Stops the daemon because nymvisor was asked to stop (a second stop signal escalates).
+    /// Stops the daemon because nymvisor was asked to stop (a second stop signal escalates):
+    /// the service manager is told (`STOPPING=1`), and the log says whether it stopped or had
+    /// to be killed. The one way nymvisor stops the node for good, wherever the signal found it.
     pub async fn stop_for_exit(&mut self, daemon: Daemon, sig: Signal) -> Stopped {
-        daemon
+        tracing::info!("{sig} received: stopping the daemon");
+        self.notifier.stopping();
+        let stopped = daemon
             .stop(sig, self.grace, &mut self.children, &mut self.signals, true)
-            .await
+            .await;
+        self.mark_stopped();
+        if stopped.forced {
+            tracing::warn!("daemon killed ({}); nymvisor exits", stopped.exit);
+        } else {
+            tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+        }
+        stopped
     }
 
     pub fn record_error(&mut self, message: String) {

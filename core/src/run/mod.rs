@@ -342,19 +342,12 @@ impl Supervisor {
                     let Some(running) = daemon.take() else {
                         continue;
                     };
-                    tracing::info!("{sig} received: stopping the daemon");
                     if let Some(hook) = self.book.hook.take() {
                         // dropping its future kills the hook's whole group
                         hook.handle.abort();
                         tracing::info!(upgrade = %hook.upgrade.name, "the pre-upgrade hook was stopped");
                     }
-                    self.host.notifier.stopping();
-                    let stopped = self.host.stop_for_exit(running, sig).await;
-                    if stopped.forced {
-                        tracing::warn!("daemon killed ({}); nymvisor exits", stopped.exit);
-                    } else {
-                        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
-                    }
+                    self.host.stop_for_exit(running, sig).await;
                     return Ok(RunOutcome::Stopped(sig));
                 }
                 Event::Signal(sig) => {

@@ -63,9 +63,8 @@ impl<C: Control> Port for LivePort<'_, C> {
     }
 
     async fn stop_for_exit(&mut self, daemon: Daemon, sig: Signal) {
-        let stopped = self.control.stop_for_exit(daemon, sig).await;
-        self.control.daemon_stopped();
-        tracing::info!("daemon stopped ({}); nymvisor exits", stopped.exit);
+        // the service manager told, the outcome logged, the run state written: the host's
+        self.control.stop_for_exit(daemon, sig).await;
     }
 
     fn start(&mut self) -> Result<Daemon> {
