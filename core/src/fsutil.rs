@@ -195,7 +195,16 @@ pub fn swap_symlink(link: &Path, target: &Path) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::io("failed to swap symlink", link, e));
     }
-    sync_dir(dir)
+    // the link points to `target` from here on, whatever the flush says: reporting the swap as
+    // failed would have the caller act as if the old target were still in place
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!(
+            "{} points to {} now, but {e}; a power cut before the next flush could undo it",
+            link.display(),
+            target.display()
+        );
+    }
+    Ok(())
 }
 
 /// Files identical byte for byte (used to confirm a repeated `init`).

@@ -109,7 +109,15 @@ fn cli_commands_piped_into_head_do_not_panic() {
         let out = child.wait_with_output().unwrap();
         let err = stderr(&out);
         assert!(!err.contains("panicked"), "{args:?}: {err}");
-        assert!(out.status.success(), "{args:?}: {} {err}", out.status);
+        // a closed pipe is success; `status` may also have written into the pipe's buffer
+        // before its reader went, and then says what it says as a probe (3: nymvisor does not
+        // run here)
+        let as_probe = args == ["status"] && out.status.code() == Some(3);
+        assert!(
+            out.status.success() || as_probe,
+            "{args:?}: {} {err}",
+            out.status
+        );
     }
 }
 

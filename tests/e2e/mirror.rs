@@ -33,17 +33,19 @@ fn minisign_key(dir: &Path, name: &str, password: Option<&str>) -> (PathBuf, Str
     if password.is_none() {
         cmd.arg("-W");
     }
+    // the password, typed twice, only for a key that has one (`-W` reads nothing)
+    let stdin = match password {
+        Some(_) => std::process::Stdio::piped(),
+        None => std::process::Stdio::null(),
+    };
     let mut child = cmd
-        .stdin(std::process::Stdio::piped())
+        .stdin(stdin)
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let pw = password.unwrap_or_default();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        format!("{pw}\n{pw}\n").as_bytes(),
-    )
-    .unwrap();
+    if let (Some(pw), Some(mut input)) = (password, child.stdin.take()) {
+        std::io::Write::write_all(&mut input, format!("{pw}\n{pw}\n").as_bytes()).unwrap();
+    }
     assert!(child.wait().unwrap().success());
     let text = std::fs::read_to_string(&public).unwrap();
     (sec, text.lines().nth(1).unwrap().trim().to_owned())

@@ -151,16 +151,22 @@ pub fn reap_orphans() -> Vec<i32> {
         }
     }
     if scan {
-        // our children are all that matter here: their files, not the whole table
+        // our children are all that matter here: their files, not the whole table. The files
+        // may miss a child while another is reaped (the kernel walks the list by position): an
+        // orphan missed now is reaped at the next SIGCHLD, and the list is never used to forget
+        // an owned pid (that safety net needs the whole table; owners release theirs anyway)
         let table = match procfs::children(me) {
             Some(kids) => kids
                 .into_iter()
                 .filter_map(|pid| Some((pid, procfs::stat(pid)?)))
                 .collect(),
-            None => procfs::table(),
+            None => {
+                let table = procfs::table();
+                // forget owned pids that are no longer our children (tokio reaped them)
+                set.retain(|pid| table.get(pid).is_some_and(|p| p.ppid == me));
+                table
+            }
         };
-        // forget owned pids that are no longer our children (their owner let tokio reap them)
-        set.retain(|pid| table.get(pid).is_some_and(|p| p.ppid == me));
         for (pid, p) in &table {
             if p.ppid == me && p.state == 'Z' && !set.contains(pid) && reap(Pid::from_raw(*pid)) {
                 reaped.push(*pid);

@@ -68,6 +68,12 @@ pub fn binary_url(base: Option<&str>, daemon: &str, name: &str) -> String {
     }
 }
 
+/// Whether a release named `name` would take the place of one of the mirror's own files in
+/// `<out>/<daemon>/` (the feed, its signatures, the state) or a hidden one (work directories).
+pub fn takes_a_mirror_file(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with("upgrade-info.json") || name == super::STATE_FILE
+}
+
 /// Which mirrored releases (oldest first in `names`) go when `keep` are kept: the oldest ones,
 /// never the newest (`keep` 0 counts as 1).
 pub fn to_prune(names: &[String], keep: usize) -> Vec<String> {
@@ -151,6 +157,19 @@ mod tests {
         assert_eq!(next_sequence(Some(u64::MAX), now), u64::MAX);
         let before_1970 = datetime!(1960-01-01 00:00 UTC);
         assert_eq!(next_sequence(None, before_1970), 0);
+    }
+
+    #[test]
+    fn release_names_never_take_the_mirror_s_files() {
+        for name in [
+            "upgrade-info.json",
+            "upgrade-info.json.minisig.3",
+            "mirror-state.json",
+            ".nymvisor-sync-x",
+        ] {
+            assert!(takes_a_mirror_file(name), "{name}");
+        }
+        assert!(!takes_a_mirror_file("v2026.9-venaco"));
     }
 
     #[test]

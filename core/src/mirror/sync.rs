@@ -204,6 +204,13 @@ pub async fn sync_daemon(
             .map_err(|why| fail(format!("{document_url}: {why}")))?;
     }
     check_name(&info.name).map_err(|r| fail(r.reason))?;
+    // a release directory must never take the place of the mirror's own files
+    if super::document::takes_a_mirror_file(&info.name) {
+        return Err(fail(format!(
+            "release name {:?} would take the place of the mirror's own files; not mirrored",
+            info.name
+        )));
+    }
     let Some((platform_key, platform)) = pick_platform(&info) else {
         return Err(fail(format!(
             "release {} offers no binary for this platform ({}); a mirror holds the binary of the platform it runs on",
@@ -245,8 +252,8 @@ pub async fn sync_daemon(
     let downloaded = held.is_none();
     let (sha256, signed_by) = match held {
         Some(r) => {
-            // a new first key (a rotation) signs the binary again
-            if r.signed_by != first_key {
+            // a new first key (a rotation), or a signature gone from the mirror, signs it again
+            if r.signed_by != first_key || (first_key.is_some() && !sig_path.is_file()) {
                 sign_binary(signers, &bin_path, &sig_path, daemon, &info, now)?;
             }
             (r.sha256, first_key.clone())
@@ -263,15 +270,17 @@ pub async fn sync_daemon(
             let sha256 = sha256_file(&staged)
                 .map_err(|e| Error::io("failed to read the verified binary", &staged, e))?;
             fsutil::create_dir_all(&bin_dir)?;
-            sign_binary(signers, &staged, &sig_path, daemon, &info, now)?;
             std::fs::set_permissions(
                 &staged,
                 std::os::unix::fs::PermissionsExt::from_mode(PUBLISHED_MODE),
             )
             .map_err(|e| Error::io("failed to set the mode of", &staged, e))?;
+            // the binary first, then its signature: a signature already there is one of the
+            // same verified release (a binary fetched again), never of other bytes
             std::fs::rename(&staged, &bin_path)
                 .map_err(|e| Error::io("failed to move the verified binary to", &bin_path, e))?;
             fsutil::sync_dir(&bin_dir)?;
+            sign_binary(signers, &bin_path, &sig_path, daemon, &info, now)?;
             (sha256, first_key.clone())
         }
     };
@@ -303,6 +312,10 @@ pub async fn sync_daemon(
                 .map_err(|e| fail(format!("cannot sign the feed with key {}: {e}", s.key_id())))
         })
         .collect::<Result<Vec<_>>>()?;
+    // the sequence is recorded before the feed is published: whatever fails after, the next
+    // signing goes higher (an equal sequence with other bytes is refused by the nodes)
+    state.sequence = Some(sequence);
+    state.save(&state_path)?;
     let feed_path = dir.join("upgrade-info.json");
     fsutil::atomic_write(&feed_path, &bytes, PUBLISHED_MODE)?;
     for (i, sig) in signatures.iter().enumerate() {
@@ -328,7 +341,6 @@ pub async fn sync_daemon(
         signed_by,
         synced_at: now,
     });
-    state.sequence = Some(sequence);
     let names: Vec<String> = state.releases.iter().map(|r| r.name.clone()).collect();
     let pruned = to_prune(&names, opts.keep);
     for name in &pruned {

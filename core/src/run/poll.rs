@@ -38,8 +38,14 @@ pub struct Poller {
     rate: Duration,
     task: Option<JoinHandle<PollResult>>,
     next: Instant,
+    /// The source asked not to be asked again before this (a rate limit).
+    not_before: Option<Instant>,
     last_note: Option<String>,
 }
+
+/// Longest a source's "not before" keeps the poller waiting (what a source that says more
+/// gets, from the helper or in process).
+const MAX_NOT_BEFORE: Duration = Duration::from_secs(3600);
 
 impl Poller {
     /// The first poll is due at once.
@@ -54,6 +60,7 @@ impl Poller {
             rate,
             task: None,
             next: Instant::now(),
+            not_before: None,
             last_note: None,
         }
     }
@@ -131,7 +138,8 @@ impl Poller {
         }) = &result
         {
             let wait = (*at - crate::model::now()).whole_milliseconds().max(0) as u64;
-            let until = Instant::now() + Duration::from_millis(wait);
+            let until = Instant::now() + Duration::from_millis(wait).min(MAX_NOT_BEFORE);
+            self.not_before = Some(until);
             if until > self.next {
                 self.next = until;
             }
@@ -143,7 +151,10 @@ impl Poller {
     /// `cancel` asked to look at upstream again).
     pub fn poll_soon(&mut self) {
         self.forget();
-        self.next = Instant::now();
+        // but never before the time a source named (a rate limit): asking earlier only
+        // spends what is left of it
+        let now = Instant::now();
+        self.next = self.not_before.filter(|t| *t > now).unwrap_or(now);
     }
 
     /// Asks the source for the whole document next time (what it found could not be recorded).

@@ -55,7 +55,13 @@ impl<C: Control> Port for LivePort<'_, C> {
 
     async fn stop(&mut self, daemon: Daemon) -> Halted {
         let stopped = self.control.stop_daemon(daemon).await;
-        self.control.daemon_stopped_unsaved();
+        if self.settings.backup.is_some() {
+            // a backup may take minutes: `status` must not show the old daemon running meanwhile
+            self.control.daemon_stopped();
+        } else {
+            // a millisecond before the new daemon's start writes it anyway
+            self.control.daemon_stopped_unsaved();
+        }
         Halted {
             exit: stopped.exit.to_string(),
             signal: stopped.stop_signal,
