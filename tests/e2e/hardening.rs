@@ -609,6 +609,7 @@ fn invalid_checksum_metadata_is_refused_before_the_download() {
             Reply::Body(serde_json::to_vec(&info).unwrap()),
         );
         let mut nv = spawn_feed(&home, &server);
+        nv.wait_start(1);
         nv.wait_stderr(why);
         assert!(
             !server.hits().iter().any(|h| h.starts_with("/bin/")),

@@ -71,10 +71,17 @@ fn a_far_future_upgrade_time_panics_nothing() {
     let mut nv = spawn(&home, &env);
     nv.wait_start(1);
     nv.wait_stderr("new release upstream");
-    let out = home.run(&["status", "-o", "json"]);
-    assert!(out.status.success(), "status failed: {}", stderr(&out));
-    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(s["queued"][0]["name"], "v1.2.0", "{s}");
+    // the queue is published at the loop's next turn
+    let mut s = serde_json::Value::Null;
+    assert!(
+        wait_for(PATIENCE, || {
+            let out = home.run(&["status", "-o", "json"]);
+            assert!(out.status.success(), "status failed: {}", stderr(&out));
+            s = serde_json::from_slice(&out.stdout).unwrap();
+            s["queued"][0]["name"] == "v1.2.0"
+        }),
+        "{s}"
+    );
     assert!(!nv.stderr().contains("panicked"), "{}", nv.stderr());
     assert!(nv.running());
     nv.stop();
@@ -394,7 +401,12 @@ fn liveness_restarts_back_off_and_give_up() {
     assert!(log.contains("liveness restart 3 of 3"), "{log}");
     assert!(log.contains("restarting the daemon in 800ms"), "{log}");
     assert!(log.contains("giving up"), "{log}");
-    assert_eq!(nv.starts().len(), 4, "{log}");
+    // counted by nymvisor's own lines: a daemon stopped very early may not have logged its start
+    let started = log
+        .lines()
+        .filter(|l| l.contains("started ") && l.contains("(pid "))
+        .count();
+    assert_eq!(started, 4, "{log}");
     let s = stdout(&home.run(&["status"]));
     assert!(
         s.contains("gave up at") && s.contains("health probe"),

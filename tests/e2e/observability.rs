@@ -80,7 +80,16 @@ fn metrics_follow_upgrades_and_crashes_and_pass_promtool() {
     );
     let first = nv.wait_start(1);
     let port = metrics_port(&nv);
-    let (status, before) = http_get(port, "/metrics");
+    // the daemon's own start line can come before nymvisor has noted it in the metrics
+    let info = r#"nymvisor_daemon_info{daemon="nym-node",version="1.1.0",upgrade="genesis"} 1"#;
+    let (mut status, mut before) = (String::new(), String::new());
+    assert!(
+        wait_for(PATIENCE, || {
+            (status, before) = http_get(port, "/metrics");
+            sample(&before, "nymvisor_daemon_up") == Some(1.0) && before.contains(info)
+        }),
+        "{before}"
+    );
     assert!(status.contains("200"), "{status}");
     promtool_accepts(&before);
     assert_eq!(sample(&before, "nymvisor_daemon_up"), Some(1.0), "{before}");

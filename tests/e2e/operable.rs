@@ -110,6 +110,8 @@ fn the_network_helper_works_from_the_c_env_file() {
         Reply::Body(feed_sig.into_bytes()),
     );
     assert_eq!(nv.wait_start(2).version, "1.2.0", "{}", nv.stderr());
+    // recorded after the new daemon started
+    nv.wait_stderr("upgrade applied");
     // and the admin commands find the instance through the same env file
     let mut status = home.nymvisor();
     status

@@ -49,7 +49,11 @@ fn runs_the_daemon_with_its_arguments_verbatim() {
 fn upgrade_now_while_running() {
     let home = TestHome::new();
     home.init_default("1.1.0");
-    let mut nv = home.spawn_run(FAST, &["run", "--id", "n1"]);
+    // a startup period long enough that the history is read before the confirmation, however
+    // slow this machine is today
+    let mut env = FAST.to_vec();
+    env.push(("DAEMON_STARTUP_PERIOD_DURATION", "60s"));
+    let mut nv = home.spawn_run(&env, &["run", "--id", "n1"]);
     let old = nv.wait_start(1);
     let new_bin = home.daemon_bin("new", "nym-node", "1.2.0", &[]);
     home.add_upgrade(&new_bin, "v1.2.0", &["--now"]);

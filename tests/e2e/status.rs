@@ -87,7 +87,15 @@ fn status_while_running_with_queue_and_after_an_upgrade() {
     nv.wait_stderr(&format!("(pid {})", start.pid));
     let later = home.daemon_bin("later", "nym-node", "1.3.0", &[]);
     home.add_upgrade(&later, "later", &["--upgrade-time", "2099-01-01T00:00:00Z"]);
-    let s = status_json(&home);
+    // the running nymvisor publishes its queue once its file watch saw the plan change
+    let mut s = serde_json::Value::Null;
+    assert!(
+        wait_for(PATIENCE, || {
+            s = status_json(&home);
+            s["queued"][0]["name"] == "later"
+        }),
+        "{s}"
+    );
     assert_eq!(s["nymvisor"]["running"], true);
     assert_eq!(s["nymvisor"]["pid"], nv.pid());
     assert_eq!(s["daemonProcess"]["pid"], start.pid);

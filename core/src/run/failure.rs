@@ -102,13 +102,7 @@ impl Supervisor {
                 after,
                 attempt,
                 limit,
-            } => {
-                tracing::info!(
-                    "restarting the daemon in {}",
-                    humantime::format_duration(after)
-                );
-                self.restart_after(after, attempt, limit).await
-            }
+            } => self.restart_after(after, attempt, limit, "").await,
             // not an answer to a failure
             _ => Ok(None),
         }
@@ -152,12 +146,14 @@ impl Supervisor {
     }
 
     /// Waits `delay` before the daemon is started again (restart `attempt` of `limit`, shown by
-    /// `status`), honouring stop signals, the watchdog and a due upgrade.
+    /// `status`; `why` is added to the log line), honouring stop signals, the watchdog and a
+    /// due upgrade.
     pub(super) async fn restart_after(
         &mut self,
         delay: Duration,
         attempt: u32,
         limit: u32,
+        why: &str,
     ) -> Result<Option<RunOutcome>> {
         let until = Instant::now() + delay;
         self.host.state.restart = Some(crate::model::run_state::RestartWait {
@@ -166,6 +162,11 @@ impl Supervisor {
             max_startup_failures: limit,
         });
         self.host.save_state();
+        // said once `status` can show it
+        tracing::info!(
+            "restarting the daemon in {}{why}",
+            humantime::format_duration(delay)
+        );
         let outcome = self.wait_to_restart(until).await;
         self.host.state.restart = None;
         self.host.save_state();

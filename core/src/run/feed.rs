@@ -17,9 +17,9 @@ pub struct FeedGuard {
     /// The mark cannot be read (why): fail closed — no feed is used until it can be, since
     /// a replay could not be told apart.
     problem: Option<String>,
-    /// The clock doubt said last ([`freshness::clock_doubt`]): said once, and again when it
-    /// changes or after it cleared.
-    clock_said: Option<String>,
+    /// The time the clock doubt said last was judged against ([`freshness::clock_doubt`]):
+    /// said once, and again when that changes or after it cleared.
+    clock_said: Option<OffsetDateTime>,
 }
 
 impl FeedGuard {
@@ -91,12 +91,13 @@ impl FeedGuard {
     /// signer of the feed just fetched (`signed_at`), or gone back behind the mark.
     pub fn check_clock(&mut self, signed_at: Option<OffsetDateTime>, now: OffsetDateTime) {
         let doubt = freshness::clock_doubt(signed_at, self.mark.as_ref(), now);
-        if doubt != self.clock_said {
+        let reference = doubt.as_ref().map(|d| d.reference);
+        if reference != self.clock_said {
             match &doubt {
-                Some(d) => tracing::warn!("{d}"),
+                Some(d) => tracing::warn!("{}", d.message),
                 None => tracing::info!("this machine's clock agrees with the signed feed again"),
             }
-            self.clock_said = doubt;
+            self.clock_said = reference;
         }
     }
 

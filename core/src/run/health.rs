@@ -179,14 +179,13 @@ impl Supervisor {
                 attempt,
                 limit,
             } => {
-                tracing::info!(
-                    "restarting the daemon in {} (liveness restart {attempt} of {limit})",
-                    humantime::format_duration(after)
-                );
-                Ok(match self.restart_after(after, attempt, limit).await? {
-                    Some(outcome) => Step::Exit(outcome),
-                    None => Step::Continue(None),
-                })
+                let why = format!(" (liveness restart {attempt} of {limit})");
+                Ok(
+                    match self.restart_after(after, attempt, limit, &why).await? {
+                        Some(outcome) => Step::Exit(outcome),
+                        None => Step::Continue(None),
+                    },
+                )
             }
             _ => Ok(Step::Continue(None)),
         }

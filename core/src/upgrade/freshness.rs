@@ -128,6 +128,14 @@ pub fn judge(
     })
 }
 
+/// A doubt about this machine's clock: the message, and the time it is judged against (a
+/// report is repeated only when that changes, not with every tick of the clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockDoubt {
+    pub reference: OffsetDateTime,
+    pub message: String,
+}
+
 /// What looks wrong with this machine's clock, judged from the signing time of a feed just
 /// fetched (`signed_at`) and from the mark of the newest feed accepted before (see the module
 /// docs). A report, never a refusal.
@@ -135,15 +143,18 @@ pub fn clock_doubt(
     signed_at: Option<OffsetDateTime>,
     mark: Option<&FeedMark>,
     now: OffsetDateTime,
-) -> Option<String> {
+) -> Option<ClockDoubt> {
     if let Some(t) = signed_at
         && t - now > MAX_CLOCK_SKEW
     {
-        return Some(format!(
-            "the feed was signed at {}, {} ahead of this machine's clock ({}): this clock is behind (or the signer's is ahead), and expiry is judged by it; check the time synchronisation (timedatectl)",
-            crate::model::rfc3339(t),
-            ahead(t - now),
-            crate::model::rfc3339(now)
+        return Some(doubt(
+            t,
+            format!(
+                "the feed was signed at {}, {} ahead of this machine's clock ({}): this clock is behind (or the signer's is ahead), and expiry is judged by it; check the time synchronisation (timedatectl)",
+                crate::model::rfc3339(t),
+                ahead(t - now),
+                crate::model::rfc3339(now)
+            ),
         ));
     }
     let mark = mark?;
@@ -155,12 +166,16 @@ pub fn clock_doubt(
     .filter_map(|(w, t)| Some((w, t?)))
     .max_by_key(|(_, t)| *t)?;
     (t - now > MAX_CLOCK_SKEW).then(|| {
-        format!(
+        doubt(t, format!(
             "this machine's clock ({}) is earlier than when the newest feed accepted was {what} ({}): the clock went back, and expiry is judged by it; check the time synchronisation (timedatectl)",
             crate::model::rfc3339(now),
             crate::model::rfc3339(t)
-        )
+        ))
     })
+}
+
+fn doubt(reference: OffsetDateTime, message: String) -> ClockDoubt {
+    ClockDoubt { reference, message }
 }
 
 /// A lead in whole minutes, or whole seconds when under a minute.
@@ -290,12 +305,26 @@ mod tests {
         assert_eq!(clock_doubt(m.signed_at, None, NOW), None);
         // an hour ahead: this clock is behind
         let d = clock_doubt(Some(datetime!(2026-12-06 13:00 UTC)), None, NOW).unwrap();
-        assert!(d.contains("1h ahead of this machine's clock"), "{d}");
+        assert!(
+            d.message.contains("1h ahead of this machine's clock"),
+            "{d:?}"
+        );
+        // the same doubt a minute later: the same reference, so it is not said again
+        let later = clock_doubt(
+            Some(datetime!(2026-12-06 13:00 UTC)),
+            None,
+            NOW + time::Duration::minutes(1),
+        )
+        .unwrap();
+        assert_eq!(later.reference, d.reference);
         // later polls: the clock went back a day behind the mark
         let yesterday = NOW - time::Duration::days(1);
         let d = clock_doubt(None, Some(&m), yesterday).unwrap();
-        assert!(d.contains("the clock went back"), "{d}");
-        assert!(d.contains("was signed (2026-12-06T12:01:00Z)"), "{d}");
+        assert!(d.message.contains("the clock went back"), "{d:?}");
+        assert!(
+            d.message.contains("was signed (2026-12-06T12:01:00Z)"),
+            "{d:?}"
+        );
         assert_eq!(clock_doubt(None, Some(&m), NOW), None);
         assert_eq!(clock_doubt(None, None, NOW), None);
         // a malformed signing time is a malformed feed
