@@ -19,6 +19,18 @@ impl ChunkSink for Vec<u8> {
     }
 }
 
+/// The most signature files a feed may have (`.minisig`, `.minisig.1` … `.minisig.15`).
+pub const MAX_FEED_SIGNATURES: usize = 16;
+
+/// What follows a feed's URL or path for its `i`-th signature: `.minisig`, then `.minisig.1`,
+/// … — what nodes look for and `mirror sync` writes.
+pub fn feed_signature_suffix(i: usize) -> String {
+    match i {
+        0 => ".minisig".to_owned(),
+        i => format!(".minisig.{i}"),
+    }
+}
+
 /// A failure of a source, with the URL or path involved in the message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -14,13 +14,7 @@ const NAME: &str = "v2026.9-venaco";
 /// The fake `nym-node` 1.2.0 as release bytes, and the build information it prints.
 fn release_bytes(home: &TestHome) -> (Vec<u8>, serde_json::Value) {
     let bin = home.daemon_bin("release-1.2.0", "nym-node", "1.2.0", &[]);
-    let out = std::process::Command::new(&bin)
-        .args(["build-info", "--output=json"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let details = serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
-    (std::fs::read(&bin).unwrap(), details)
+    (std::fs::read(&bin).unwrap(), build_details(&bin))
 }
 
 fn spawn_github(home: &TestHome, mock: &GithubMock, extra: &[(&str, &str)]) -> RunHandle {

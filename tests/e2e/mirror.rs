@@ -68,13 +68,7 @@ fn release_of(
     let mut entries = Vec::new();
     for (daemon, version, _) in daemons {
         let bin = home.daemon_bin(&format!("release-{daemon}-{version}"), daemon, version, &[]);
-        let out = Command::new(&bin)
-            .args(["build-info", "--output=json"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let details: serde_json::Value =
-            serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap();
+        let details = build_details(&bin);
         let bytes = std::fs::read(&bin).unwrap();
         assets.push(MockAsset::new(daemon, bytes.clone()).without_digest());
         entries.push((*daemon, bytes, Some(details)));

@@ -379,6 +379,16 @@ fn release_json(api: &str, ri: usize, r: &MockRelease) -> serde_json::Value {
     })
 }
 
+/// What `bin build-info --output=json` prints: the `details` of its `hashes.json` entry.
+pub fn build_details(bin: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new(bin)
+        .args(["build-info", "--output=json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text[text.find('{').unwrap()..]).unwrap()
+}
+
 /// The fixture `hashes.json` (a real release's shape) for `tag`, with the entries of `ours`
 /// (asset name, bytes, `details` or `None` to drop them) replaced.
 pub fn hashes_json(tag: &str, ours: &[(&str, &[u8], Option<serde_json::Value>)]) -> Vec<u8> {

@@ -17,8 +17,7 @@ use nymvisor_core::verify::{Candidate, Refusal, Verifier};
 use crate::error::Error;
 use tokio::io::AsyncReadExt;
 
-/// The most signature files a feed may have (`.minisig`, `.minisig.1` … `.minisig.15`).
-pub const MAX_FEED_SIGNATURES: usize = 16;
+pub use nymvisor_core::source::MAX_FEED_SIGNATURES;
 
 /// Largest signature file fetched.
 pub const MAX_SIGNATURE: u64 = 64 * 1024;
@@ -74,10 +73,10 @@ enum FeedSig<'a> {
 
 /// The URL of a feed's `i`-th signature: `<feed>.minisig`, then `<feed>.minisig.1`, ….
 fn feed_signature_url(document_url: &str, i: usize) -> String {
-    match i {
-        0 => format!("{document_url}.minisig"),
-        i => format!("{document_url}.minisig.{i}"),
-    }
+    format!(
+        "{document_url}{}",
+        nymvisor_core::source::feed_signature_suffix(i)
+    )
 }
 
 /// A public key's id, as `minisign` prints it (16 hex digits), from its base64 form.

@@ -196,110 +196,95 @@ pub struct Proc {
 /// nor anything nymvisor's other owned children (probes, verifier commands) or the children it
 /// inherited at start ([`note_inherited`]) started.
 pub fn strays(daemon: i32) -> Vec<Proc> {
-    let subreaper = SUBREAPER.load(std::sync::atomic::Ordering::SeqCst) || is_init();
-    if subreaper && let Some(found) = strays_by_children(daemon) {
-        return found;
-    }
-    let set = owned();
-    let inherited = inherited();
     let me = std::process::id() as i32;
+    let subreaper = SUBREAPER.load(std::sync::atomic::Ordering::SeqCst) || is_init();
+    if subreaper && let Some(mine) = procfs::children(me) {
+        return strays_by_children(daemon, me, mine);
+    }
     let table = procfs::table();
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
     for (pid, p) in &table {
         children.entry(p.ppid).or_default().push(*pid);
     }
-    // pid and start time: a later process reusing an inherited child's pid is not exempt
-    let was_inherited = |pid: i32| {
-        table.get(&pid).is_some_and(|p| {
-            inherited
-                .iter()
-                .any(|i| i.pid == pid && i.start_ticks == p.start_ticks)
-        })
-    };
+    let group = table
+        .iter()
+        .filter(|(_, p)| p.pgrp == daemon)
+        .map(|(pid, _)| *pid);
+    collect_strays(
+        daemon,
+        me,
+        children.get(&me).cloned().unwrap_or_default(),
+        |pid| children.get(&pid).cloned().unwrap_or_default(),
+        |pid| table.get(&pid).copied(),
+        group,
+    )
+}
+
+/// [`strays`] from the children files alone (`mine`: nymvisor's children). As subreaper,
+/// nymvisor has every process the daemon started among the daemon's descendants or its own: a
+/// process leaves that tree only by being re-parented, and re-parenting leads to nymvisor. (A
+/// process that joined the daemon's group from outside the tree, with `setpgid`, is not looked
+/// for: only a process of the same session could, and nymvisor starts none that does.) This is
+/// what runs inside an upgrade's downtime: a handful of small reads instead of the whole
+/// process table.
+fn strays_by_children(daemon: i32, me: i32, mine: Vec<i32>) -> Vec<Proc> {
+    collect_strays(
+        daemon,
+        me,
+        mine,
+        |pid| procfs::children(pid).unwrap_or_default(),
+        procfs::stat,
+        std::iter::empty(),
+    )
+}
+
+/// The walk both ways of finding strays share: from the daemon and nymvisor's adopted children
+/// (`mine` less the owned and the inherited ones) down through `kids`, plus `extra`, then the
+/// live ones as `stat` sees them.
+fn collect_strays(
+    daemon: i32,
+    me: i32,
+    mine: Vec<i32>,
+    kids: impl Fn(i32) -> Vec<i32>,
+    stat: impl Fn(i32) -> Option<procfs::ProcStat>,
+    extra: impl IntoIterator<Item = i32>,
+) -> Vec<Proc> {
     let mut roots = vec![daemon];
-    roots.extend(
-        children
-            .get(&me)
-            .into_iter()
-            .flatten()
-            .filter(|pid| !set.contains(pid) && !was_inherited(**pid)),
-    );
+    {
+        let set = owned();
+        let inherited = inherited();
+        // pid and start time: a later process reusing an inherited child's pid is not exempt
+        let was_inherited = |pid: i32| {
+            stat(pid).is_some_and(|p| {
+                inherited
+                    .iter()
+                    .any(|i| i.pid == pid && i.start_ticks == p.start_ticks)
+            })
+        };
+        roots.extend(
+            mine.into_iter()
+                .filter(|pid| *pid != daemon && !set.contains(pid) && !was_inherited(*pid)),
+        );
+    }
     let mut found = BTreeSet::new();
     let mut stack = roots;
     while let Some(pid) = stack.pop() {
-        if !found.insert(pid) {
-            continue;
-        }
-        if let Some(kids) = children.get(&pid) {
-            stack.extend(kids);
+        if found.insert(pid) {
+            stack.extend(kids(pid));
         }
     }
-    found.extend(
-        table
-            .iter()
-            .filter(|(_, p)| p.pgrp == daemon)
-            .map(|(pid, _)| *pid),
-    );
+    found.extend(extra);
     found
         .into_iter()
         .filter(|pid| *pid != daemon && *pid != me)
         .filter_map(|pid| {
-            let p = table.get(&pid)?;
+            let p = stat(pid)?;
             (p.state != 'Z').then_some(Proc {
                 pid,
                 start_ticks: p.start_ticks,
             })
         })
         .collect()
-}
-
-/// [`strays`] from the children files alone (`None`: the kernel does not offer them). As
-/// subreaper, nymvisor has every process the daemon started among the daemon's descendants or
-/// its own: a process leaves that tree only by being re-parented, and re-parenting leads to
-/// nymvisor. (A process that joined the daemon's group from outside the tree, with
-/// `setpgid`, is not looked for: only a process of the same session could, and nymvisor starts
-/// none that does.) This is what runs inside an upgrade's downtime: a handful of small reads
-/// instead of the whole process table.
-fn strays_by_children(daemon: i32) -> Option<Vec<Proc>> {
-    let me = std::process::id() as i32;
-    let mine = procfs::children(me)?;
-    let set = owned();
-    let inherited = inherited();
-    let mut roots = vec![daemon];
-    for pid in mine {
-        if pid == daemon || set.contains(&pid) {
-            continue;
-        }
-        let start = procfs::stat(pid).map(|s| s.start_ticks);
-        if inherited
-            .iter()
-            .any(|i| i.pid == pid && Some(i.start_ticks) == start)
-        {
-            continue;
-        }
-        roots.push(pid);
-    }
-    drop(set);
-    let mut found = BTreeSet::new();
-    let mut stack = roots;
-    while let Some(pid) = stack.pop() {
-        if found.insert(pid) {
-            stack.extend(procfs::children(pid).unwrap_or_default());
-        }
-    }
-    Some(
-        found
-            .into_iter()
-            .filter(|pid| *pid != daemon && *pid != me)
-            .filter_map(|pid| {
-                let p = procfs::stat(pid)?;
-                (p.state != 'Z').then_some(Proc {
-                    pid,
-                    start_ticks: p.start_ticks,
-                })
-            })
-            .collect(),
-    )
 }
 
 /// Whether that exact process still runs (not a zombie).

@@ -17,15 +17,9 @@ use crate::error::{Error, Result};
 /// no reason to refuse: the command's own error will say what is missing.
 pub fn check_writer(inst: &Instance, command: &str) -> Result<()> {
     let dir = inst.data.root();
-    let Ok(meta) = std::fs::metadata(dir) else {
+    let Some((owner_name, me_name)) = foreign_owner(dir) else {
         return Ok(());
     };
-    let me = nix::unistd::geteuid().as_raw();
-    let owner = meta.uid();
-    if me == owner {
-        return Ok(());
-    }
-    let (owner_name, me_name) = (user_name(owner), user_name(me));
     // NYM_HOME_DIR: sudo resets the environment, and the service user's home is elsewhere
     let base = inst
         .home
@@ -47,4 +41,12 @@ pub(crate) fn user_name(uid: u32) -> String {
         .ok()
         .flatten()
         .map_or_else(|| format!("uid {uid}"), |u| u.name)
+}
+
+/// The names of the owner of `path` and of this process's effective user, when they differ
+/// (`None`: the same user, or no such path yet).
+pub(crate) fn foreign_owner(path: &std::path::Path) -> Option<(String, String)> {
+    let owner = std::fs::metadata(path).ok()?.uid();
+    let me = nix::unistd::geteuid().as_raw();
+    (owner != me).then(|| (user_name(owner), user_name(me)))
 }

@@ -26,9 +26,6 @@ use crate::upgrade::policy::check_name;
 /// Mode of every file the mirror publishes: a web server running as another user reads them.
 const PUBLISHED_MODE: u32 = 0o644;
 
-/// The most feed signatures a sync writes (and the most stale ones it removes).
-const MAX_FEED_SIGNATURES: usize = 16;
-
 /// What a sync was asked to do.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -107,19 +104,11 @@ pub fn base_config(env: &Env, id: Option<&str>) -> Result<(Config, String)> {
 /// included): files written now would belong to this user, and the next sync as the mirror's
 /// owner (its timer) could not replace them.
 pub fn lock(out: &Path) -> Result<fsutil::FileLock> {
-    if let Ok(meta) = std::fs::metadata(out) {
-        let me = nix::unistd::geteuid().as_raw();
-        let owner = std::os::unix::fs::MetadataExt::uid(&meta);
-        if owner != me {
-            let (owner, me) = (
-                crate::instance::owner::user_name(owner),
-                crate::instance::owner::user_name(me),
-            );
-            return Err(Error::NotOwner(format!(
-                "the mirror {dir} belongs to {owner}, but this runs as {me}: files written now would belong to {me}, and the next sync as {owner} (its timer) could not replace them; run it as {owner}: sudo -u {owner} nymvisor mirror sync --out {dir} …",
-                dir = out.display()
-            )));
-        }
+    if let Some((owner, me)) = crate::instance::owner::foreign_owner(out) {
+        return Err(Error::NotOwner(format!(
+            "the mirror {dir} belongs to {owner}, but this runs as {me}: files written now would belong to {me}, and the next sync as {owner} (its timer) could not replace them; run it as {owner}: sudo -u {owner} nymvisor mirror sync --out {dir} …",
+            dir = out.display()
+        )));
     }
     fsutil::create_dir_all(out)?;
     fsutil::FileLock::try_acquire(&out.join(LOCK_FILE)).map_err(|e| match e {
@@ -326,7 +315,7 @@ pub async fn sync_daemon(
         )?;
     }
     // signatures of keys no longer used would be checked by nodes that trust them
-    for i in signatures.len()..MAX_FEED_SIGNATURES {
+    for i in signatures.len()..crate::source::MAX_FEED_SIGNATURES {
         remove_if_present(&feed_signature(&feed_path, i))?;
     }
 
@@ -403,10 +392,7 @@ fn sign_binary(
 /// `<feed>.minisig`, then `<feed>.minisig.1`, … (what nodes look for).
 fn feed_signature(feed: &Path, i: usize) -> PathBuf {
     let mut name = feed.as_os_str().to_owned();
-    name.push(".minisig");
-    if i > 0 {
-        name.push(format!(".{i}"));
-    }
+    name.push(crate::source::feed_signature_suffix(i));
     PathBuf::from(name)
 }
 

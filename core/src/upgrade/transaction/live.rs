@@ -8,7 +8,7 @@ use nix::sys::signal::Signal;
 
 use super::backups as backup_step;
 use super::port::{Halted, Port, Refused, Waited};
-use super::{BackupSettings, Control, record_upgrade};
+use super::{BackupSettings, Control, ms, record_upgrade};
 use crate::backup::{self, Precopy};
 use crate::daemon::Daemon;
 use crate::error::{Error, Result};
@@ -23,10 +23,6 @@ pub struct LivePort<'a, C: Control> {
     pub settings: &'a BackupSettings,
     pub control: &'a mut C,
     pub plan: &'a mut UpgradePlan,
-}
-
-fn ms(since: Instant) -> u64 {
-    since.elapsed().as_millis() as u64
 }
 
 impl<C: Control> Port for LivePort<'_, C> {

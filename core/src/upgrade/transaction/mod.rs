@@ -78,6 +78,16 @@ pub trait Control: Report {
     fn watchdog_ping(&mut self);
 }
 
+/// Milliseconds since `since`, for the steps' log lines.
+fn ms(since: std::time::Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// Microseconds since `since`: the steps inside the downtime take well under a millisecond.
+fn us(since: std::time::Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
 /// Awaits `work` while the service manager's watchdog is fed; a stop signal abandons it
 /// (`Err`, the signal: the caller decides what stopping means where it stands). The one way
 /// nymvisor waits for long work (a prepare, a recheck, a backup) outside its event loop.

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{BackupSettings, Report, update_plan};
+use super::{BackupSettings, Report, ms, update_plan};
 use crate::backup::{self, Cancel};
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -11,10 +11,6 @@ use crate::instance::Instance;
 use crate::model::{
     self, CurrentVersionInfo, HistoryEntry, Journal, Outcome, Stage, UpgradeHistory, UpgradePlan,
 };
-
-fn ms(since: Instant) -> u64 {
-    since.elapsed().as_millis() as u64
-}
 
 /// Rolls back the upgrade in `journal`: swap back, restore the backup, record the failure.
 pub async fn rollback<C: Report>(

@@ -4,21 +4,12 @@
 use std::time::{Duration, Instant};
 
 use super::port::{Halted, Port, Refused, Waited};
-use super::{Applied, Upgrade};
+use super::{Applied, Upgrade, ms, us};
 use crate::model::{self, Journal, Stage};
 use crate::refusal::Refusal;
 
 /// A step's result: go on with `T`, or end with this.
 type Step<T, D> = Result<T, Applied<D>>;
-
-fn ms(since: Instant) -> u64 {
-    since.elapsed().as_millis() as u64
-}
-
-/// Microseconds since `since`: the steps inside the downtime take well under a millisecond.
-fn us(since: Instant) -> u64 {
-    since.elapsed().as_micros() as u64
-}
 
 /// The whole transaction.
 pub(super) async fn run<P: Port>(
