@@ -96,6 +96,10 @@ pub enum Command {
     /// newest releases into a directory any static web server can serve
     #[command(subcommand)]
     Mirror(MirrorCommand),
+    /// The fleet group on etcd (NYMVISOR_FLEET_ETCD_ENDPOINTS): its slots, failures and hold;
+    /// run from any member
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Print a shell completion script (e.g. `nymvisor completions bash > /etc/bash_completion.d/nymvisor`)
     Completions {
         #[arg(value_enum)]
@@ -225,6 +229,26 @@ pub enum BackupsCommand {
         #[arg(long)]
         stop: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Members seen, slots and their holders, failed versions, confirmations per version and
+    /// the fleet hold
+    Status(OutputArgs),
+    /// Hold the whole group: no member applies an upgrade automatically until `fleet unhold`
+    /// (`add-upgrade --now` still applies, with a log line)
+    Hold {
+        /// Why (shown by `status` and `fleet status` on every member)
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift the fleet hold
+    Unhold,
+    /// Release MEMBER's slot (a failed one, once the incident is understood)
+    Release { member: String },
+    /// Let the group apply VERSION again after it failed on a member
+    Retry { version: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -162,6 +162,7 @@ pub async fn dispatch(cli: Cli, env: Env, separated: bool) -> Result<ExitCode> {
             rollback(&instance, with_data, now).await?;
         }
         Command::Mirror(MirrorCommand::Sync(args)) => return mirror_sync(args, &env).await,
+        Command::Fleet(command) => crate::fleet::fleet(command, &env).await?,
         Command::Config(args) => {
             let instance = Instance::open(&env)?;
             match args.output {
@@ -276,7 +277,7 @@ async fn rollback(instance: &Instance, with_data: bool, now: bool) -> Result<()>
     Ok(())
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+pub(crate) fn print_json<T: Serialize>(value: &T) -> Result<()> {
     outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -510,6 +511,18 @@ async fn helper(env: Env) -> Result<ExitCode> {
     let job = request.job;
     let instance = request.instance.into_instance();
     logging::init(&env, Some(&instance.config));
+    if let helper::Job::Fleet { op } = job {
+        // the store (its TLS files read) before the sandbox closes; no source, no plugin
+        let store = crate::network::fleet_store(&instance, &env)?;
+        let rules = helper::sandbox_rules(&instance, &helper::Job::Fleet { op: op.clone() })
+            .context("cannot set up the network helper's sandbox")?;
+        sandbox::enter(&rules)?;
+        let answer = helper::serve_fleet(op, &instance, store).await;
+        let text =
+            serde_json::to_vec(&answer).context("cannot encode the network helper's answer")?;
+        crate::output::write_all(&text)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let (source, verifiers) = crate::network::for_helper_job(&instance, &env)?;
     let rules = helper::sandbox_rules(&instance, &job)
         .context("cannot create the network helper's staging directory")?;

@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod fleet;
 mod init_flags;
 mod logging;
 mod network;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use nymvisor_core::config::UpstreamSource;
 use nymvisor_core::env::Env;
+use nymvisor_core::helper::fleet::{FleetLink, Membership};
 use nymvisor_core::instance::Instance;
 use nymvisor_core::run::Upstream;
 use nymvisor_core::source::UpgradeSource;
@@ -78,4 +79,48 @@ fn report_sandbox() {
             "this kernel has no Landlock: the network helper runs with no_new_privs but without its file-system sandbox"
         ),
     }
+}
+
+/// Where `run`'s fleet jobs go (`None`: no fleet is configured): with the network helper, its
+/// jobs; without, a store in this process. The store is built here either way, so that a TLS
+/// file that cannot be read or a password variable that is not set stops `run` at its start.
+pub fn fleet_for_supervisor(
+    instance: &Instance,
+    env: &Env,
+    upstream: &Upstream,
+) -> Result<Option<FleetLink>> {
+    let Some(store) = fleet_store(instance, env)? else {
+        return Ok(None);
+    };
+    Ok(Some(match upstream.helper() {
+        Some(h) => FleetLink::Helper(h.clone()),
+        None => FleetLink::InProcess(store, Membership::of(instance)),
+    }))
+}
+
+/// Where a `fleet` command's job goes: a helper like `run`'s (its temporary directory outside
+/// the instance, which the command's user may not own), or this process.
+pub fn fleet_for_command(instance: &Instance, env: &Env) -> Result<FleetLink> {
+    let Some(store) = fleet_store(instance, env)? else {
+        anyhow::bail!(
+            "no fleet is configured for instance `{}`: set NYMVISOR_FLEET_ETCD_ENDPOINTS (or `[fleet] etcd_endpoints` in {})",
+            instance.config.id(),
+            instance.config_path.display()
+        );
+    };
+    if !instance.config.nymvisor.network_helper {
+        return Ok(FleetLink::InProcess(store, Membership::of(instance)));
+    }
+    let tmp = std::env::temp_dir().join(format!("nymvisor-fleet-{}", std::process::id()));
+    let helper = helper::Helper::new(None, instance, env).with_tmp_root(tmp);
+    Ok(FleetLink::Helper(Arc::new(helper)))
+}
+
+/// The fleet's store for `[fleet]` as resolved (`None`: not configured).
+pub fn fleet_store(
+    instance: &Instance,
+    env: &Env,
+) -> Result<Option<Arc<dyn nymvisor_core::fleet::FleetStore>>> {
+    let store = nymvisor_sources::etcd::from_config(&instance.config.fleet, env)?;
+    Ok(store.map(|s| Arc::new(s) as Arc<dyn nymvisor_core::fleet::FleetStore>))
 }

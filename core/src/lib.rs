@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod env;
 pub mod error;
 pub mod failpoint;
+pub mod fleet;
 pub mod fsutil;
 pub mod health;
 pub mod helper;

@@ -30,6 +30,7 @@ const LAYERS: &[&[&str]] = &[
         "daemon",
         "build_info",
         "source",
+        "fleet",
         "verify",
         "health",
         "sandbox",

@@ -10,6 +10,7 @@
 //! [`from_config`] picks one from the configuration.
 
 pub mod error;
+pub mod etcd;
 pub mod fetch;
 pub mod github;
 pub mod health;

@@ -3,12 +3,14 @@
 //!
 //! Precedence, lowest first: built-in defaults, the file (or `init` flags), environment variables.
 
+mod fleet;
 mod keys;
 mod locate;
 mod model;
 mod validate;
 mod values;
 
+pub use fleet::FleetConfig;
 pub use keys::{FlagStyle, KEYS, KeyDef};
 pub use locate::{load_effective, locate};
 pub use model::{
@@ -232,6 +234,8 @@ pub fn unknown_env_vars(env: &Env) -> Vec<(String, Option<&'static str>)> {
         "NYMVISOR_CURRENT_VERSION",
         "NYMVISOR_NEW_BINARY",
         "NYMVISOR_UPGRADE_OUTCOME",
+        // the etcd password's default variable (NYMVISOR_FLEET_ETCD_PASSWORD_ENV)
+        "NYMVISOR_FLEET_ETCD_PASSWORD",
         // read by the example plugin (plugins/example)
         "NYMVISOR_ALLOWED_VERSIONS",
     ];

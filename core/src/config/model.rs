@@ -17,6 +17,7 @@ pub struct Config {
     pub nymvisor: NymvisorConfig,
     pub daemon: DaemonConfig,
     pub tuning: TuningConfig,
+    pub fleet: super::fleet::FleetConfig,
 }
 
 /// The `[tuning]` section: limits for slow links and unusual hosts. Every key has a default that
@@ -394,7 +395,7 @@ mod duration_str {
 }
 
 /// Optional strings: `''` (0.1.41's way of writing "unset") and `null` both mean `None`.
-mod opt_str {
+pub(super) mod opt_str {
     use super::*;
 
     pub fn serialize<T: AsRef<std::ffi::OsStr>, S: Serializer>(

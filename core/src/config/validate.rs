@@ -202,6 +202,9 @@ impl Config {
                 "must be at least 1 byte".into(),
             ));
         }
+        if let Some((key, message)) = self.fleet.problem() {
+            return Err(bad(key, message));
+        }
         Ok(self)
     }
 }

@@ -109,6 +109,26 @@ impl Helper {
         }
     }
 
+    /// Does a fleet job in a helper.
+    pub async fn fleet(
+        &self,
+        op: super::fleet::FleetOp,
+    ) -> Result<super::fleet::FleetReply, String> {
+        match self.call(&Job::Fleet { op }).await? {
+            Answer::Fleet { result } => result,
+            other => Err(format!(
+                "the network helper gave an answer to another job: {other:?}"
+            )),
+        }
+    }
+
+    /// Each job's temporary directory is made in `root` instead of the upgrade data directory
+    /// (a command run by another user than the instance's owner must not create files there).
+    pub fn with_tmp_root(mut self, root: std::path::PathBuf) -> Helper {
+        self.tmp_root = root;
+        self
+    }
+
     /// The next poll asks for the whole document.
     pub fn forget(&self) {
         self.forget.store(true, Ordering::SeqCst);

@@ -19,10 +19,11 @@
 //! supervisor requires.
 
 mod client;
+pub mod fleet;
 mod serve;
 
 pub use client::Helper;
-pub use serve::{sandbox_rules, serve, staging_dirs};
+pub use serve::{sandbox_rules, serve, serve_fleet, staging_dirs};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -89,6 +90,8 @@ pub enum Job {
         upgrade: Box<UpgradeInfo>,
         state: Option<serde_json::Value>,
     },
+    /// Something to do with the fleet group's records (etcd).
+    Fleet { op: fleet::FleetOp },
 }
 
 /// The helper's answer, written to its stdout.
@@ -105,6 +108,10 @@ pub enum Answer {
         /// How long each verifier took (seconds).
         #[serde(default)]
         timings: Vec<(String, f64)>,
+    },
+    /// `Err`: what failed (etcd unreachable, credentials refused, …).
+    Fleet {
+        result: Result<fleet::FleetReply, String>,
     },
 }
 

@@ -17,6 +17,10 @@ use crate::verify::{Verifier, check_document};
 /// helper's sandbox.
 pub fn staging_dirs(inst: &Instance, job: &Job) -> std::io::Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
+    if let Job::Fleet { .. } = job {
+        // talks to etcd only: writes nothing
+        return Ok(dirs);
+    }
     if let Job::Prepare { upgrade, .. } = job {
         crate::upgrade::policy::check_name(&upgrade.name)
             .map_err(|r| std::io::Error::other(r.reason))?;
@@ -126,5 +130,26 @@ pub async fn serve(
                 timings: preparer.take_timings(),
             }
         }
+        Job::Fleet { .. } => Answer::Fleet {
+            result: Err("a fleet job reached the source's helper (a bug)".into()),
+        },
     }
+}
+
+/// Does a fleet job with `store` (`None`: the fleet is not configured).
+pub async fn serve_fleet(
+    op: super::fleet::FleetOp,
+    inst: &Instance,
+    store: Option<Arc<dyn crate::fleet::FleetStore>>,
+) -> Answer {
+    let result = match store {
+        None => Err("no fleet is configured (NYMVISOR_FLEET_ETCD_ENDPOINTS is unset)".into()),
+        Some(store) => {
+            let me = super::fleet::Membership::of(inst);
+            super::fleet::perform(store.as_ref(), &me, op)
+                .await
+                .map_err(|e| e.message)
+        }
+    };
+    Answer::Fleet { result }
 }

@@ -5,6 +5,7 @@
 mod build_info;
 mod current;
 pub mod feed_mark;
+pub mod fleet;
 mod history;
 pub mod hold;
 pub mod journal;

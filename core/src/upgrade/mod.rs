@@ -9,6 +9,7 @@
 //! - [`recover`]: finishing or abandoning an upgrade interrupted by a crash;
 //! - [`rollback`]: the operator's rollback (what it goes back to, and carrying it out).
 
+pub mod fleet;
 pub mod freshness;
 pub mod hooks;
 pub mod lifecycle;

@@ -17,7 +17,7 @@ pub enum FlagStyle {
 /// One configuration key.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyDef {
-    /// `nymvisor`, `daemon` or `tuning`.
+    /// `nymvisor`, `daemon`, `tuning` or `fleet`.
     pub section: &'static str,
     pub key: &'static str,
     /// Environment variables, first is the documented one.
@@ -56,14 +56,16 @@ macro_rules! key {
 }
 
 mod daemon;
+mod fleet;
 mod nymvisor;
 mod tuning;
 
 /// How many keys there are.
-const COUNT: usize = nymvisor::KEYS.len() + daemon::KEYS.len() + tuning::KEYS.len();
+const COUNT: usize =
+    nymvisor::KEYS.len() + daemon::KEYS.len() + tuning::KEYS.len() + fleet::KEYS.len();
 
 /// The sections' tables one after the other (a table per file, one table for the callers).
-const fn concat(parts: [&[KeyDef]; 3]) -> [KeyDef; COUNT] {
+const fn concat(parts: [&[KeyDef]; 4]) -> [KeyDef; COUNT] {
     let mut out = [parts[0][0]; COUNT];
     let (mut p, mut n) = (0, 0);
     while p < parts.len() {
@@ -78,7 +80,7 @@ const fn concat(parts: [&[KeyDef]; 3]) -> [KeyDef; COUNT] {
     out
 }
 
-const TABLE: [KeyDef; COUNT] = concat([nymvisor::KEYS, daemon::KEYS, tuning::KEYS]);
+const TABLE: [KeyDef; COUNT] = concat([nymvisor::KEYS, daemon::KEYS, tuning::KEYS, fleet::KEYS]);
 
 /// Every configuration key, in file order.
 pub const KEYS: &[KeyDef] = &TABLE;

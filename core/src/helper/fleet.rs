@@ -1,0 +1,316 @@
+//! Fleet jobs: what the supervisor and the `fleet` commands ask of the group's records, done
+//! with the [`FleetStore`] where the network work runs (a helper job, or in process without the
+//! helper). The rules are [`crate::upgrade::fleet`]'s; this does what they say.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::Helper;
+use crate::fleet::{FleetError, FleetStore};
+use crate::instance::Instance;
+use crate::model::fleet::{
+    Confirmation, FailedVersion, FleetHold, FleetView, MemberSeen, Slot, SlotState,
+};
+use crate::upgrade::fleet::{self as rules, Me, Settle, Verdict};
+
+/// One thing to do with the group's records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum FleetOp {
+    /// Take a slot for this upgrade, if the rules allow it now.
+    #[serde(rename_all = "camelCase")]
+    Acquire {
+        upgrade: String,
+        version: String,
+        /// Queued with `add-upgrade --now`: goes through the fleet hold.
+        immediate: bool,
+    },
+    /// The new version runs and awaits its confirmation.
+    Confirming { upgrade: String, version: String },
+    /// The version is confirmed: the slot is released, the confirmation recorded.
+    Release { version: String },
+    /// The upgrade failed or was rolled back: the slot is kept as failed and the version
+    /// marked failed for the group.
+    Fail {
+        upgrade: String,
+        version: String,
+        reason: String,
+    },
+    /// The upgrade was abandoned before its swap: the slot is given back.
+    Abandon { version: String },
+    /// At start: this member's slot, if any, settled by what runs; what it runs recorded.
+    Settle {
+        current: String,
+        confirming: Option<String>,
+    },
+    /// `fleet status`.
+    Status,
+    /// `fleet hold` / `fleet unhold` (`None`).
+    Hold { hold: Option<FleetHold> },
+    /// `fleet release <member>`.
+    ReleaseMember { member: String },
+    /// `fleet retry <version>`.
+    Retry { version: String },
+}
+
+/// How a fleet job went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "camelCase")]
+pub enum FleetReply {
+    /// This member holds a slot for the upgrade.
+    Acquired,
+    /// Not now: why, in words (for `status` and the log).
+    Waiting { why: String },
+    /// Done; what was done, in words.
+    Done { note: String },
+    /// At start: the version whose slot this member keeps until its confirmation, if any.
+    Settled { keeps: Option<String>, note: String },
+    Status {
+        view: Box<FleetView>,
+        member: String,
+    },
+}
+
+/// This member as the configuration says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub member: String,
+    pub canary: bool,
+    pub slots: u32,
+}
+
+impl Membership {
+    pub fn of(inst: &Instance) -> Membership {
+        let f = &inst.config.fleet;
+        Membership {
+            member: f.member_name(inst.config.id()),
+            canary: f.canary,
+            slots: f.slots,
+        }
+    }
+
+    fn me(&self) -> Me<'_> {
+        Me {
+            member: &self.member,
+            canary: self.canary,
+            slots: self.slots,
+        }
+    }
+}
+
+/// Where fleet jobs run: chosen once, with the rest of the network work (`cli/src/network.rs`).
+#[derive(Debug, Clone)]
+pub enum FleetLink {
+    /// In a sandboxed helper child per job.
+    Helper(Arc<Helper>),
+    /// In this process (`network_helper = false`).
+    InProcess(Arc<dyn FleetStore>, Membership),
+}
+
+impl FleetLink {
+    /// Does `op`; the error names what failed (etcd unreachable, refused credentials, …).
+    pub async fn call(&self, op: FleetOp) -> Result<FleetReply, String> {
+        match self {
+            FleetLink::Helper(h) => h.fleet(op).await,
+            FleetLink::InProcess(store, me) => {
+                perform(store.as_ref(), me, op).await.map_err(|e| e.message)
+            }
+        }
+    }
+}
+
+/// How often a take is tried again when another member took a slot between the read and the
+/// write, before the answer is "wait".
+const TAKE_ROUNDS: usize = 3;
+
+/// Does `op` with `store` for `me`.
+pub async fn perform(
+    store: &dyn FleetStore,
+    me: &Membership,
+    op: FleetOp,
+) -> Result<FleetReply, FleetError> {
+    let now = crate::model::now();
+    let done = |note: String| Ok(FleetReply::Done { note });
+    match op {
+        FleetOp::Acquire {
+            upgrade,
+            version,
+            immediate,
+        } => {
+            for _ in 0..TAKE_ROUNDS {
+                let view = store.view().await?;
+                let guard = match rules::decide(&view, me.me(), &version, immediate) {
+                    Verdict::Held => return Ok(FleetReply::Acquired),
+                    Verdict::Wait(w) => return Ok(FleetReply::Waiting { why: w.to_string() }),
+                    Verdict::Take(guard) => guard,
+                };
+                let slot = Slot {
+                    member: me.member.clone(),
+                    version: version.clone(),
+                    upgrade: upgrade.clone(),
+                    since: now,
+                    state: SlotState::Upgrading,
+                    reason: None,
+                    canary: me.canary,
+                };
+                if store.take(&slot, &guard).await? {
+                    return Ok(FleetReply::Acquired);
+                }
+            }
+            Ok(FleetReply::Waiting {
+                why:
+                    "other members took or released fleet slots while this one asked; asking again"
+                        .into(),
+            })
+        }
+        FleetOp::Confirming { upgrade, version } => {
+            let view = store.view().await?;
+            let since = view
+                .slot_of(&me.member)
+                .filter(|s| s.version == version)
+                .map_or(now, |s| s.since);
+            store
+                .put_slot(&Slot {
+                    member: me.member.clone(),
+                    version: version.clone(),
+                    upgrade,
+                    since,
+                    state: SlotState::Confirming,
+                    reason: None,
+                    canary: me.canary,
+                })
+                .await?;
+            done(format!("the fleet slot says {version} is confirming"))
+        }
+        FleetOp::Release { version } => {
+            let c = Confirmation {
+                version: version.clone(),
+                member: me.member.clone(),
+                canary: me.canary,
+                at: now,
+            };
+            store.release(&me.member, Some(&c)).await?;
+            seen(store, me, &version).await?;
+            done(format!(
+                "released the fleet slot; recorded {version} as confirmed{}",
+                if me.canary { " by a canary" } else { "" }
+            ))
+        }
+        FleetOp::Fail {
+            upgrade,
+            version,
+            reason,
+        } => {
+            let slot = Slot {
+                member: me.member.clone(),
+                version: version.clone(),
+                upgrade,
+                since: now,
+                state: SlotState::Failed,
+                reason: Some(reason.clone()),
+                canary: me.canary,
+            };
+            let failed = FailedVersion {
+                version: version.clone(),
+                member: me.member.clone(),
+                reason,
+                at: now,
+            };
+            store.fail(&slot, &failed).await?;
+            done(format!(
+                "the fleet slot is kept as failed and {version} is marked failed for the group (`nymvisor fleet release {}` and `nymvisor fleet retry {version}` clear them)",
+                me.member
+            ))
+        }
+        FleetOp::Abandon { version } => {
+            let view = store.view().await?;
+            match view.slot_of(&me.member) {
+                Some(s) if s.version == version && s.state != SlotState::Failed => {
+                    store.release(&me.member, None).await?;
+                    done(format!("gave the fleet slot for {version} back"))
+                }
+                _ => done("held no fleet slot to give back".into()),
+            }
+        }
+        FleetOp::Settle {
+            current,
+            confirming,
+        } => {
+            let view = store.view().await?;
+            let slot = view.slot_of(&me.member);
+            let (keeps, note) = match rules::settle(slot, &current, confirming.as_deref()) {
+                Settle::Nothing => (None, String::new()),
+                Settle::Keep => (
+                    confirming.clone(),
+                    format!(
+                        "keeps its fleet slot until {} is confirmed",
+                        confirming.as_deref().unwrap_or_default()
+                    ),
+                ),
+                Settle::Release => {
+                    let c = Confirmation {
+                        version: current.clone(),
+                        member: me.member.clone(),
+                        canary: me.canary,
+                        at: now,
+                    };
+                    store.release(&me.member, Some(&c)).await?;
+                    (
+                        None,
+                        format!("released its fleet slot: {current} runs and is confirmed"),
+                    )
+                }
+                Settle::Abandon => {
+                    store.release(&me.member, None).await?;
+                    (
+                        None,
+                        "gave back a fleet slot of an upgrade abandoned before its swap".into(),
+                    )
+                }
+            };
+            seen(store, me, &current).await?;
+            Ok(FleetReply::Settled { keeps, note })
+        }
+        FleetOp::Status => Ok(FleetReply::Status {
+            view: Box::new(store.view().await?),
+            member: me.member.clone(),
+        }),
+        FleetOp::Hold { hold } => {
+            let placed = hold.is_some();
+            store.set_hold(hold.as_ref()).await?;
+            done(if placed {
+                format!("the fleet group is on hold ({})", store.describe())
+            } else {
+                format!("the fleet hold is lifted ({})", store.describe())
+            })
+        }
+        FleetOp::ReleaseMember { member } => {
+            if store.release(&member, None).await? {
+                done(format!("released the fleet slot of {member}"))
+            } else {
+                done(format!("{member} held no fleet slot"))
+            }
+        }
+        FleetOp::Retry { version } => {
+            if store.clear_failed(&version).await? {
+                done(format!(
+                    "{version} is no longer marked failed: members may apply it again"
+                ))
+            } else {
+                done(format!("{version} was not marked failed"))
+            }
+        }
+    }
+}
+
+async fn seen(store: &dyn FleetStore, me: &Membership, version: &str) -> Result<(), FleetError> {
+    store
+        .seen(&MemberSeen {
+            member: me.member.clone(),
+            version: version.to_owned(),
+            canary: me.canary,
+            seen: crate::model::now(),
+        })
+        .await
+}
