@@ -470,10 +470,14 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
     logging::init(&env, Some(&instance.config));
     instance.check_sandbox_paths()?;
     let (upstream, verifiers) = crate::network::for_supervisor(&instance, &env).await?;
+    let fleet = crate::network::fleet_for_supervisor(&instance, &env, &upstream)?;
     let (metrics, metrics_error) = serve_metrics(&instance.config).await;
     // the GitHub token is the helper's (and the in-process source's): the daemon and the hooks
     // never see it
-    let child_env = env.without(&instance.config.nymvisor.github_token_env);
+    // nor the etcd password
+    let child_env = env
+        .without(&instance.config.nymvisor.github_token_env)
+        .without(&instance.config.fleet.etcd_password_env);
     let opts = run::RunOptions {
         daemon_args: args.daemon_args,
         env: child_env,
@@ -483,6 +487,7 @@ async fn run(args: RunArgs, env: Env, separated: bool) -> Result<ExitCode> {
         health: nymvisor_sources::health::from_config(&instance.config)?,
         metrics,
         metrics_error,
+        fleet,
     };
     match run::run(instance, opts).await {
         Ok(outcome) => {

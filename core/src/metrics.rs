@@ -81,6 +81,9 @@ pub struct Metrics {
     queued: Gauge,
     queued_effective: Family<QueuedLabels, FloatGauge>,
     hold: Gauge,
+    fleet_slot_held: Gauge,
+    fleet_waiting: Gauge,
+    fleet_hold: Gauge,
     confirmation_deadline: Family<UpgradeLabels, FloatGauge>,
     refusals_active: Gauge,
     startup_failures: Gauge,
@@ -132,6 +135,9 @@ impl Metrics {
             queued: Gauge::default(),
             queued_effective: Family::default(),
             hold: Gauge::default(),
+            fleet_slot_held: Gauge::default(),
+            fleet_waiting: Gauge::default(),
+            fleet_hold: Gauge::default(),
             confirmation_deadline: Family::default(),
             refusals_active: Gauge::default(),
             startup_failures: Gauge::default(),
@@ -193,6 +199,21 @@ impl Metrics {
             m.queued_effective.clone(),
         );
         r.register("hold", "1 while upgrades are on hold", m.hold.clone());
+        r.register(
+            "fleet_slot_held",
+            "1 while this member holds an upgrade slot of its fleet group",
+            m.fleet_slot_held.clone(),
+        );
+        r.register(
+            "fleet_waiting",
+            "1 while a due upgrade waits for the fleet (a slot, a canary, the fleet hold, a failed version, etcd)",
+            m.fleet_waiting.clone(),
+        );
+        r.register(
+            "fleet_hold",
+            "1 while a due upgrade waits for the fleet hold to be lifted",
+            m.fleet_hold.clone(),
+        );
         r.register(
             "upgrade_confirmation_deadline_timestamp_seconds",
             "the upgrade awaiting confirmation and when its startup period ends (unix time)",
@@ -317,6 +338,13 @@ impl Metrics {
 
     pub fn queued(&self, n: usize) {
         self.queued.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// This member's standing in its fleet group.
+    pub fn fleet(&self, slot_held: bool, waiting: bool, hold: bool) {
+        self.fleet_slot_held.set(i64::from(slot_held));
+        self.fleet_waiting.set(i64::from(waiting));
+        self.fleet_hold.set(i64::from(hold));
     }
 
     /// The queue as the running nymvisor sees it: each upgrade's effective time and what it

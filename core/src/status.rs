@@ -50,6 +50,8 @@ pub struct Status {
     pub health: Option<HealthState>,
     /// Why the upstream document was refused at the last poll (an unsigned feed…), if it was.
     pub feed_refused: Option<String>,
+    /// This member's standing in its fleet group (with a fleet configured).
+    pub fleet: Option<crate::model::run_state::FleetState>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -200,6 +202,7 @@ pub fn status(inst: &Instance) -> Result<Status> {
                     ready: &ready,
                     preparing: state.as_ref().and_then(|s| s.preparing.as_deref()),
                     hook_running: None,
+                    fleet: None,
                     confirming,
                     plan_broken: false,
                     records_broken,
@@ -273,6 +276,7 @@ pub fn status(inst: &Instance) -> Result<Status> {
         hold,
         health: state.as_ref().and_then(|s| s.health.clone()),
         feed_refused: state.as_ref().and_then(|s| s.feed_refused.clone()),
+        fleet: state.as_ref().and_then(|s| s.fleet.clone()),
         last_error: state
             .and_then(|s| {
                 s.last_error.map(|message| LastError {
@@ -471,6 +475,13 @@ impl Status {
                     .map(|r| format!(": {r}"))
                     .unwrap_or_default()
             ));
+        }
+        for l in self
+            .fleet
+            .iter()
+            .flat_map(|f| f.lines(self.nymvisor.running))
+        {
+            line(l);
         }
         if let Some(h) = &self.health {
             line(format!(

@@ -8,6 +8,7 @@ mod config;
 mod container;
 mod crash;
 mod docs;
+mod etcd;
 mod fleet;
 mod github;
 mod hardening;

@@ -2,6 +2,7 @@
 //! binary, stamped copies of the fake daemon, and wait-for-condition helpers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod etcd;
 pub mod feed;
 pub mod github;
 

@@ -58,10 +58,19 @@ pub enum FleetOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "camelCase")]
 pub enum FleetReply {
-    /// This member holds a slot for the upgrade.
-    Acquired,
-    /// Not now: why, in words (for `status` and the log).
-    Waiting { why: String },
+    /// This member holds a slot for the upgrade; `through_hold`: the fleet is on hold, and an
+    /// upgrade queued with `--now` went through it.
+    Acquired {
+        #[serde(default)]
+        through_hold: bool,
+    },
+    /// Not now: why, in words (for `status` and the log). `refused`: the version failed in
+    /// the group (the member moves on to later upgrades until `fleet retry`).
+    Waiting {
+        why: String,
+        #[serde(default)]
+        refused: bool,
+    },
     /// Done; what was done, in words.
     Done { note: String },
     /// At start: the version whose slot this member keeps until its confirmation, if any.
@@ -141,8 +150,17 @@ pub async fn perform(
             for _ in 0..TAKE_ROUNDS {
                 let view = store.view().await?;
                 let guard = match rules::decide(&view, me.me(), &version, immediate) {
-                    Verdict::Held => return Ok(FleetReply::Acquired),
-                    Verdict::Wait(w) => return Ok(FleetReply::Waiting { why: w.to_string() }),
+                    Verdict::Held => {
+                        return Ok(FleetReply::Acquired {
+                            through_hold: view.hold.is_some(),
+                        });
+                    }
+                    Verdict::Wait(w) => {
+                        return Ok(FleetReply::Waiting {
+                            why: w.to_string(),
+                            refused: w.refuses_version(),
+                        });
+                    }
                     Verdict::Take(guard) => guard,
                 };
                 let slot = Slot {
@@ -155,13 +173,16 @@ pub async fn perform(
                     canary: me.canary,
                 };
                 if store.take(&slot, &guard).await? {
-                    return Ok(FleetReply::Acquired);
+                    return Ok(FleetReply::Acquired {
+                        through_hold: view.hold.is_some(),
+                    });
                 }
             }
             Ok(FleetReply::Waiting {
                 why:
                     "other members took or released fleet slots while this one asked; asking again"
                         .into(),
+                refused: false,
             })
         }
         FleetOp::Confirming { upgrade, version } => {

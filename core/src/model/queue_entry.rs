@@ -48,6 +48,9 @@ pub enum WaitingFor {
     Records,
     /// A fresh signed feed (the last one accepted expired).
     Feed,
+    /// The fleet: a slot, a canary's confirmation, the fleet hold or `fleet retry` (the
+    /// entry's reason says which).
+    Fleet,
 }
 
 /// One queued upgrade as the queue sees it.

@@ -50,6 +50,56 @@ pub struct RunState {
     /// `run`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stopped>,
+    /// Where this member stands in its fleet group (with `NYMVISOR_FLEET_ETCD_ENDPOINTS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetState>,
+}
+
+/// This member's standing in its fleet group, as the running nymvisor last knew it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetState {
+    pub group: String,
+    pub member: String,
+    /// The upgrade it holds a slot for.
+    #[serde(default)]
+    pub holds: Option<String>,
+    /// Why its due upgrade waits for the fleet.
+    #[serde(default)]
+    pub waiting: Option<String>,
+    /// The last fleet job that failed (etcd unreachable, …), still being retried.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// Fleet records still to be written (releases, failures), in order.
+    #[serde(default)]
+    pub pending: Vec<String>,
+}
+
+impl FleetState {
+    /// `status`'s lines about the fleet (`running`: nymvisor runs, so what it waits for holds).
+    pub fn lines(&self, running: bool) -> Vec<String> {
+        let mut out = vec![format!(
+            "fleet:         member {} of group {}{}",
+            self.member,
+            self.group,
+            match &self.holds {
+                Some(u) => format!(", holds a slot for `{u}`"),
+                None => String::new(),
+            }
+        )];
+        if running {
+            if let Some(w) = &self.waiting {
+                out.push(format!("  waiting:     {w}"));
+            }
+            if let Some(e) = &self.error {
+                out.push(format!("  error:       {e} (retried)"));
+            }
+        }
+        for p in &self.pending {
+            out.push(format!("  to write:    {p}"));
+        }
+        out
+    }
 }
 
 /// A restart the daemon waits for.

@@ -23,7 +23,9 @@ impl Supervisor {
         daemon: Option<Daemon>,
         idle: bool,
     ) -> Result<Step> {
-        let d = self.book.decide(&self.inst, self.confirm_at);
+        let d = self
+            .book
+            .decide(&self.inst, self.confirm_at, self.fleet_wait());
         let n = &self.inst.config.nymvisor;
         // with third-party checks, only once the node has been started by this nymvisor
         let third_party_checks =
@@ -84,13 +86,28 @@ impl Supervisor {
             self.start_hook(&info);
             return Ok(Step::Continue(daemon));
         }
-        self.book.hook_passed = None;
         // the last word before the stop (a hook may have taken minutes): a hold placed meanwhile,
         // or a hold file that cannot be read, holds; a window that closed meanwhile waits
         if !info.immediate && !self.last_moment_allows(&info) {
             // the hook runs again before the next attempt: what it did may be stale by then
+            self.book.hook_passed = None;
             return Ok(Step::Continue(daemon));
         }
+        // a slot of the fleet group, after the hook and the hold (the hook's agreement holds
+        // while the fleet is asked): a task, the node runs on meanwhile
+        if let Some(f) = self.fleet.as_mut()
+            && !f.holds(&info.name)
+        {
+            if info.immediate && self.book.hold.is_some() {
+                tracing::debug!(upgrade = %info.name, "queued with --now: asks the fleet despite the local hold");
+            }
+            f.ask(&info);
+            // prepared on the spot (idle): kept as ready for when the slot comes
+            self.book.ready.insert(info.name.clone(), info.clone());
+            self.publish_fleet();
+            return Ok(Step::Continue(daemon));
+        }
+        self.book.hook_passed = None;
         // the binary verified earlier is hashed again: what changed on disk since is not started
         let preparer = self.preparer.clone();
         let rechecked = match self.host.watched(preparer.recheck(&info)).await {
@@ -105,6 +122,7 @@ impl Supervisor {
         };
         if let Err(r) = rechecked {
             self.book.ready.remove(&info.name);
+            self.fleet_outcome(&info, "failed", &r.reason);
             self.refuse(&info, r);
             return Ok(Step::Continue(daemon));
         }
@@ -152,6 +170,13 @@ impl Supervisor {
                     self.host.metrics(|m| m.downtime(d));
                 }
                 self.book.confirming = confirming.map(|j| *j);
+                // the fleet's slot: confirming, or released when nothing is to be confirmed
+                let state = if self.book.confirming.is_some() {
+                    "confirming"
+                } else {
+                    "applied"
+                };
+                self.fleet_outcome(&info, state, "");
                 if daemon.is_some() {
                     self.life.started();
                     if let Some(h) = self.health.as_mut() {
@@ -167,13 +192,14 @@ impl Supervisor {
             Applied::Interrupted(sig) => Ok(Step::Exit(RunOutcome::Stopped(sig))),
             Applied::Withdrawn { daemon, why } => {
                 tracing::info!(upgrade = %name, "upgrade `{name}` was not applied: {why} while its backup was being prepared; the current version runs on");
+                self.fleet_outcome(&info, "withdrawn", &why);
                 // the watch brings the change itself (the plan, the hold) to the queue
                 self.reload_files();
                 Ok(Step::Continue(daemon))
             }
             Applied::Aborted { daemon, refusal } => {
                 tracing::error!(upgrade = %name, "upgrade abandoned before the swap, the current binary stays: {refusal}");
-                self.upgrade_outcome(&info, &previous_version, "failed");
+                self.upgrade_outcome(&info, &previous_version, "failed", &refusal.reason);
                 self.refuse(&info, refusal);
                 Ok(Step::Continue(daemon))
             }
@@ -210,13 +236,16 @@ impl Supervisor {
         }
     }
 
-    /// An upgrade's outcome is known: counted, and told to the post-upgrade hook.
+    /// An upgrade's outcome is known: counted, told to the post-upgrade hook and to the fleet
+    /// (`why`: what failed, for the fleet's record).
     pub(super) fn upgrade_outcome(
-        &self,
+        &mut self,
         upgrade: &UpgradeInfo,
         previous_version: &str,
         outcome: &'static str,
+        why: &str,
     ) {
+        self.fleet_outcome(upgrade, outcome, why);
         self.host.metrics(|m| m.upgrade(outcome));
         hooks::spawn_post(
             &self.inst,
@@ -254,7 +283,7 @@ impl Supervisor {
             }
             Journal::clear(self.inst.data.root())?;
             // counted before the log line: whoever reads the line finds the metric up to date
-            self.upgrade_outcome(&journal.upgrade, &journal.previous.version, "confirmed");
+            self.upgrade_outcome(&journal.upgrade, &journal.previous.version, "confirmed", "");
             tracing::info!(upgrade = %journal.upgrade.name, stage = "confirm", "upgrade confirmed: {} {} {how}", self.inst.config.daemon.name, journal.upgrade.version);
         }
         self.life.settled();

@@ -172,7 +172,12 @@ impl Book {
     }
 
     /// The queue's decision now. `confirm_at`: when the running daemon's startup period ends.
-    pub fn decide(&self, inst: &Instance, confirm_at: Option<Instant>) -> Decision {
+    pub fn decide(
+        &self,
+        inst: &Instance,
+        confirm_at: Option<Instant>,
+        fleet: Option<queue::FleetWait<'_>>,
+    ) -> Decision {
         let confirming = self.confirming.as_ref().map(|j| {
             let left = confirm_at
                 .map(|at| at.saturating_duration_since(Instant::now()))
@@ -186,6 +191,7 @@ impl Book {
             ready: &self.ready,
             preparing: self.preparing.as_ref().map(|(i, _)| i.name.as_str()),
             hook_running: self.hook.as_ref().map(|h| h.upgrade.name.as_str()),
+            fleet,
             confirming,
             plan_broken: self.plan_problem.get().is_some(),
             records_broken: self.history_problem.is_some()
@@ -228,8 +234,11 @@ impl Book {
         let mut said = BTreeMap::new();
         for e in &d.entries {
             let now = (e.waiting_for, e.until);
+            // the fleet's waits are said by the fleet (`run/fleet.rs`), once per reason: the
+            // entry comes and goes with each ask
             if self.said.get(&e.name) != Some(&now)
                 && let Some(w) = e.waiting_for
+                && w != WaitingFor::Fleet
             {
                 let until = e
                     .until
@@ -466,6 +475,7 @@ pub(super) fn describe(w: WaitingFor) -> &'static str {
         WaitingFor::Confirmation => "the previous upgrade's confirmation",
         WaitingFor::Backoff => "its next attempt",
         WaitingFor::Hook => "the pre-upgrade hook's next attempt",
+        WaitingFor::Fleet => "its fleet group (`status` says why)",
         WaitingFor::Download => "its binary to be downloaded and verified",
         WaitingFor::Earlier => "an earlier upgrade",
         WaitingFor::Plan => "the upgrade plan to be fixed",

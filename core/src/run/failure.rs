@@ -56,7 +56,7 @@ impl Supervisor {
     ) -> Result<Option<RunOutcome>> {
         // only asked when it matters: without restarts, a due upgrade has its chance first
         let due_upgrade = !self.life.rules().restart_on_failure && {
-            let d = self.book.decide(&self.inst, None);
+            let d = self.book.decide(&self.inst, None, self.fleet_wait());
             d.apply.is_some()
                 || d.due_unprepared
                     .as_ref()
@@ -126,7 +126,7 @@ impl Supervisor {
             reason,
         )
         .await?;
-        self.upgrade_outcome(&upgrade, &previous, "rolled-back");
+        self.upgrade_outcome(&upgrade, &previous, "rolled-back", reason);
         self.life.settled();
         Ok(())
     }
@@ -194,7 +194,7 @@ impl Supervisor {
                         return Ok(None);
                     }
                     // a due upgrade does not wait for the restart delay
-                    let d = self.book.decide(&self.inst, None);
+                    let d = self.book.decide(&self.inst, None, self.fleet_wait());
                     if d.apply.is_some() || d.due_unprepared.is_some() {
                         return Ok(None);
                     }

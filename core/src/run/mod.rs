@@ -8,6 +8,7 @@ mod apply;
 mod book;
 mod failure;
 mod feed;
+mod fleet;
 mod health;
 mod hook;
 mod host;
@@ -105,6 +106,9 @@ pub struct RunOptions {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Why the metrics address could not be bound, if it could not (shown by `status`).
     pub metrics_error: Option<String>,
+    /// Where the fleet's jobs go, with a fleet configured (chosen by the CLI with the rest of
+    /// the network work).
+    pub fleet: Option<crate::helper::fleet::FleetLink>,
 }
 
 /// Why `run` ended without an error (exit status 0).
@@ -144,6 +148,8 @@ struct Supervisor {
     rollback_wanted: bool,
     /// When a rollback request that waits for a maintenance window is looked at again.
     rollback_at: Option<Instant>,
+    /// The fleet group, with a fleet configured.
+    fleet: Option<fleet::Fleet>,
     _lock: FileLock,
 }
 
@@ -204,6 +210,7 @@ enum Event {
     HealthDue,
     Health(crate::health::Health),
     Watchdog,
+    Fleet(std::result::Result<crate::helper::fleet::FleetReply, String>),
 }
 
 /// What to do after handling an upgrade step.
@@ -217,7 +224,7 @@ impl Supervisor {
         let mut daemon: Option<Daemon> = None;
         // a due upgrade found at start may take a while (a backup): systemd hears first that
         // nymvisor is up, so its start timeout does not run out
-        let first = self.book.decide(&self.inst, None);
+        let first = self.book.decide(&self.inst, None, self.fleet_wait());
         // (with a pre-upgrade hook or third-party checks the old version starts first: nothing
         // to say)
         let n = &self.inst.config.nymvisor;
@@ -288,7 +295,18 @@ impl Supervisor {
                 h.expect = expect;
             }
             self.book.recheck_records(&self.inst, &mut self.host);
-            let decision = self.book.decide(&self.inst, self.confirm_at);
+            let decision = self
+                .book
+                .decide(&self.inst, self.confirm_at, self.fleet_wait());
+            if let Some(f) = self.fleet.as_mut() {
+                let plan = &self.book.plan;
+                f.tidy(
+                    |name| plan.queued(name).is_some(),
+                    decision.apply.as_ref().map(|i| i.name.as_str()),
+                    self.book.confirming.is_some(),
+                );
+            }
+            self.publish_fleet();
             // published before it is logged: whoever reads the log line finds `status` agreeing
             self.book.publish(&decision, &mut self.host);
             self.book.say_waiting(&decision);
@@ -304,10 +322,14 @@ impl Supervisor {
                 let secs = (t - model::now()).whole_milliseconds().max(0) as u64;
                 Instant::now() + Duration::from_millis(secs).min(MAX_SLEEP)
             });
+            if let Some(f) = self.fleet.as_mut() {
+                f.kick();
+            }
             let wake = [
                 wake,
                 self.unrecorded.as_ref().map(|u| u.retry_at),
                 self.rollback_at,
+                self.fleet.as_ref().and_then(|f| f.wake_at()),
             ]
             .into_iter()
             .flatten()
@@ -331,6 +353,7 @@ impl Supervisor {
                 () = sleep_until_opt(health_at) => Event::HealthDue,
                 h = health_answer(self.health.as_mut()) => Event::Health(h),
                 () = sleep_until_opt(watchdog_at) => Event::Watchdog,
+                res = fleet_finished(self.fleet.as_mut()) => Event::Fleet(res),
             };
             daemon = Some(running);
             match event {
@@ -376,6 +399,7 @@ impl Supervisor {
                     }
                 }
                 Event::Watchdog => self.host.watchdog_ping(),
+                Event::Fleet(res) => self.on_fleet(res),
                 Event::Timer => {
                     self.retry_record();
                     if self.rollback_at.is_some_and(|at| at <= Instant::now()) {
@@ -441,6 +465,16 @@ impl Supervisor {
 async fn health_answer(monitor: Option<&mut health::Monitor>) -> crate::health::Health {
     match monitor {
         Some(m) => m.finished().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The fleet's job in flight, if there is a fleet; never resolves otherwise. Cancel-safe.
+async fn fleet_finished(
+    f: Option<&mut fleet::Fleet>,
+) -> std::result::Result<crate::helper::fleet::FleetReply, String> {
+    match f {
+        Some(f) => f.finished().await,
         None => std::future::pending().await,
     }
 }

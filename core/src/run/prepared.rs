@@ -52,7 +52,9 @@ impl Supervisor {
                 self.book.forget_refusal(&self.inst, &info);
                 self.book.ready.insert(info.name.clone(), info.clone());
                 // when it will really be applied: after the spread, windows and hold
-                let d = self.book.decide(&self.inst, self.confirm_at);
+                let d = self
+                    .book
+                    .decide(&self.inst, self.confirm_at, self.fleet_wait());
                 let now = model::now();
                 let when = match d.entries.iter().find(|e| e.name == info.name) {
                     Some(e) if e.state == crate::upgrade::queue::State::Due => {

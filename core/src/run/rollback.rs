@@ -132,7 +132,12 @@ impl Supervisor {
                 s.display()
             );
         }
-        self.upgrade_outcome(&current, &previous.version, "rolled-back");
+        self.upgrade_outcome(
+            &current,
+            &previous.version,
+            "rolled-back",
+            rollback::BY_THE_OPERATOR,
+        );
         self.life.settled();
         self.quiet_later();
         Ok(Step::Continue(None))

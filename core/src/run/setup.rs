@@ -197,6 +197,7 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
         unrecorded: None,
         rollback_wanted: true,
         rollback_at: None,
+        fleet: None,
         _lock: lock,
     };
     if let Some(prev) = previous_state
@@ -222,6 +223,15 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     sup.host.save_state();
     sup.book.confirming =
         recover::recover(&sup.inst, &sup.backups, &mut sup.host, &mut sup.book.plan).await?;
+    if let Some(link) = opts.fleet.clone() {
+        sup.fleet = Some(super::fleet::Fleet::new(
+            link,
+            &sup.inst,
+            &sup.book.plan.current.version,
+            sup.book.confirming.as_ref().map(|j| &j.upgrade),
+        ));
+        sup.publish_fleet();
+    }
     Ok(sup)
 }
 

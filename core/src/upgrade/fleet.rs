@@ -30,6 +30,7 @@ pub struct Me<'a> {
 pub enum Wait {
     /// This member's own last upgrade failed; its slot is kept until released.
     OwnFailed {
+        member: String,
         version: String,
         reason: String,
     },
@@ -57,9 +58,13 @@ pub enum Wait {
 impl fmt::Display for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Wait::OwnFailed { version, reason } => write!(
+            Wait::OwnFailed {
+                member,
+                version,
+                reason,
+            } => write!(
                 f,
-                "this member's upgrade to {version} failed ({reason}); its fleet slot is kept until `nymvisor fleet release <member>`"
+                "this member's upgrade to {version} failed ({reason}); its fleet slot is kept until `nymvisor fleet release {member}`"
             ),
             Wait::Hold { by, reason } => write!(
                 f,
@@ -96,6 +101,14 @@ impl fmt::Display for Wait {
     }
 }
 
+impl Wait {
+    /// The version itself is refused by the group (it failed on a member): the member moves
+    /// on to later upgrades instead of waiting behind it.
+    pub fn refuses_version(&self) -> bool {
+        matches!(self, Wait::Failed { .. })
+    }
+}
+
 /// The answer to "may I take a slot for `version`?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -113,6 +126,7 @@ pub fn decide(view: &FleetView, me: Me<'_>, version: &str, immediate: bool) -> V
     if let Some(s) = mine {
         if s.state == SlotState::Failed {
             return Verdict::Wait(Wait::OwnFailed {
+                member: s.member.clone(),
                 version: s.version.clone(),
                 reason: s.reason.clone().unwrap_or_default(),
             });

@@ -38,6 +38,9 @@ pub struct Snapshot<'a> {
     pub preparing: Option<&'a str>,
     /// The upgrade whose pre-upgrade hook runs, if any.
     pub hook_running: Option<&'a str>,
+    /// The upgrade that waits for the fleet, why, and when the fleet is asked again (`None`:
+    /// an answer is awaited).
+    pub fleet: Option<FleetWait<'a>>,
     /// The upgrade awaiting confirmation and when its startup period ends, if any.
     pub confirming: Option<(&'a str, OffsetDateTime)>,
     /// The plan file does not parse (nothing can be recorded in it).
@@ -73,6 +76,15 @@ pub const RECORDS_RECHECK: std::time::Duration = std::time::Duration::from_secs(
 
 fn earliest(a: Option<OffsetDateTime>, b: OffsetDateTime) -> Option<OffsetDateTime> {
     Some(a.map_or(b, |a| a.min(b)))
+}
+
+/// An upgrade waiting for its fleet group (`run/fleet.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct FleetWait<'a> {
+    pub upgrade: &'a str,
+    pub why: &'a str,
+    /// When the fleet is asked again; `None`: an answer is awaited.
+    pub ask_at: Option<OffsetDateTime>,
 }
 
 /// The decision for `s`.
@@ -178,6 +190,19 @@ pub fn decide(s: &Snapshot<'_>) -> Decision {
             } else {
                 WaitingFor::Earlier
             });
+        } else if let Some(f) = s.fleet.filter(|f| f.ask_at.is_none_or(|t| t > s.now)) {
+            // one upgrade at a time: while the fleet is asked, or says not yet, nothing else
+            // is applied; no `until` in the entry (it moves with every ask, `status` would be
+            // rewritten each time), the reason says what it waits for
+            if f.upgrade == q.name {
+                entry.waiting_for = Some(WaitingFor::Fleet);
+                entry.reason = Some(f.why.to_owned());
+            } else {
+                entry.waiting_for = Some(WaitingFor::Earlier);
+            }
+            if let Some(t) = f.ask_at {
+                d.wake_at = earliest(d.wake_at, t);
+            }
         } else if !ready {
             entry.waiting_for = Some(WaitingFor::Download);
             d.due_unprepared = Some(q.clone());
@@ -215,6 +240,7 @@ mod tests {
         ready: BTreeMap<String, UpgradeInfo>,
         preparing: Option<String>,
         hook_running: Option<String>,
+        fleet: Option<(String, Option<OffsetDateTime>)>,
         confirming: Option<(String, OffsetDateTime)>,
         plan_broken: bool,
         records_broken: bool,
@@ -232,6 +258,7 @@ mod tests {
                 ready: BTreeMap::new(),
                 preparing: None,
                 hook_running: None,
+                fleet: None,
                 confirming: None,
                 plan_broken: false,
                 records_broken: false,
@@ -259,6 +286,11 @@ mod tests {
                 ready: &self.ready,
                 preparing: self.preparing.as_deref(),
                 hook_running: self.hook_running.as_deref(),
+                fleet: self.fleet.as_ref().map(|(n, t)| FleetWait {
+                    upgrade: n,
+                    why: "waiting for a fleet slot (held by a)",
+                    ask_at: *t,
+                }),
                 confirming: self.confirming.as_ref().map(|(n, t)| (n.as_str(), *t)),
                 plan_broken: self.plan_broken,
                 records_broken: self.records_broken,
@@ -402,6 +434,30 @@ mod tests {
         assert_eq!(d.apply, None);
         assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Earlier));
         w.hook_running = None;
+        assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
+    }
+
+    #[test]
+    fn an_upgrade_waits_for_the_fleet_until_it_is_asked_again() {
+        let mut w = World::new("three").ready("v1.2.0");
+        // the answer is awaited
+        w.fleet = Some(("v1.2.0".into(), None));
+        let d = w.decide();
+        assert_eq!(d.apply, None, "applied while the fleet is asked");
+        assert_eq!(d.entries[0].waiting_for, Some(WaitingFor::Fleet));
+        assert_eq!(d.entries[0].until, None);
+        assert_eq!(
+            d.entries[0].reason.as_deref(),
+            Some("waiting for a fleet slot (held by a)")
+        );
+        // not yet: asked again at the time it said, which wakes the loop
+        let again = NOON + time::Duration::seconds(2);
+        w.fleet = Some(("v1.2.0".into(), Some(again)));
+        let d = w.decide();
+        assert_eq!(d.apply, None);
+        assert_eq!(d.wake_at, Some(again));
+        // its time: due again (the event loop asks the fleet before the stop)
+        w.now = again;
         assert_eq!(name(&w.decide().apply), Some("v1.2.0"));
     }
 
