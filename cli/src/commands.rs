@@ -166,14 +166,14 @@ pub async fn dispatch(cli: Cli, env: Env, separated: bool) -> Result<ExitCode> {
         Command::Config(args) => {
             let instance = Instance::open(&env)?;
             match args.output {
-                OutputFormat::Json => print_json(&instance.config.to_value())?,
+                OutputFormat::Json => print_json(&instance.effective_config().to_value())?,
                 OutputFormat::Text => {
                     outln!(
                         "# effective configuration of instance `{}`\n# file: {} (environment overrides applied)\n",
                         instance.config.id(),
                         instance.config_path.display()
                     );
-                    out!("{}", instance.config.to_toml()?);
+                    out!("{}", instance.effective_config().to_toml()?);
                 }
             }
         }

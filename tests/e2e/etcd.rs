@@ -489,3 +489,74 @@ fn a_slot_held_by_a_killed_nymvisor_is_released_after_its_restart() {
     assert_eq!(v["confirmations"][0]["member"], "a", "{v}");
     a.nv.as_mut().unwrap().stop();
 }
+
+#[test]
+fn the_fleet_is_reached_over_tls_as_an_etcd_user() {
+    let Some(etcd) = Etcd::start_tls() else {
+        return;
+    };
+    let tls = etcd.tls().unwrap().clone();
+    // the operator's setup: root, a user for nymvisor with its group's prefix only, auth on
+    for args in [
+        &["user", "add", "root", "--new-user-password", "root-pw"][..],
+        &["role", "add", "nymvisor-gateways"],
+        &[
+            "role",
+            "grant-permission",
+            "nymvisor-gateways",
+            "--prefix=true",
+            "readwrite",
+            "/nymvisor/fleet/gateways/",
+        ],
+        &["user", "add", "nymvisor", "--new-user-password", "s3cret"],
+        &["user", "grant-role", "nymvisor", "nymvisor-gateways"],
+        &["auth", "enable"],
+    ] {
+        let out = etcd.etcdctl(args);
+        assert!(out.status.success(), "etcdctl {args:?}: {}", stderr(&out));
+    }
+    let m = Member::new("gw-1");
+    let fleet = |group: &str, password: &str, ca: bool, args: &[&str]| {
+        let mut cmd = m.home.nymvisor();
+        cmd.env("NYMVISOR_FLEET_ETCD_ENDPOINTS", etcd.endpoints())
+            .env("NYMVISOR_FLEET_GROUP", group)
+            .env("NYMVISOR_FLEET_MEMBER", &m.name)
+            .env("NYMVISOR_FLEET_ETCD_CERT_FILE", &tls.client_cert)
+            .env("NYMVISOR_FLEET_ETCD_KEY_FILE", &tls.client_key)
+            .env("NYMVISOR_FLEET_ETCD_USER", "nymvisor")
+            .env("NYMVISOR_FLEET_ETCD_PASSWORD", password);
+        if ca {
+            cmd.env("NYMVISOR_FLEET_ETCD_CA_FILE", &tls.ca);
+        }
+        cmd.arg("fleet").args(args).output().unwrap()
+    };
+    let out = fleet("gateways", "s3cret", true, &["hold", "--reason", "tls"]);
+    assert_success(&out);
+    let out = fleet("gateways", "s3cret", true, &["status"]);
+    assert_success(&out);
+    assert!(stdout(&out).contains("since"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("by gw-1: tls"), "{}", stdout(&out));
+    // what goes wrong says what to check
+    assert_failure(
+        &fleet("gateways", "wrong", true, &["status"]),
+        "etcd refused the login of user \"nymvisor\"",
+    );
+    assert_failure(
+        &fleet("other-team", "s3cret", true, &["status"]),
+        "permission",
+    );
+    // the system's CAs do not know the cluster's: refused, never trusted by accident
+    assert_failure(
+        &fleet("gateways", "s3cret", false, &["status"]),
+        "certificate",
+    );
+    let out = m
+        .home
+        .nymvisor()
+        .env("NYMVISOR_FLEET_ETCD_ENDPOINTS", etcd.endpoints())
+        .env("NYMVISOR_FLEET_ETCD_USER", "nymvisor")
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    assert_failure(&out, "NYMVISOR_FLEET_ETCD_PASSWORD");
+}

@@ -46,6 +46,82 @@ pub struct Etcd {
     bin: PathBuf,
     members: Vec<Member>,
     cluster: String,
+    /// Serves clients over TLS, with client certificates required.
+    tls: Option<Tls>,
+}
+
+/// A CA made for the test, the servers' certificate (for 127.0.0.1) and a client's.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+/// Runs `openssl args…` in `dir`; panics with its output if it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Tls {
+    /// Makes the certificates in `dir` with the real `openssl` tool.
+    pub fn make(dir: &std::path::Path) -> Tls {
+        std::fs::create_dir_all(dir).unwrap();
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=nymvisor test CA"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+        openssl(dir, &ca);
+        for (name, ext) in [
+            ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let mut req = vec!["req", "-subj"];
+            // no CN for the client: with authentication on, etcd's JSON gateway refuses a
+            // client certificate that carries one (the user is the identity)
+            let subj = if name == "client" {
+                "/O=nymvisor".to_owned()
+            } else {
+                format!("/CN={name}")
+            };
+            req.push(&subj);
+            req.extend(ec);
+            let (key, csr, crt, extfile) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            req.extend(["-keyout", &key, "-out", &csr]);
+            openssl(dir, &req);
+            std::fs::write(dir.join(&extfile), ext).unwrap();
+            openssl(
+                dir,
+                &[
+                    "x509", "-req", "-days", "2", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", &crt, "-extfile", &extfile,
+                ],
+            );
+        }
+        Tls {
+            ca: dir.join("ca.crt"),
+            server_cert: dir.join("server.crt"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.crt"),
+            client_key: dir.join("client.key"),
+        }
+    }
 }
 
 impl Etcd {
@@ -53,6 +129,18 @@ impl Etcd {
     /// skips, outside CI) without etcd.
     #[track_caller]
     pub fn start(n: usize) -> Option<Etcd> {
+        Etcd::start_with(n, false)
+    }
+
+    /// One member serving clients over TLS (client certificates required), with the
+    /// certificates made for it.
+    #[track_caller]
+    pub fn start_tls() -> Option<Etcd> {
+        Etcd::start_with(1, true)
+    }
+
+    #[track_caller]
+    fn start_with(n: usize, tls: bool) -> Option<Etcd> {
         let bin = etcd_bin();
         if !crate::prerequisite(bin.is_some(), "etcd (Debian package etcd-server)") {
             return None;
@@ -70,11 +158,14 @@ impl Etcd {
             .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer))
             .collect::<Vec<_>>()
             .join(",");
+        let dir = tempfile::tempdir().unwrap();
+        let tls = tls.then(|| Tls::make(&dir.path().join("tls")));
         let mut etcd = Etcd {
-            dir: tempfile::tempdir().unwrap(),
+            dir,
             bin: bin?,
             members,
             cluster,
+            tls,
         };
         for i in 0..n {
             etcd.start_member(i);
@@ -83,11 +174,20 @@ impl Etcd {
         Some(etcd)
     }
 
+    /// The certificates, for a cluster started with [`Etcd::start_tls`].
+    pub fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// The client URLs, comma-separated (`NYMVISOR_FLEET_ETCD_ENDPOINTS`).
     pub fn endpoints(&self) -> String {
         self.members
             .iter()
-            .map(|m| format!("http://127.0.0.1:{}", m.client))
+            .map(|m| format!("{}://127.0.0.1:{}", self.scheme(), m.client))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -105,9 +205,19 @@ impl Etcd {
             )
             .unwrap();
         let m = &self.members[i];
-        let client = format!("http://127.0.0.1:{}", m.client);
+        let client = format!("{}://127.0.0.1:{}", self.scheme(), m.client);
         let peer = format!("http://127.0.0.1:{}", m.peer);
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        if let Some(t) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&t.server_cert)
+                .arg("--key-file")
+                .arg(&t.server_key)
+                .arg("--trusted-ca-file")
+                .arg(&t.ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&dir)
@@ -140,7 +250,13 @@ impl Etcd {
     /// Waits until a write through any endpoint succeeds (a leader is elected).
     #[track_caller]
     pub fn wait_ready(&self) {
+        let mut last = String::new();
         let ok = crate::wait_for(Duration::from_secs(30), || {
+            if self.tls.is_some() {
+                let out = self.etcdctl(&["put", "ready", "1"]);
+                last = String::from_utf8_lossy(&out.stderr).into_owned();
+                return out.status.success();
+            }
             self.members.iter().any(|m| {
                 m.child.is_some()
                     && http_post(
@@ -151,7 +267,30 @@ impl Etcd {
                     .is_some_and(|body| body.contains("\"revision\""))
             })
         });
-        assert!(ok, "etcd did not become ready; its logs:\n{}", self.logs());
+        assert!(
+            ok,
+            "etcd did not become ready ({last}); its logs:\n{}",
+            self.logs()
+        );
+    }
+
+    /// `etcdctl args…` against the cluster (as root, with the client certificate when TLS is
+    /// on), for setting up users and roles as an operator would.
+    pub fn etcdctl(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(self.endpoints())
+            .args(["--dial-timeout", "2s", "--command-timeout", "5s"]);
+        if let Some(t) = &self.tls {
+            cmd.arg("--cacert")
+                .arg(&t.ca)
+                .arg("--cert")
+                .arg(&t.client_cert)
+                .arg("--key")
+                .arg(&t.client_key);
+        }
+        cmd.args(args).output().unwrap()
     }
 
     /// Every member's log (for failure messages).

@@ -93,7 +93,7 @@ impl Membership {
     pub fn of(inst: &Instance) -> Membership {
         let f = &inst.config.fleet;
         Membership {
-            member: f.member_name(inst.config.id()),
+            member: inst.fleet_member.clone(),
             canary: f.canary,
             slots: f.slots,
         }

@@ -52,6 +52,10 @@ pub struct InstanceSnapshot {
     pub config_path: std::path::PathBuf,
     /// `<home>/.nym/nymvisors`.
     pub nymvisor_home: std::path::PathBuf,
+    /// The fleet member's name as the supervisor resolved it (the sandbox cannot read the
+    /// host name).
+    #[serde(default)]
+    pub fleet_member: String,
 }
 
 impl InstanceSnapshot {
@@ -60,16 +64,21 @@ impl InstanceSnapshot {
             config: inst.config.clone(),
             config_path: inst.config_path.clone(),
             nymvisor_home: inst.home.root().to_owned(),
+            fleet_member: inst.fleet_member.clone(),
         }
     }
 
     /// The instance, exactly as the supervisor has it.
     pub fn into_instance(self) -> crate::instance::Instance {
-        crate::instance::Instance::new(
+        let mut inst = crate::instance::Instance::new(
             self.config,
             self.config_path,
             crate::paths::NymvisorHome::at_root(self.nymvisor_home),
-        )
+        );
+        if !self.fleet_member.is_empty() {
+            inst.fleet_member = self.fleet_member;
+        }
+        inst
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Instance {
     pub home: NymvisorHome,
     pub data: UpgradeDataDir,
     pub daemon_home: DaemonHomeDir,
+    /// This node's name in its fleet group (`fleet.member`, else `<hostname>/<id>`), resolved
+    /// once here: the network helper's sandbox cannot read the host name, so it gets this.
+    pub fleet_member: String,
 }
 
 impl Instance {
@@ -46,13 +49,25 @@ impl Instance {
     pub fn new(config: Config, config_path: PathBuf, home: NymvisorHome) -> Instance {
         let data = UpgradeDataDir::new(config.upgrade_data_dir(&home), &config.daemon.name);
         let daemon_home = DaemonHomeDir::new(&config.daemon.home);
+        let fleet_member = config.fleet.member_name(config.id());
         Instance {
             config,
             config_path,
             home,
             data,
             daemon_home,
+            fleet_member,
         }
+    }
+
+    /// The configuration as this instance works from it, for `nymvisor config`: the file and
+    /// the environment, and the fleet member's name as resolved (with a fleet).
+    pub fn effective_config(&self) -> Config {
+        let mut c = self.config.clone();
+        if c.fleet.enabled() {
+            c.fleet.member = Some(self.fleet_member.clone());
+        }
+        c
     }
 
     /// The upgrade plan (an error names the file when it is missing or corrupt).

@@ -88,7 +88,7 @@ impl Fleet {
         let f = &inst.config.fleet;
         let state = FleetState {
             group: f.group.clone(),
-            member: f.member_name(inst.config.id()),
+            member: inst.fleet_member.clone(),
             ..FleetState::default()
         };
         tracing::info!(

@@ -273,6 +273,11 @@ impl EtcdClient {
         }
         let v: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
+            Err(_) if String::from_utf8_lossy(&bytes).contains("CommonName of client") => {
+                return Err(Failure::Final(
+                    "etcd refuses a client certificate with a Common Name on its JSON gateway while authentication is on: issue nymvisor's client certificate without a CN (e.g. `-subj /O=nymvisor`; the etcd user is its identity), or leave NYMVISOR_FLEET_ETCD_CERT_FILE unset and rely on the user and password".into(),
+                ));
+            }
             Err(_) if status == reqwest::StatusCode::NOT_FOUND => {
                 return Err(Failure::Next(
                     "no etcd v3 JSON gateway here (404): is this an etcd 3.3 or later client URL?"
