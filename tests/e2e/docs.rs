@@ -123,7 +123,7 @@ fn every_documented_command_line_matches_the_cli() {
             }
             let mut path = vec![sub];
             // the commands with subcommands of their own
-            if matches!(sub, "backups" | "mirror")
+            if matches!(sub, "backups" | "mirror" | "fleet")
                 && let Some(&second) = words.get(i + 1)
             {
                 path.push(second);

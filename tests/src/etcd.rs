@@ -78,13 +78,29 @@ impl Tls {
     /// Makes the certificates in `dir` with the real `openssl` tool.
     pub fn make(dir: &std::path::Path) -> Tls {
         std::fs::create_dir_all(dir).unwrap();
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=nymvisor test CA"];
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=nymvisor test CA",
+        ];
         ca.extend(ec);
         ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
         openssl(dir, &ca);
         for (name, ext) in [
-            ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"),
+            (
+                "server",
+                "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+            ),
             ("client", "extendedKeyUsage=clientAuth\n"),
         ] {
             let mut req = vec!["req", "-subj"];
@@ -109,8 +125,21 @@ impl Tls {
             openssl(
                 dir,
                 &[
-                    "x509", "-req", "-days", "2", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
-                    "-CAcreateserial", "-out", &crt, "-extfile", &extfile,
+                    "x509",
+                    "-req",
+                    "-days",
+                    "2",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &crt,
+                    "-extfile",
+                    &extfile,
                 ],
             );
         }

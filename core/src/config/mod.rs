@@ -7,6 +7,7 @@ mod fleet;
 mod keys;
 mod locate;
 mod model;
+mod opt;
 mod validate;
 mod values;
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::opt::{opt_bool, opt_str};
+
 /// The whole configuration of one instance.
 ///
 /// Unknown keys are refused (the error names them); every key has a default, so a 0.1.41 file
@@ -391,56 +393,5 @@ mod duration_str {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s)
             .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
-    }
-}
-
-/// Optional strings: `''` (0.1.41's way of writing "unset") and `null` both mean `None`.
-pub(super) mod opt_str {
-    use super::*;
-
-    pub fn serialize<T: AsRef<std::ffi::OsStr>, S: Serializer>(
-        v: &Option<T>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_str(&v.as_ref().to_string_lossy()),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, T: From<String>, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<T>, D::Error> {
-        let v: Option<String> = Option::deserialize(d)?;
-        Ok(v.filter(|s| !s.is_empty()).map(T::from))
-    }
-}
-
-/// Optional booleans: `''` and `null` mean `None`.
-mod opt_bool {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(v: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(b) => s.serialize_bool(*b),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bool(bool),
-            Str(String),
-        }
-        match Option::<Raw>::deserialize(d)? {
-            None => Ok(None),
-            Some(Raw::Bool(b)) => Ok(Some(b)),
-            Some(Raw::Str(s)) if s.is_empty() => Ok(None),
-            Some(Raw::Str(s)) => Err(serde::de::Error::custom(format!(
-                "expected true, false or '' (unset), found {s:?}"
-            ))),
-        }
     }
 }

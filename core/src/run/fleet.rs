@@ -29,7 +29,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// What the job in flight was for.
 enum Asked {
     /// A slot for this upgrade.
-    Slot(UpgradeInfo),
+    Slot(Box<UpgradeInfo>),
     /// The first pending record.
     Record,
 }
@@ -193,7 +193,7 @@ impl Fleet {
             version: info.version.clone(),
             immediate: info.immediate,
         };
-        self.spawn(Asked::Slot(info.clone()), op);
+        self.spawn(Asked::Slot(Box::new(info.clone())), op);
     }
 
     /// Queues a record (written to disk first, so a restart still writes it).
@@ -274,9 +274,7 @@ impl Fleet {
         &mut self,
         result: Result<FleetReply, String>,
     ) -> Option<(UpgradeInfo, String)> {
-        let Some((asked, _)) = self.job.take() else {
-            return None;
-        };
+        let (asked, _) = self.job.take()?;
         let mut refused = None;
         let now = Instant::now();
         match (asked, result) {
@@ -319,7 +317,7 @@ impl Fleet {
                 self.state.error = None;
                 self.waiting = None;
                 self.said = None;
-                refused = Some((info, why));
+                refused = Some((*info, why));
             }
             (Asked::Slot(info), Ok(FleetReply::Waiting { why, .. })) => {
                 self.backoff = ASK_EVERY;
