@@ -560,3 +560,95 @@ fn the_fleet_is_reached_over_tls_as_an_etcd_user() {
         .unwrap();
     assert_failure(&out, "NYMVISOR_FLEET_ETCD_PASSWORD");
 }
+
+#[test]
+fn a_release_etcd_cannot_take_is_kept_and_written_later() {
+    let Some(mut etcd) = Etcd::start(1) else {
+        return;
+    };
+    let server = FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Member::new("a");
+    a.start(&server, &etcd, &[("DAEMON_STARTUP_PERIOD_DURATION", "3s")]);
+    feed(&server, dir.path(), "1.2.0", &[]);
+    a.nv().wait_stderr("the fleet slot says 1.2.0 is confirming");
+    // etcd goes away before the confirmation: the release waits on disk
+    etcd.stop_member(0);
+    a.nv().wait_stderr("upgrade confirmed");
+    let pending = a.home.data_dir("nym-node").join("fleet-pending.json");
+    wait_long("the release kept in fleet-pending.json", &[&a], || {
+        std::fs::read_to_string(&pending).is_ok_and(|t| t.contains("\"release\""))
+    });
+    wait_long("the release's failure in status", &[&a], || {
+        let text = stdout(&a.home.run(&["status"]));
+        text.contains("to write:    the release of the slot (1.2.0 confirmed)")
+            && text.contains("etcd did not answer")
+    });
+    // a restart of nymvisor keeps it
+    a.nv.as_mut().unwrap().stop();
+    assert!(pending.exists());
+    a.start(&server, &etcd, &[]);
+    a.nv().wait_start(1);
+    etcd.start_member(0);
+    etcd.wait_ready();
+    a.nv().wait_stderr("released the fleet slot; recorded 1.2.0 as confirmed");
+    wait_long("fleet-pending.json gone", &[&a], || !pending.exists());
+    let v = a.fleet_json(&etcd);
+    assert_eq!(v["slots"], serde_json::json!([]), "{v}");
+    assert_eq!(v["confirmations"][0]["version"], "1.2.0", "{v}");
+    a.nv.as_mut().unwrap().stop();
+}
+
+#[test]
+fn fleet_settings_are_checked_printed_and_have_init_flags() {
+    let home = TestHome::new();
+    let bin = home.daemon_bin("nym-node-1.1.0", "nym-node", "1.1.0", &[]);
+    let out = home.run(&[
+        "init",
+        bin.to_str().unwrap(),
+        "--daemon-home",
+        home.daemon_home().to_str().unwrap(),
+        "--fleet-etcd-endpoints",
+        "https://10.0.0.5:2379,https://10.0.0.6:2379",
+        "--fleet-group",
+        "gateways-eu",
+        "--fleet-slots",
+        "2",
+        "--fleet-canary",
+        "true",
+    ]);
+    assert_success(&out);
+    let v: serde_json::Value =
+        serde_json::from_slice(&home.run(&["config", "-o", "json"]).stdout).unwrap();
+    let f = &v["fleet"];
+    assert_eq!(
+        f["etcd_endpoints"],
+        serde_json::json!(["https://10.0.0.5:2379", "https://10.0.0.6:2379"])
+    );
+    assert_eq!(f["group"], "gateways-eu");
+    assert_eq!(f["slots"], 2);
+    assert_eq!(f["canary"], true);
+    // the member's name as `run` resolves it: <hostname>/<instance id>
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(f["member"], format!("{}/nym-node-default", host.trim()));
+    // …but the file keeps it unset, so a copied configuration names its own host
+    let file = std::fs::read_to_string(home.config_path("nym-node-default")).unwrap();
+    assert!(file.contains("member = \"\""), "{file}");
+    for (var, value, needle) in [
+        ("NYMVISOR_FLEET_ETCD_ENDPOINTS", "etcd-1:2379", "NYMVISOR_FLEET_ETCD_ENDPOINTS"),
+        ("NYMVISOR_FLEET_SLOTS", "0", "NYMVISOR_FLEET_SLOTS"),
+        ("NYMVISOR_FLEET_GROUP", "eu/west", "NYMVISOR_FLEET_GROUP"),
+        ("NYMVISOR_FLEET_ETCD_CERT_FILE", "/etc/x.crt", "NYMVISOR_FLEET_ETCD_KEY_FILE"),
+    ] {
+        let out = home.nymvisor().env(var, value).arg("config").output().unwrap();
+        assert_failure(&out, needle);
+    }
+    // the fleet commands need a fleet
+    let out = home
+        .nymvisor()
+        .env("NYMVISOR_FLEET_ETCD_ENDPOINTS", "")
+        .args(["fleet", "status"])
+        .output()
+        .unwrap();
+    assert_failure(&out, "no fleet is configured");
+}

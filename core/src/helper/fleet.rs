@@ -70,6 +70,9 @@ pub enum FleetReply {
         why: String,
         #[serde(default)]
         refused: bool,
+        /// It waits for the fleet hold.
+        #[serde(default)]
+        on_hold: bool,
     },
     /// Done; what was done, in words.
     Done { note: String },
@@ -159,6 +162,7 @@ pub async fn perform(
                         return Ok(FleetReply::Waiting {
                             why: w.to_string(),
                             refused: w.refuses_version(),
+                            on_hold: matches!(w, rules::Wait::Hold { .. }),
                         });
                     }
                     Verdict::Take(guard) => guard,
@@ -183,6 +187,7 @@ pub async fn perform(
                     "other members took or released fleet slots while this one asked; asking again"
                         .into(),
                 refused: false,
+                on_hold: false,
             })
         }
         FleetOp::Confirming { upgrade, version } => {
@@ -301,9 +306,15 @@ pub async fn perform(
             let placed = hold.is_some();
             store.set_hold(hold.as_ref()).await?;
             done(if placed {
-                format!("the fleet group is on hold ({})", store.describe())
+                format!(
+                    "the fleet group is on hold: no member applies an upgrade automatically until `nymvisor fleet unhold` ({})",
+                    store.describe()
+                )
             } else {
-                format!("the fleet hold is lifted ({})", store.describe())
+                format!(
+                    "the fleet hold is lifted: members apply upgrades again ({})",
+                    store.describe()
+                )
             })
         }
         FleetOp::ReleaseMember { member } => {

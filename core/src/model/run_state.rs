@@ -67,6 +67,9 @@ pub struct FleetState {
     /// Why its due upgrade waits for the fleet.
     #[serde(default)]
     pub waiting: Option<String>,
+    /// It waits for the fleet hold to be lifted.
+    #[serde(default)]
+    pub on_hold: bool,
     /// The last fleet job that failed (etcd unreachable, …), still being retried.
     #[serde(default)]
     pub error: Option<String>,
@@ -91,7 +94,9 @@ impl FleetState {
             if let Some(w) = &self.waiting {
                 out.push(format!("  waiting:     {w}"));
             }
-            if let Some(e) = &self.error {
+            if let Some(e) = &self.error
+                && !self.waiting.as_ref().is_some_and(|w| w.contains(e.as_str()))
+            {
                 out.push(format!("  error:       {e} (retried)"));
             }
         }

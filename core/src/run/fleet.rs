@@ -161,14 +161,19 @@ impl Fleet {
             .is_none_or(|w| w.ask_at.is_some_and(|(at, _)| at <= Instant::now()));
         if self.job.is_some() || !self.pending.is_empty() || !due {
             // after the job in flight, or the records pending (in that order)
-            let why = self
-                .waiting
-                .as_ref()
-                .filter(|w| w.upgrade == info.name)
-                .map_or_else(
-                    || "asking the fleet for a slot".to_owned(),
-                    |w| w.why.clone(),
-                );
+            let why = match (self.pending.front(), &self.state.error) {
+                (Some(_), Some(e)) => format!(
+                    "nothing is applied until this member's fleet records are written, so the node keeps running ({e})"
+                ),
+                _ => self
+                    .waiting
+                    .as_ref()
+                    .filter(|w| w.upgrade == info.name)
+                    .map_or_else(
+                        || "asking the fleet for a slot".to_owned(),
+                        |w| w.why.clone(),
+                    ),
+            };
             if self.job.is_some() || !self.pending.is_empty() {
                 self.waiting = Some(Waiting {
                     upgrade: info.name.clone(),
@@ -298,7 +303,13 @@ impl Fleet {
             }
             (Asked::Record, Err(e)) => {
                 let what = self.pending.front().map(describe).unwrap_or_default();
-                self.fail(now, format!("cannot write {what}: {e}"));
+                let error = format!("cannot write {what}: {e}");
+                if self.state.error.as_deref() != Some(error.as_str()) {
+                    tracing::warn!(
+                        "fleet: {error}; kept and tried again (2 s doubling to a minute)"
+                    );
+                }
+                self.fail(now, error);
                 self.retry_at = Some(now + self.backoff);
             }
             (Asked::Slot(info), Ok(FleetReply::Acquired { through_hold })) => {
@@ -312,16 +323,18 @@ impl Fleet {
                 self.holds = Some((info.name.clone(), info.version.clone()));
                 tracing::info!(upgrade = %info.name, "fleet: took a slot of group {} for {} {}", self.state.group, info.name, info.version);
             }
-            (Asked::Slot(info), Ok(FleetReply::Waiting { why, refused: true })) => {
+            (Asked::Slot(info), Ok(FleetReply::Waiting { why, refused: true, .. })) => {
+                self.state.on_hold = false;
                 self.backoff = ASK_EVERY;
                 self.state.error = None;
                 self.waiting = None;
                 self.said = None;
                 refused = Some((*info, why));
             }
-            (Asked::Slot(info), Ok(FleetReply::Waiting { why, .. })) => {
+            (Asked::Slot(info), Ok(FleetReply::Waiting { why, on_hold, .. })) => {
                 self.backoff = ASK_EVERY;
                 self.state.error = None;
+                self.state.on_hold = on_hold;
                 if self.said.as_deref() != Some(why.as_str()) {
                     tracing::info!(upgrade = %info.name, "fleet: `{}` waits: {why}", info.name);
                     self.said = Some(why.clone());
@@ -333,6 +346,7 @@ impl Fleet {
                 self.wait_until(&info, why, now + ASK_EVERY);
             }
             (Asked::Slot(info), Err(e)) => {
+                self.state.on_hold = false;
                 let why = format!(
                     "the fleet cannot be asked for a slot, so nothing is applied (the node keeps running): {e}"
                 );
@@ -354,6 +368,7 @@ impl Fleet {
         }
         self.state.holds = self.holds.as_ref().map(|(n, _)| n.clone());
         self.state.waiting = self.waiting.as_ref().map(|w| w.why.clone());
+        self.state.on_hold &= self.state.waiting.is_some();
         refused
     }
 
@@ -387,6 +402,7 @@ impl Fleet {
             self.waiting = None;
             self.said = None;
             self.state.waiting = None;
+            self.state.on_hold = false;
         }
         if let Some((name, version)) = self.holds.clone()
             && !confirming
@@ -448,10 +464,7 @@ impl Supervisor {
             m.fleet(
                 state.holds.is_some(),
                 state.waiting.is_some(),
-                state
-                    .waiting
-                    .as_deref()
-                    .is_some_and(|w| w.starts_with("the fleet is on hold")),
+                state.on_hold,
             )
         });
         if self.host.state.fleet.as_ref() != Some(&state) {

@@ -323,16 +323,26 @@ fn is_auth(code: i64, message: &str) -> bool {
         || message.contains("permission denied")
 }
 
-/// A reqwest error with its causes (a refused connection, a TLS failure).
+/// A reqwest error in a few words: what went wrong and its deepest cause (a refused
+/// connection, a TLS failure), not the whole chain.
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
+    let mut deepest: Option<String> = None;
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        deepest = Some(s.to_string());
         source = s.source();
     }
-    text
+    let what = if e.is_timeout() {
+        "no answer in time"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "the request failed"
+    };
+    match deepest {
+        Some(cause) => format!("{what}: {cause}"),
+        None => format!("{what}: {e}"),
+    }
 }
 
 /// The first key after every key that starts with `prefix`.

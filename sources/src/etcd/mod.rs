@@ -95,7 +95,7 @@ fn absent(key: &[u8]) -> Value {
 impl FleetStore for EtcdFleet {
     fn describe(&self) -> String {
         format!(
-            "etcd at {} (keys under {})",
+            "etcd at {}, keys under {}",
             self.client.endpoints(),
             self.prefix
         )
