@@ -8,6 +8,8 @@
 #   c) a daemon writing log lines 10 times a second, and `nymvisor status` reading the plan every
 #      2 s from outside (reads of the plan must not wake the watcher).
 #   d) as b, polling every 15 s: what the memory looks like between polls (the default is 1 h).
+#   e) as a, a member of a fleet group on a local etcd (when `etcd` is installed): nothing is
+#      due, so no etcd request after the one at start.
 # RSS is sampled twice a second (median and range reported); after each start, poll or upgrade
 # nymvisor gives back the pages it no longer needs once things are quiet (core/src/memory.rs).
 # Baseline in the same run: the RSS of `sleep`.
@@ -114,4 +116,18 @@ scenario b "$WORK/nym-node" NYMVISOR_UPSTREAM_SOURCE=http \
 scenario c "$WORK/nym-node-chatty" NYMVISOR_UPSTREAM_SOURCE=none
 scenario d "$WORK/nym-node" NYMVISOR_UPSTREAM_SOURCE=http \
   NYMVISOR_UPSTREAM_BASE_UPGRADE_URL="http://127.0.0.1:$PORT/" NYMVISOR_UPSTREAM_POLLING_RATE=15s
-echo "targets: a < 0.1 % of a core, b < 1 % of a core; RSS <= 3.4 MiB in a, c and d (median), threads <= 2"
+if command -v etcd >/dev/null; then
+  EPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  etcd --name idle --data-dir "$WORK/etcd" --listen-client-urls "http://127.0.0.1:$EPORT" \
+    --advertise-client-urls "http://127.0.0.1:$EPORT" --listen-peer-urls "http://127.0.0.1:$PPORT" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$PPORT" \
+    --initial-cluster "idle=http://127.0.0.1:$PPORT" >"$WORK/etcd.log" 2>&1 &
+  PIDS+=($!)
+  sleep 2
+  scenario e "$WORK/nym-node" NYMVISOR_UPSTREAM_SOURCE=none \
+    NYMVISOR_FLEET_ETCD_ENDPOINTS="http://127.0.0.1:$EPORT" NYMVISOR_FLEET_GROUP=idle
+else
+  echo "e: skipped (no etcd; Debian package etcd-server)"
+fi
+echo "targets: a < 0.1 % of a core, b < 1 % of a core; RSS <= 3.4 MiB in a, c, d and e (median), threads <= 2"

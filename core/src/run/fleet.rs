@@ -452,6 +452,8 @@ impl Supervisor {
             self.refuse(&info, r);
         }
         self.publish_fleet();
+        // what the job's spawn and answer needed is given back once the loop waits again
+        self.quiet_later();
     }
 
     /// Saves the fleet's standing for `status` and the metrics, when it changed.
