@@ -245,8 +245,14 @@ pub enum FleetCommand {
     },
     /// Lift the fleet hold
     Unhold,
-    /// Release MEMBER's slot (a failed one, once the incident is understood)
-    Release { member: String },
+    /// Release MEMBER's failed slot, once the incident is understood
+    Release {
+        member: String,
+        /// Also a slot its member is upgrading or confirming with now (another member may then
+        /// stop while this one may still be down)
+        #[arg(long)]
+        force: bool,
+    },
     /// Let the group apply VERSION again after it failed on a member
     Retry { version: String },
 }

@@ -517,8 +517,21 @@ async fn helper(env: Env) -> Result<ExitCode> {
     let instance = request.instance.into_instance();
     logging::init(&env, Some(&instance.config));
     if let helper::Job::Fleet { op } = job {
-        // the store (its TLS files read) before the sandbox closes; no source, no plugin
-        let store = crate::network::fleet_store(&instance, &env)?;
+        // the store (its TLS files read) before the sandbox closes; no source, no plugin. A
+        // store that cannot be built (a CA file rotated away) is the job's answer, so the
+        // supervisor says why
+        let store = match crate::network::fleet_store(&instance, &env) {
+            Ok(s) => s,
+            Err(e) => {
+                let answer = helper::Answer::Fleet {
+                    result: Err(format!("{e:#}")),
+                };
+                let text = serde_json::to_vec(&answer)
+                    .context("cannot encode the network helper's answer")?;
+                crate::output::write_all(&text)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+        };
         let rules = helper::sandbox_rules(&instance, &helper::Job::Fleet { op: op.clone() })
             .context("cannot set up the network helper's sandbox")?;
         sandbox::enter(&rules)?;

@@ -25,7 +25,9 @@ pub async fn fleet(command: FleetCommand, env: &Env) -> Result<()> {
             (FleetOp::Hold { hold: Some(hold) }, OutputFormat::Text)
         }
         FleetCommand::Unhold => (FleetOp::Hold { hold: None }, OutputFormat::Text),
-        FleetCommand::Release { member } => (FleetOp::ReleaseMember { member }, OutputFormat::Text),
+        FleetCommand::Release { member, force } => {
+            (FleetOp::ReleaseMember { member, force }, OutputFormat::Text)
+        }
         FleetCommand::Retry { version } => (FleetOp::Retry { version }, OutputFormat::Text),
     };
     match link.call(op).await {

@@ -49,8 +49,9 @@ pub trait FleetStore: Send + Sync + Debug {
     /// Writes `slot` if `guard` still holds and `slot.version` has not failed in the group.
     /// `Ok(false)`: something changed since the view; read again.
     async fn take(&self, slot: &Slot, guard: &TakeGuard) -> Result<bool, FleetError>;
-    /// Writes the member's slot as it is now (its state moved on).
-    async fn put_slot(&self, slot: &Slot) -> Result<(), FleetError>;
+    /// Writes the member's slot as it is now (its state moved on), only if the member still
+    /// holds one: `Ok(false)`, an operator released it meanwhile (it is not taken back).
+    async fn update_slot(&self, slot: &Slot) -> Result<bool, FleetError>;
     /// Keeps `slot` as failed and marks its version failed for the group, in one transaction.
     async fn fail(&self, slot: &Slot, failed: &FailedVersion) -> Result<(), FleetError>;
     /// Removes `member`'s slot, recording `confirmation` in the same transaction when given.
@@ -66,4 +67,6 @@ pub trait FleetStore: Send + Sync + Debug {
     async fn clear_failed(&self, version: &str) -> Result<bool, FleetError>;
     /// Records what a member runs (for `fleet status`, and whether the group has canaries).
     async fn seen(&self, member: &MemberSeen) -> Result<(), FleetError>;
+    /// Removes `confirmations` (a member's older ones: the group's records stay small).
+    async fn forget(&self, confirmations: &[Confirmation]) -> Result<(), FleetError>;
 }

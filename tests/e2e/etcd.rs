@@ -144,9 +144,11 @@ fn most_at_once(intervals: &[(OffsetDateTime, OffsetDateTime)]) -> usize {
         .unwrap_or(0)
 }
 
+/// Waits for `cond` up to 2 minutes (a member's backoff reaches a minute while etcd is away;
+/// members upgrade one after the other), with every member's log if it never holds.
 #[track_caller]
 fn wait_long(what: &str, m: &[&Member], mut cond: impl FnMut() -> bool) {
-    if !wait_for(Duration::from_secs(60), &mut cond) {
+    if !wait_for(Duration::from_secs(120), &mut cond) {
         let logs: Vec<String> = m
             .iter()
             .map(|m| format!("== {}\n{}", m.name, m.nv().stderr()))
@@ -317,7 +319,9 @@ fn members_wait_for_the_canary_to_confirm() {
     let refs: Vec<&Member> = members.iter().collect();
     for m in &members[1..] {
         wait_long("waiting for the canary", &refs, || {
-            fleet_reason(m).contains("waiting for a canary member to confirm 1.2.0")
+            m.nv()
+                .stderr()
+                .contains("waits: waiting for a canary member to confirm 1.2.0")
         });
     }
     wait_long("every member on 1.2.0", &refs, || {
@@ -436,6 +440,7 @@ fn without_etcd_quorum_nothing_is_applied_and_the_nodes_run_on() {
     for m in &members {
         wait_long("etcd's absence in status", &refs, || {
             fleet_reason(m).contains("the fleet cannot be asked for a slot")
+                || fleet_reason(m).contains("fleet records are written")
         });
         let s = m.status();
         let running = m.nv().starts().last().unwrap().clone();
@@ -450,6 +455,7 @@ fn without_etcd_quorum_nothing_is_applied_and_the_nodes_run_on() {
         etcd.start_member(i);
     }
     etcd.wait_ready();
+    // (the members' backoff may have reached its minute while etcd was away)
     wait_long("every member on 1.3.0", &refs, || {
         members
             .iter()
@@ -492,6 +498,18 @@ fn a_slot_held_by_a_killed_nymvisor_is_released_after_its_restart() {
 
 #[test]
 fn the_fleet_is_reached_over_tls_as_an_etcd_user() {
+    let tools = ["openssl", "etcdctl"].iter().all(|t| {
+        std::process::Command::new(t)
+            .arg("version")
+            .output()
+            .is_ok()
+    });
+    if !prerequisite(
+        tools,
+        "openssl and etcdctl (Debian packages openssl, etcd-client)",
+    ) {
+        return;
+    }
     let Some(etcd) = Etcd::start_tls() else {
         return;
     };
@@ -571,7 +589,8 @@ fn a_release_etcd_cannot_take_is_kept_and_written_later() {
     let mut a = Member::new("a");
     a.start(&server, &etcd, &[("DAEMON_STARTUP_PERIOD_DURATION", "3s")]);
     feed(&server, dir.path(), "1.2.0", &[]);
-    a.nv().wait_stderr("the fleet slot says 1.2.0 is confirming");
+    a.nv()
+        .wait_stderr("the fleet slot says 1.2.0 is confirming");
     // etcd goes away before the confirmation: the release waits on disk
     etcd.stop_member(0);
     a.nv().wait_stderr("upgrade confirmed");
@@ -591,7 +610,8 @@ fn a_release_etcd_cannot_take_is_kept_and_written_later() {
     a.nv().wait_start(1);
     etcd.start_member(0);
     etcd.wait_ready();
-    a.nv().wait_stderr("released the fleet slot; recorded 1.2.0 as confirmed");
+    a.nv()
+        .wait_stderr("released the fleet slot; recorded 1.2.0 as confirmed");
     wait_long("fleet-pending.json gone", &[&a], || !pending.exists());
     let v = a.fleet_json(&etcd);
     assert_eq!(v["slots"], serde_json::json!([]), "{v}");
@@ -635,12 +655,25 @@ fn fleet_settings_are_checked_printed_and_have_init_flags() {
     let file = std::fs::read_to_string(home.config_path("nym-node-default")).unwrap();
     assert!(file.contains("member = \"\""), "{file}");
     for (var, value, needle) in [
-        ("NYMVISOR_FLEET_ETCD_ENDPOINTS", "etcd-1:2379", "NYMVISOR_FLEET_ETCD_ENDPOINTS"),
+        (
+            "NYMVISOR_FLEET_ETCD_ENDPOINTS",
+            "etcd-1:2379",
+            "NYMVISOR_FLEET_ETCD_ENDPOINTS",
+        ),
         ("NYMVISOR_FLEET_SLOTS", "0", "NYMVISOR_FLEET_SLOTS"),
         ("NYMVISOR_FLEET_GROUP", "eu/west", "NYMVISOR_FLEET_GROUP"),
-        ("NYMVISOR_FLEET_ETCD_CERT_FILE", "/etc/x.crt", "NYMVISOR_FLEET_ETCD_KEY_FILE"),
+        (
+            "NYMVISOR_FLEET_ETCD_CERT_FILE",
+            "/etc/x.crt",
+            "NYMVISOR_FLEET_ETCD_KEY_FILE",
+        ),
     ] {
-        let out = home.nymvisor().env(var, value).arg("config").output().unwrap();
+        let out = home
+            .nymvisor()
+            .env(var, value)
+            .arg("config")
+            .output()
+            .unwrap();
         assert_failure(&out, needle);
     }
     // the fleet commands need a fleet
@@ -651,4 +684,203 @@ fn fleet_settings_are_checked_printed_and_have_init_flags() {
         .output()
         .unwrap();
     assert_failure(&out, "no fleet is configured");
+}
+
+/// The store's guarded transaction, against a real etcd: a slot is taken only on the view it
+/// was decided on — not after another member took one, nor after a hold, a failure of the
+/// version or (for a member that waits for canaries) without a canary's confirmation.
+#[test]
+fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
+    use nymvisor_core::fleet::{FleetStore, TakeGuard};
+    use nymvisor_core::model::fleet::{Confirmation, FailedVersion, FleetHold, Slot, SlotState};
+    let Some(etcd) = Etcd::start(1) else {
+        return;
+    };
+    let config = nymvisor_core::config::FleetConfig {
+        etcd_endpoints: vec![etcd.endpoints()],
+        group: "guard".into(),
+        ..Default::default()
+    };
+    let env = nymvisor_core::env::Env::from_pairs(std::iter::empty::<(String, String)>());
+    let store = nymvisor_sources::etcd::from_config(&config, &env)
+        .unwrap()
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    let slot = |member: &str, version: &str| Slot {
+        member: member.into(),
+        version: version.into(),
+        upgrade: format!("v{version}"),
+        since: now,
+        state: SlotState::Upgrading,
+        reason: None,
+        canary: false,
+    };
+    let free = |revision| TakeGuard {
+        revision,
+        no_hold: true,
+        canary_confirmed: false,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // b decides on a view; a takes a slot meanwhile: b's take fails, a fresh view's works
+        let seen_by_b = store.view().await.unwrap();
+        assert!(
+            store
+                .take(&slot("a", "1.2.0"), &free(seen_by_b.revision))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take(&slot("b", "1.2.0"), &free(seen_by_b.revision))
+                .await
+                .unwrap()
+        );
+        assert!(store.release("a", None).await.unwrap());
+        // a hold placed after the view
+        let view = store.view().await.unwrap();
+        let hold = FleetHold {
+            reason: None,
+            by: "ops".into(),
+            since: now,
+        };
+        store.set_hold(Some(&hold)).await.unwrap();
+        assert!(
+            !store
+                .take(&slot("b", "1.2.0"), &free(view.revision))
+                .await
+                .unwrap()
+        );
+        // …which `--now` goes through
+        let now_guard = TakeGuard {
+            no_hold: false,
+            ..free(view.revision)
+        };
+        assert!(store.take(&slot("b", "1.2.0"), &now_guard).await.unwrap());
+        assert!(store.release("b", None).await.unwrap());
+        store.set_hold(None).await.unwrap();
+        // the version failed on a member after the view
+        let view = store.view().await.unwrap();
+        let failed = FailedVersion {
+            version: "1.2.0".into(),
+            member: "c".into(),
+            reason: "rolled back".into(),
+            at: now,
+        };
+        let mut c = slot("c", "1.2.0");
+        c.state = SlotState::Failed;
+        store.fail(&c, &failed).await.unwrap();
+        let view2 = store.view().await.unwrap();
+        assert!(
+            !store
+                .take(&slot("b", "1.2.0"), &free(view2.revision))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .take(&slot("b", "1.2.0"), &free(view.revision))
+                .await
+                .unwrap()
+        );
+        assert!(store.clear_failed("1.2.0").await.unwrap());
+        assert!(store.release("c", None).await.unwrap());
+        // a member that waits for canaries: only once a canary confirmed the version
+        let view = store.view().await.unwrap();
+        let wants_canary = TakeGuard {
+            canary_confirmed: true,
+            ..free(view.revision)
+        };
+        assert!(
+            !store
+                .take(&slot("b", "1.3.0"), &wants_canary)
+                .await
+                .unwrap()
+        );
+        let member_confirmed = Confirmation {
+            version: "1.3.0".into(),
+            member: "d".into(),
+            canary: false,
+            at: now,
+        };
+        store.release("d", Some(&member_confirmed)).await.unwrap();
+        let view = store.view().await.unwrap();
+        let wants_canary = TakeGuard {
+            canary_confirmed: true,
+            ..free(view.revision)
+        };
+        assert!(
+            !store
+                .take(&slot("b", "1.3.0"), &wants_canary)
+                .await
+                .unwrap(),
+            "a member's confirmation is no canary's"
+        );
+        let canary_confirmed = Confirmation {
+            canary: true,
+            member: "e".into(),
+            ..member_confirmed
+        };
+        store.release("e", Some(&canary_confirmed)).await.unwrap();
+        let view = store.view().await.unwrap();
+        let wants_canary = TakeGuard {
+            canary_confirmed: true,
+            ..free(view.revision)
+        };
+        assert!(
+            store
+                .take(&slot("b", "1.3.0"), &wants_canary)
+                .await
+                .unwrap()
+        );
+        // a slot moves on only while its member holds it
+        let mut b = slot("b", "1.3.0");
+        b.state = SlotState::Confirming;
+        assert!(store.update_slot(&b).await.unwrap());
+        assert!(store.release("b", None).await.unwrap());
+        assert!(
+            !store.update_slot(&b).await.unwrap(),
+            "a released slot came back"
+        );
+        let view = store.view().await.unwrap();
+        assert!(view.slots.is_empty(), "{view:?}");
+        assert_eq!(view.confirmations.len(), 2, "{view:?}");
+    });
+}
+
+#[test]
+fn a_rollback_cut_short_by_a_kill_still_fails_the_version_for_the_group() {
+    let Some(etcd) = Etcd::start(1) else {
+        return;
+    };
+    let server = FeedServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Member::new("a");
+    a.start(
+        &server,
+        &etcd,
+        &[
+            ("DAEMON_MAX_STARTUP_FAILURES", "1"),
+            ("NYMVISOR_FAILPOINT", "rollback-after-swap"),
+        ],
+    );
+    feed(&server, dir.path(), "1.2.0", &["mode=crash"]);
+    let status = a.nv.as_mut().unwrap().wait_exit();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "not killed in the rollback:\n{}",
+        a.nv().stderr()
+    );
+    // started again: the recovery finishes the rollback, and the slot is failed, not given back
+    a.start(&server, &etcd, &[("DAEMON_MAX_STARTUP_FAILURES", "1")]);
+    a.nv().wait_stderr("kept its fleet slot as failed");
+    let v = a.fleet_json(&etcd);
+    assert_eq!(v["slots"][0]["member"], "a", "{v}");
+    assert_eq!(v["slots"][0]["state"], "failed", "{v}");
+    assert_eq!(v["failed"][0]["version"], "1.2.0", "{v}");
+    a.nv.as_mut().unwrap().stop();
 }

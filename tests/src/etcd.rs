@@ -257,8 +257,8 @@ impl Etcd {
             .args(["--initial-cluster", &self.cluster])
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "nymvisor-test"])
-            // elections in a fraction of a second: the quorum tests wait less
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            // etcd's defaults: shorter timeouts elect spuriously on a loaded machine
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
             .args(["--log-level", "warn"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

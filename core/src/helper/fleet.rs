@@ -40,16 +40,24 @@ pub enum FleetOp {
     /// The upgrade was abandoned before its swap: the slot is given back.
     Abandon { version: String },
     /// At start: this member's slot, if any, settled by what runs; what it runs recorded.
+    /// `rolledBack`: the versions this member's history says were rolled back.
+    #[serde(rename_all = "camelCase")]
     Settle {
         current: String,
         confirming: Option<String>,
+        #[serde(default)]
+        rolled_back: Vec<String>,
     },
     /// `fleet status`.
     Status,
     /// `fleet hold` / `fleet unhold` (`None`).
     Hold { hold: Option<FleetHold> },
-    /// `fleet release <member>`.
-    ReleaseMember { member: String },
+    /// `fleet release <member> [--force]` (without `force`, only a failed slot).
+    ReleaseMember {
+        member: String,
+        #[serde(default)]
+        force: bool,
+    },
     /// `fleet retry <version>`.
     Retry { version: String },
 }
@@ -155,7 +163,7 @@ pub async fn perform(
                 let guard = match rules::decide(&view, me.me(), &version, immediate) {
                     Verdict::Held => {
                         return Ok(FleetReply::Acquired {
-                            through_hold: view.hold.is_some(),
+                            through_hold: immediate && view.hold.is_some(),
                         });
                     }
                     Verdict::Wait(w) => {
@@ -178,7 +186,7 @@ pub async fn perform(
                 };
                 if store.take(&slot, &guard).await? {
                     return Ok(FleetReply::Acquired {
-                        through_hold: view.hold.is_some(),
+                        through_hold: immediate && view.hold.is_some(),
                     });
                 }
             }
@@ -192,22 +200,26 @@ pub async fn perform(
         }
         FleetOp::Confirming { upgrade, version } => {
             let view = store.view().await?;
-            let since = view
+            let Some(mine) = view
                 .slot_of(&me.member)
-                .filter(|s| s.version == version)
-                .map_or(now, |s| s.since);
-            store
-                .put_slot(&Slot {
-                    member: me.member.clone(),
-                    version: version.clone(),
-                    upgrade,
-                    since,
-                    state: SlotState::Confirming,
-                    reason: None,
-                    canary: me.canary,
-                })
-                .await?;
-            done(format!("the fleet slot says {version} is confirming"))
+                .filter(|s| s.version == version && s.state != SlotState::Failed)
+            else {
+                return done(format!(
+                    "this member's fleet slot for {version} was released by an operator while it upgraded; it is not taken back"
+                ));
+            };
+            let slot = Slot {
+                state: SlotState::Confirming,
+                upgrade,
+                ..mine.clone()
+            };
+            if store.update_slot(&slot).await? {
+                done(format!("the fleet slot says {version} is confirming"))
+            } else {
+                done(format!(
+                    "this member's fleet slot for {version} was released by an operator while it upgraded; it is not taken back"
+                ))
+            }
         }
         FleetOp::Release { version } => {
             let c = Confirmation {
@@ -217,6 +229,7 @@ pub async fn perform(
                 at: now,
             };
             store.release(&me.member, Some(&c)).await?;
+            forget_older(store, me, &version).await?;
             seen(store, me, &version).await?;
             done(format!(
                 "released the fleet slot; recorded {version} as confirmed{}",
@@ -228,22 +241,7 @@ pub async fn perform(
             version,
             reason,
         } => {
-            let slot = Slot {
-                member: me.member.clone(),
-                version: version.clone(),
-                upgrade,
-                since: now,
-                state: SlotState::Failed,
-                reason: Some(reason.clone()),
-                canary: me.canary,
-            };
-            let failed = FailedVersion {
-                version: version.clone(),
-                member: me.member.clone(),
-                reason,
-                at: now,
-            };
-            store.fail(&slot, &failed).await?;
+            fail(store, me, upgrade, &version, &reason, now).await?;
             done(format!(
                 "the fleet slot is kept as failed and {version} is marked failed for the group (`nymvisor fleet release {}` and `nymvisor fleet retry {version}` clear them)",
                 me.member
@@ -262,10 +260,12 @@ pub async fn perform(
         FleetOp::Settle {
             current,
             confirming,
+            rolled_back,
         } => {
             let view = store.view().await?;
             let slot = view.slot_of(&me.member);
-            let (keeps, note) = match rules::settle(slot, &current, confirming.as_deref()) {
+            let settled = rules::settle(slot, &current, confirming.as_deref(), &rolled_back);
+            let (keeps, note) = match settled {
                 Settle::Nothing => (None, String::new()),
                 Settle::Keep => (
                     confirming.clone(),
@@ -286,6 +286,22 @@ pub async fn perform(
                         None,
                         format!("released its fleet slot: {current} runs and is confirmed"),
                     )
+                }
+                Settle::Fail => {
+                    let version = slot.map(|s| s.version.clone()).unwrap_or_default();
+                    let reason = format!(
+                        "{version} was rolled back (the rollback was finished when nymvisor started again)"
+                    );
+                    fail(
+                        store,
+                        me,
+                        slot.map(|s| s.upgrade.clone()).unwrap_or_default(),
+                        &version,
+                        &reason,
+                        now,
+                    )
+                    .await?;
+                    (None, format!("kept its fleet slot as failed: {reason}"))
                 }
                 Settle::Abandon => {
                     store.release(&me.member, None).await?;
@@ -317,7 +333,18 @@ pub async fn perform(
                 )
             })
         }
-        FleetOp::ReleaseMember { member } => {
+        FleetOp::ReleaseMember { member, force } => {
+            let view = store.view().await?;
+            if let Some(s) = view
+                .slot_of(&member)
+                .filter(|s| s.state != SlotState::Failed && !force)
+            {
+                return Err(FleetError::new(format!(
+                    "{member} holds its slot for {} and is {} now: released, another member may stop while {member} may still be down; `nymvisor fleet release --force {member}` releases it anyway",
+                    s.version,
+                    s.state.as_str()
+                )));
+            }
             if store.release(&member, None).await? {
                 done(format!("released the fleet slot of {member}"))
             } else {
@@ -334,6 +361,49 @@ pub async fn perform(
             }
         }
     }
+}
+
+/// Keeps this member's slot as failed and marks `version` failed for the group.
+async fn fail(
+    store: &dyn FleetStore,
+    me: &Membership,
+    upgrade: String,
+    version: &str,
+    reason: &str,
+    now: time::OffsetDateTime,
+) -> Result<(), FleetError> {
+    let slot = Slot {
+        member: me.member.clone(),
+        version: version.to_owned(),
+        upgrade,
+        since: now,
+        state: SlotState::Failed,
+        reason: Some(reason.to_owned()),
+        canary: me.canary,
+    };
+    let failed = FailedVersion {
+        version: version.to_owned(),
+        member: me.member.clone(),
+        reason: reason.to_owned(),
+        at: now,
+    };
+    store.fail(&slot, &failed).await
+}
+
+/// Removes this member's confirmations of versions before `version`: one per member is what
+/// the rules read (a canary's of the version at hand), and the group's records stay small.
+async fn forget_older(
+    store: &dyn FleetStore,
+    me: &Membership,
+    version: &str,
+) -> Result<(), FleetError> {
+    let view = store.view().await?;
+    let older: Vec<Confirmation> = view
+        .confirmations
+        .into_iter()
+        .filter(|c| c.member == me.member && c.version != version)
+        .collect();
+    store.forget(&older).await
 }
 
 async fn seen(store: &dyn FleetStore, me: &Membership, version: &str) -> Result<(), FleetError> {

@@ -111,6 +111,10 @@ pub struct FleetView {
     /// Values under the group's prefix that did not parse (key: what is wrong).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreadable: Vec<String>,
+    /// Keys under `slots/` whose value did not parse (a newer nymvisor's record, a hand-made
+    /// one): each counts as a taken slot — fail closed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_slots: Vec<String>,
 }
 
 impl FleetView {

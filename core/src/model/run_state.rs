@@ -95,7 +95,10 @@ impl FleetState {
                 out.push(format!("  waiting:     {w}"));
             }
             if let Some(e) = &self.error
-                && !self.waiting.as_ref().is_some_and(|w| w.contains(e.as_str()))
+                && !self
+                    .waiting
+                    .as_ref()
+                    .is_some_and(|w| w.contains(e.as_str()))
             {
                 out.push(format!("  error:       {e} (retried)"));
             }

@@ -214,6 +214,10 @@ impl Supervisor {
         match action {
             Action::Confirm(ConfirmedBy::KeptUnhealthy) => {
                 tracing::error!("{reason}; it is kept, since rollback_on_failure is off");
+                // no good news for the fleet: its slot is kept failed, the version refused
+                if let Some(info) = self.book.confirming.as_ref().map(|j| j.upgrade.clone()) {
+                    self.fleet_outcome(&info, "unhealthy", &reason);
+                }
                 self.host.record_error(reason);
                 self.confirm("was kept without a healthy answer (rollback_on_failure is off)")?;
                 Ok(Step::Continue(Some(running)))

@@ -299,9 +299,8 @@ impl Supervisor {
                 .book
                 .decide(&self.inst, self.confirm_at, self.fleet_wait());
             if let Some(f) = self.fleet.as_mut() {
-                let plan = &self.book.plan;
                 f.tidy(
-                    |name| plan.queued(name).is_some(),
+                    &decision.entries,
                     decision.apply.as_ref().map(|i| i.name.as_str()),
                     self.book.confirming.is_some(),
                 );

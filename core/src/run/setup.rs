@@ -224,11 +224,23 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     sup.book.confirming =
         recover::recover(&sup.inst, &sup.backups, &mut sup.host, &mut sup.book.plan).await?;
     if let Some(link) = opts.fleet.clone() {
+        // a rollback finished by the recovery above leaves its version here: its slot is
+        // kept as failed, never given back
+        let rolled_back = crate::model::UpgradeHistory::load(&sup.inst.data.history())
+            .map(|h| {
+                h.history
+                    .iter()
+                    .filter(|e| e.outcome == Some(crate::model::Outcome::RolledBack))
+                    .map(|e| e.info.version.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         sup.fleet = Some(super::fleet::Fleet::new(
             link,
             &sup.inst,
             &sup.book.plan.current.version,
             sup.book.confirming.as_ref().map(|j| &j.upgrade),
+            rolled_back,
         ));
         sup.publish_fleet();
     }

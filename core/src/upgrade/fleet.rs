@@ -160,12 +160,18 @@ pub fn decide(view: &FleetView, me: Me<'_>, version: &str, immediate: bool) -> V
             version: version.to_owned(),
         });
     }
-    // a stale slot of this member's (another version, abandoned) is replaced, not counted
+    // a stale slot of this member's (another version, abandoned) is replaced, not counted;
+    // a slot record that cannot be read is someone's slot
     let holders: Vec<String> = view
         .slots
         .iter()
         .filter(|s| s.member != me.member)
         .map(describe_holder)
+        .chain(
+            view.unreadable_slots
+                .iter()
+                .map(|k| format!("{k} (a record this nymvisor cannot read)")),
+        )
         .collect();
     if holders.len() as u64 >= u64::from(me.slots) {
         return Verdict::Wait(Wait::Full { holders });
@@ -200,13 +206,23 @@ pub enum Settle {
     Keep,
     /// The version runs and is confirmed: released, its confirmation recorded.
     Release,
+    /// The upgrade was rolled back (a rollback finished at start, after nymvisor was killed in
+    /// it): the slot is kept as failed and the version marked failed, as if it had not been
+    /// killed.
+    Fail,
     /// The upgrade was abandoned before its swap: the slot is given back.
     Abandon,
 }
 
 /// `slot`: this member's, if any; `current`: the version `current` runs; `confirming`: the
-/// version awaiting confirmation, if any.
-pub fn settle(slot: Option<&Slot>, current: &str, confirming: Option<&str>) -> Settle {
+/// version awaiting confirmation, if any; `rolled_back`: the versions this member's history
+/// says were rolled back.
+pub fn settle(
+    slot: Option<&Slot>,
+    current: &str,
+    confirming: Option<&str>,
+    rolled_back: &[String],
+) -> Settle {
     let Some(s) = slot else {
         return Settle::Nothing;
     };
@@ -217,6 +233,8 @@ pub fn settle(slot: Option<&Slot>, current: &str, confirming: Option<&str>) -> S
         Settle::Keep
     } else if s.version == current {
         Settle::Release
+    } else if rolled_back.contains(&s.version) {
+        Settle::Fail
     } else {
         Settle::Abandon
     }
@@ -282,6 +300,20 @@ mod tests {
             w.to_string(),
             "waiting for a fleet slot (held by a (confirming 1.2.0))"
         );
+    }
+
+    #[test]
+    fn a_slot_record_that_cannot_be_read_counts_as_taken() {
+        let mut v = view(vec![]);
+        v.unreadable_slots.push("slots/x".into());
+        let Verdict::Wait(w) = decide(&v, me("b", 1), "1.2.0", false) else {
+            panic!("took a slot while an unreadable one fills the group");
+        };
+        assert!(w.to_string().contains("slots/x"), "{w}");
+        assert!(matches!(
+            decide(&v, me("b", 2), "1.2.0", false),
+            Verdict::Take(_)
+        ));
     }
 
     #[test]
@@ -404,11 +436,15 @@ mod tests {
     #[test]
     fn a_slot_found_at_start_is_settled_by_what_runs() {
         let s = slot("b", "1.2.0", SlotState::Upgrading);
-        assert_eq!(settle(None, "1.2.0", None), Settle::Nothing);
-        assert_eq!(settle(Some(&s), "1.1.0", Some("1.2.0")), Settle::Keep);
-        assert_eq!(settle(Some(&s), "1.2.0", None), Settle::Release);
-        assert_eq!(settle(Some(&s), "1.1.0", None), Settle::Abandon);
+        let none: &[String] = &[];
+        assert_eq!(settle(None, "1.2.0", None, none), Settle::Nothing);
+        assert_eq!(settle(Some(&s), "1.1.0", Some("1.2.0"), none), Settle::Keep);
+        assert_eq!(settle(Some(&s), "1.2.0", None, none), Settle::Release);
+        assert_eq!(settle(Some(&s), "1.1.0", None, none), Settle::Abandon);
+        // killed in the rollback, which the start finished: failed, never given back
+        let rolled = ["1.2.0".to_owned()];
+        assert_eq!(settle(Some(&s), "1.1.0", None, &rolled), Settle::Fail);
         let f = slot("b", "1.2.0", SlotState::Failed);
-        assert_eq!(settle(Some(&f), "1.1.0", None), Settle::Nothing);
+        assert_eq!(settle(Some(&f), "1.1.0", None, none), Settle::Nothing);
     }
 }

@@ -113,7 +113,11 @@ impl FleetStore for EtcdFleet {
             let rest = key.strip_prefix(&self.prefix).unwrap_or(&key).to_owned();
             let bad = |e: serde_json::Error| format!("{key}: {e}");
             let parsed = if rest.starts_with("slots/") {
-                serde_json::from_slice(&kv.value).map(|s| view.slots.push(s))
+                let parsed = serde_json::from_slice(&kv.value).map(|s| view.slots.push(s));
+                if parsed.is_err() {
+                    view.unreadable_slots.push(rest.clone());
+                }
+                parsed
             } else if rest.starts_with("failed/") {
                 serde_json::from_slice(&kv.value).map(|f| view.failed.push(f))
             } else if rest.starts_with("confirmed/") {
@@ -158,9 +162,13 @@ impl FleetStore for EtcdFleet {
         Ok(ok)
     }
 
-    async fn put_slot(&self, slot: &Slot) -> Result<(), FleetError> {
-        let ops = vec![put(&self.slot_key(&slot.member), slot)?];
-        self.client.txn(vec![], ops, vec![]).await.map(|_| ())
+    async fn update_slot(&self, slot: &Slot) -> Result<bool, FleetError> {
+        let key = self.slot_key(&slot.member);
+        let exists =
+            json!({ "key": b64(&key), "target": "VERSION", "result": "GREATER", "version": "0" });
+        let ops = vec![put(&key, slot)?];
+        let (held, _) = self.client.txn(vec![exists], ops, vec![]).await?;
+        Ok(held)
     }
 
     async fn fail(&self, slot: &Slot, failed: &FailedVersion) -> Result<(), FleetError> {
@@ -212,6 +220,22 @@ impl FleetStore for EtcdFleet {
             .txn(vec![exists], vec![delete(&key)], vec![])
             .await?;
         Ok(had)
+    }
+
+    async fn forget(&self, confirmations: &[Confirmation]) -> Result<(), FleetError> {
+        if confirmations.is_empty() {
+            return Ok(());
+        }
+        let mut ops = Vec::new();
+        for c in confirmations {
+            let key = [
+                self.confirmed_prefix(&c.version, c.canary)?,
+                c.member.as_bytes().to_vec(),
+            ]
+            .concat();
+            ops.push(delete(&key));
+        }
+        self.client.txn(vec![], ops, vec![]).await.map(|_| ())
     }
 
     async fn seen(&self, member: &MemberSeen) -> Result<(), FleetError> {

@@ -1,30 +1,31 @@
 //! The fleet as the event loop sees it: a slot asked for before the stop of an upgrade (a task,
 //! so the node stays supervised while etcd answers or says "not yet"), and the records that
 //! follow the upgrade — confirming, released with its confirmation, kept as failed, given back —
-//! written in order, remembered on disk until etcd took them (`fleet-pending.json`).
+//! written in order, remembered on disk until etcd took them (`records.rs`).
 //!
 //! Requests: none while nothing is due; while a due upgrade waits, one read every
 //! [`ASK_EVERY`]; after a failure, backoff from [`ASK_EVERY`] to [`MAX_BACKOFF`].
 
-use std::collections::VecDeque;
+mod records;
+
 use std::time::Duration;
 
-use time::OffsetDateTime;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use self::records::{Records, describe};
 use super::Supervisor;
 use crate::helper::fleet::{FleetLink, FleetOp, FleetReply};
 use crate::model::run_state::FleetState;
-use crate::model::{self, UpgradeInfo};
+use crate::model::{self, QueueEntry, UpgradeInfo, WaitingFor};
 use crate::upgrade::queue::FleetWait;
 
 /// How often a waiting upgrade asks again.
 pub const ASK_EVERY: Duration = Duration::from_secs(2);
-/// When a version the group refuses (it failed on a member) is asked for again.
-const REFUSED_RETRY: Duration = Duration::from_secs(60);
 /// Longest wait between attempts while etcd cannot be reached.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// When a version the group refuses (it failed on a member) is asked for again.
+const REFUSED_RETRY: Duration = Duration::from_secs(60);
 
 /// What the job in flight was for.
 enum Asked {
@@ -39,17 +40,18 @@ struct Waiting {
     upgrade: String,
     why: String,
     /// When it is asked again (`None`: after the job in flight).
-    ask_at: Option<(Instant, OffsetDateTime)>,
+    ask_at: Option<Instant>,
 }
 
 /// See the module docs.
 pub(super) struct Fleet {
     link: FleetLink,
     job: Option<(Asked, JoinHandle<Result<FleetReply, String>>)>,
-    pending: VecDeque<FleetOp>,
-    pending_path: std::path::PathBuf,
+    records: Records,
     /// The upgrade (name, version) this member holds a slot for.
     holds: Option<(String, String)>,
+    /// A take whose outcome is unknown (the answer was lost): the slot may be this member's.
+    maybe_holds: Option<String>,
     waiting: Option<Waiting>,
     /// When the first pending record is tried again after a failure.
     retry_at: Option<Instant>,
@@ -63,34 +65,27 @@ pub(super) struct Fleet {
 impl Fleet {
     /// At start: the records left from the last run first, then this member's slot settled by
     /// what runs now (nymvisor may have been killed holding it). `confirming`: the upgrade
-    /// awaiting its confirmation, whose slot is kept until then.
+    /// awaiting its confirmation, whose slot is kept until then; `rolled_back`: the versions
+    /// the history says were rolled back (a slot of one of them is kept as failed).
     pub(super) fn new(
         link: FleetLink,
         inst: &crate::instance::Instance,
         current_version: &str,
         confirming: Option<&UpgradeInfo>,
+        rolled_back: Vec<String>,
     ) -> Fleet {
-        let pending_path = inst.data.fleet_pending();
-        let mut pending: VecDeque<FleetOp> = match crate::fsutil::read_json_opt(&pending_path) {
-            Ok(p) => p.unwrap_or_default(),
-            Err(e) => {
-                // fail closed on what it would have said: the slot is settled by what runs
-                tracing::warn!(
-                    "{e}; the fleet records it held are not written (this member's slot is settled from what runs instead)"
-                );
-                VecDeque::new()
-            }
-        };
-        pending.push_back(FleetOp::Settle {
-            current: current_version.to_owned(),
-            confirming: confirming.map(|c| c.version.clone()),
-        });
         let f = &inst.config.fleet;
         let state = FleetState {
             group: f.group.clone(),
             member: inst.fleet_member.clone(),
             ..FleetState::default()
         };
+        let mut records = Records::load(inst.data.fleet_pending(), &state.group, &state.member);
+        records.push(FleetOp::Settle {
+            current: current_version.to_owned(),
+            confirming: confirming.map(|c| c.version.clone()),
+            rolled_back,
+        });
         tracing::info!(
             "fleet: member {} of group {} ({} slot(s){})",
             state.member,
@@ -98,18 +93,20 @@ impl Fleet {
             f.slots,
             if f.canary { ", a canary" } else { "" }
         );
-        Fleet {
+        let mut fleet = Fleet {
             link,
             job: None,
-            pending,
-            pending_path,
+            records,
             holds: confirming.map(|c| (c.name.clone(), c.version.clone())),
+            maybe_holds: None,
             waiting: None,
             retry_at: None,
             backoff: ASK_EVERY,
             state,
             said: None,
-        }
+        };
+        fleet.show();
+        fleet
     }
 
     /// Whether this member holds a slot for `upgrade`.
@@ -117,12 +114,17 @@ impl Fleet {
         self.holds.as_ref().is_some_and(|(n, _)| n == upgrade)
     }
 
-    /// What the queue needs to know: the upgrade waiting for the fleet, if any.
+    /// What the queue needs to know: the upgrade waiting for the fleet, if any. The time it is
+    /// asked again is derived from the monotonic clock at each call, so the queue (wall time)
+    /// and [`Fleet::ask`] (monotonic) agree whatever the wall clock does.
     pub(super) fn wait(&self) -> Option<FleetWait<'_>> {
+        let now = Instant::now();
         self.waiting.as_ref().map(|w| FleetWait {
             upgrade: &w.upgrade,
             why: &w.why,
-            ask_at: w.ask_at.map(|(_, wall)| wall),
+            ask_at: w
+                .ask_at
+                .map(|at| model::now() + at.saturating_duration_since(now)),
         })
     }
 
@@ -146,47 +148,38 @@ impl Fleet {
         if self.job.is_some() || self.retry_at.is_some_and(|t| t > Instant::now()) {
             return;
         }
-        if let Some(op) = self.pending.front().cloned() {
+        if let Some(op) = self.records.front().cloned() {
             self.retry_at = None;
             self.spawn(Asked::Record, op);
         }
     }
 
-    /// Asks for a slot for `info` (now, unless a job is in flight or it was told to wait).
+    /// Asks for a slot for `info`: the queue found it due (its wait, if any, is over), so it
+    /// is asked now — unless a job is in flight or records are to be written first.
     pub(super) fn ask(&mut self, info: &UpgradeInfo) {
-        let due = self
-            .waiting
-            .as_ref()
-            .filter(|w| w.upgrade == info.name)
-            .is_none_or(|w| w.ask_at.is_some_and(|(at, _)| at <= Instant::now()));
-        if self.job.is_some() || !self.pending.is_empty() || !due {
-            // after the job in flight, or the records pending (in that order)
-            let why = match (self.pending.front(), &self.state.error) {
+        let same = |w: &Waiting| w.upgrade == info.name;
+        if self.job.is_some() || !self.records.is_empty() {
+            let why = match (self.records.front(), &self.state.error) {
                 (Some(_), Some(e)) => format!(
                     "nothing is applied until this member's fleet records are written, so the node keeps running ({e})"
                 ),
-                _ => self
-                    .waiting
-                    .as_ref()
-                    .filter(|w| w.upgrade == info.name)
-                    .map_or_else(
-                        || "asking the fleet for a slot".to_owned(),
-                        |w| w.why.clone(),
-                    ),
+                _ => self.waiting.as_ref().filter(|w| same(w)).map_or_else(
+                    || "asking the fleet for a slot".to_owned(),
+                    |w| w.why.clone(),
+                ),
             };
-            if self.job.is_some() || !self.pending.is_empty() {
-                self.waiting = Some(Waiting {
-                    upgrade: info.name.clone(),
-                    why,
-                    ask_at: None,
-                });
-            }
+            self.waiting = Some(Waiting {
+                upgrade: info.name.clone(),
+                why,
+                ask_at: None,
+            });
+            self.show();
             return;
         }
         let why = self
             .waiting
             .take()
-            .filter(|w| w.upgrade == info.name)
+            .filter(|w| same(w))
             .map_or_else(|| "asking the fleet for a slot".to_owned(), |w| w.why);
         self.waiting = Some(Waiting {
             upgrade: info.name.clone(),
@@ -199,37 +192,15 @@ impl Fleet {
             immediate: info.immediate,
         };
         self.spawn(Asked::Slot(Box::new(info.clone())), op);
+        self.show();
     }
 
     /// Queues a record (written to disk first, so a restart still writes it).
     fn record(&mut self, op: FleetOp) {
-        self.pending.push_back(op);
-        self.save_pending();
+        self.records.push(op);
         self.retry_at = None;
         self.backoff = ASK_EVERY;
-    }
-
-    fn save_pending(&mut self) {
-        // the settle of the start is not saved: every start settles anew
-        let lasting: Vec<&FleetOp> = self
-            .pending
-            .iter()
-            .filter(|op| !matches!(op, FleetOp::Settle { .. }))
-            .collect();
-        let saved = if lasting.is_empty() {
-            match std::fs::remove_file(&self.pending_path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(crate::Error::io("failed to remove", &self.pending_path, e))
-                }
-                _ => Ok(()),
-            }
-        } else {
-            crate::fsutil::write_json(&self.pending_path, &lasting)
-        };
-        if let Err(e) = saved {
-            tracing::warn!("the fleet records to write are kept in memory only: {e}");
-        }
-        self.state.pending = self.pending.iter().map(describe).collect();
+        self.show();
     }
 
     fn spawn(&mut self, asked: Asked, op: FleetOp) {
@@ -238,38 +209,36 @@ impl Fleet {
         self.job = Some((asked, handle));
     }
 
-    /// The upgrade's transaction ended (`outcome` as for the post-upgrade hook: `applied`,
-    /// `confirmed`, `rolled-back`, `failed` before the swap, `withdrawn`); `why` for a failure.
+    /// The upgrade's transaction or confirmation ended for `info`. `outcome`: `confirming`
+    /// (the new version runs), `confirmed`, `applied` (nothing to confirm: a manual upgrade or
+    /// no restart), `rolled-back`, `unhealthy` (kept without a healthy answer), `failed` (before
+    /// the swap), `withdrawn`; `why` for a failure.
     pub(super) fn upgrade_ended(&mut self, info: &UpgradeInfo, outcome: &str, why: &str) {
-        let holds = self.holds(&info.name);
-        match outcome {
-            "confirming" if holds => self.record(FleetOp::Confirming {
-                upgrade: info.name.clone(),
-                version: info.version.clone(),
-            }),
-            "confirmed" | "applied" if holds => {
-                self.holds = None;
-                self.record(FleetOp::Release {
-                    version: info.version.clone(),
-                });
-            }
-            "rolled-back" if holds => {
-                self.holds = None;
-                self.record(FleetOp::Fail {
-                    upgrade: info.name.clone(),
-                    version: info.version.clone(),
-                    reason: why.to_owned(),
-                });
-            }
-            "failed" | "withdrawn" if holds => {
-                self.holds = None;
-                self.record(FleetOp::Abandon {
-                    version: info.version.clone(),
-                });
-            }
-            _ => {}
+        if !self.holds(&info.name) {
+            return;
         }
-        self.state.holds = self.holds.as_ref().map(|(n, _)| n.clone());
+        let version = info.version.clone();
+        let op = match outcome {
+            "confirming" => FleetOp::Confirming {
+                upgrade: info.name.clone(),
+                version,
+            },
+            "confirmed" => FleetOp::Release { version },
+            // a version that never answered healthy is no good news for the group, even
+            // where this node keeps it
+            "rolled-back" | "unhealthy" => FleetOp::Fail {
+                upgrade: info.name.clone(),
+                version,
+                reason: why.to_owned(),
+            },
+            // nothing ran (or nothing is watched): no confirmation is recorded
+            "applied" | "failed" | "withdrawn" => FleetOp::Abandon { version },
+            _ => return,
+        };
+        if !matches!(op, FleetOp::Confirming { .. }) {
+            self.holds = None;
+        }
+        self.record(op);
     }
 
     /// The job in flight finished with `result`. Returns an upgrade the group refuses (its
@@ -284,10 +253,8 @@ impl Fleet {
         let now = Instant::now();
         match (asked, result) {
             (Asked::Record, Ok(reply)) => {
-                self.backoff = ASK_EVERY;
-                self.state.error = None;
-                let op = self.pending.pop_front();
-                self.save_pending();
+                self.succeeded();
+                self.records.pop();
                 match reply {
                     FleetReply::Settled { keeps, note } => {
                         if keeps.is_none() {
@@ -298,65 +265,70 @@ impl Fleet {
                         }
                     }
                     FleetReply::Done { note } => tracing::info!("fleet: {note}"),
-                    other => tracing::debug!(?op, ?other, "fleet record written"),
+                    other => tracing::debug!(?other, "fleet record written"),
                 }
             }
             (Asked::Record, Err(e)) => {
-                let what = self.pending.front().map(describe).unwrap_or_default();
+                let what = self.records.front().map(describe).unwrap_or_default();
                 let error = format!("cannot write {what}: {e}");
                 if self.state.error.as_deref() != Some(error.as_str()) {
                     tracing::warn!(
                         "fleet: {error}; kept and tried again (2 s doubling to a minute)"
                     );
                 }
-                self.fail(now, error);
-                self.retry_at = Some(now + self.backoff);
+                self.retry_at = Some(now + self.failed(error));
             }
             (Asked::Slot(info), Ok(FleetReply::Acquired { through_hold })) => {
                 if through_hold {
                     tracing::warn!(upgrade = %info.name, "fleet: the group is on hold, but `{}` was queued with `add-upgrade --now`: the fleet hold is overridden for it", info.name);
                 }
-                self.backoff = ASK_EVERY;
-                self.state.error = None;
+                self.succeeded();
                 self.waiting = None;
                 self.said = None;
+                self.maybe_holds = None;
                 self.holds = Some((info.name.clone(), info.version.clone()));
                 tracing::info!(upgrade = %info.name, "fleet: took a slot of group {} for {} {}", self.state.group, info.name, info.version);
             }
-            (Asked::Slot(info), Ok(FleetReply::Waiting { why, refused: true, .. })) => {
-                self.state.on_hold = false;
-                self.backoff = ASK_EVERY;
-                self.state.error = None;
-                self.waiting = None;
-                self.said = None;
-                refused = Some((*info, why));
-            }
-            (Asked::Slot(info), Ok(FleetReply::Waiting { why, on_hold, .. })) => {
-                self.backoff = ASK_EVERY;
-                self.state.error = None;
+            (
+                Asked::Slot(info),
+                Ok(FleetReply::Waiting {
+                    why,
+                    refused: r,
+                    on_hold,
+                }),
+            ) => {
+                self.succeeded();
+                self.maybe_holds = None;
                 self.state.on_hold = on_hold;
-                if self.said.as_deref() != Some(why.as_str()) {
-                    tracing::info!(upgrade = %info.name, "fleet: `{}` waits: {why}", info.name);
-                    self.said = Some(why.clone());
+                if r {
+                    self.waiting = None;
+                    self.said = None;
+                    refused = Some((*info, why));
+                } else {
+                    if self.said.as_deref() != Some(why.as_str()) {
+                        tracing::info!(upgrade = %info.name, "fleet: `{}` waits: {why}", info.name);
+                        self.said = Some(why.clone());
+                    }
+                    self.wait_until(&info, why, now + ASK_EVERY);
                 }
-                self.wait_until(&info, why, now + ASK_EVERY);
             }
             (Asked::Slot(info), Ok(other)) => {
                 let why = format!("the fleet job gave an unexpected answer: {other:?}");
                 self.wait_until(&info, why, now + ASK_EVERY);
             }
             (Asked::Slot(info), Err(e)) => {
+                // the take may have landed before the answer was lost
+                self.maybe_holds = Some(info.version.clone());
                 self.state.on_hold = false;
                 let why = format!(
                     "the fleet cannot be asked for a slot, so nothing is applied (the node keeps running): {e}"
                 );
-                self.fail(now, e);
+                let after = self.failed(e);
                 if self.said.as_deref() != Some(why.as_str()) {
-                    tracing::warn!(upgrade = %info.name, "fleet: `{}` waits: {why}; asked again in {}", info.name, humantime::format_duration(self.backoff));
+                    tracing::warn!(upgrade = %info.name, "fleet: `{}` waits: {why}; asked again in {}", info.name, humantime::format_duration(after));
                     self.said = Some(why.clone());
                 }
-                let at = now + self.backoff;
-                self.wait_until(&info, why, at);
+                self.wait_until(&info, why, now + after);
             }
         }
         // an upgrade that waited for this job is asked for now
@@ -364,45 +336,71 @@ impl Fleet {
             && w.ask_at.is_none()
             && self.job.is_none()
         {
-            w.ask_at = Some((now, model::now()));
+            w.ask_at = Some(now);
         }
-        self.state.holds = self.holds.as_ref().map(|(n, _)| n.clone());
-        self.state.waiting = self.waiting.as_ref().map(|w| w.why.clone());
-        self.state.on_hold &= self.state.waiting.is_some();
+        self.show();
         refused
     }
 
     fn wait_until(&mut self, info: &UpgradeInfo, why: String, at: Instant) {
-        let wall = model::now() + at.saturating_duration_since(Instant::now());
         self.waiting = Some(Waiting {
             upgrade: info.name.clone(),
             why,
-            ask_at: Some((at, wall)),
+            ask_at: Some(at),
         });
     }
 
-    /// A failed job: said in `status`, and the next attempt backs off.
-    fn fail(&mut self, _now: Instant, error: String) {
-        self.state.error = Some(error);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    /// A job succeeded: the backoff starts over.
+    fn succeeded(&mut self) {
+        self.backoff = ASK_EVERY;
+        self.state.error = None;
     }
 
-    /// After each decision of the queue: a wait for an upgrade no longer queued is forgotten,
-    /// and a slot taken for an upgrade that is not applied after all (a hold or a window came
-    /// first, it was cancelled) before its transaction began is given back — a slot is never
-    /// kept by a member that does not upgrade. `applying`: the upgrade the queue says is due;
+    /// A job failed: said in `status`; returns when to try again (2 s, doubling to a minute).
+    fn failed(&mut self, error: String) -> Duration {
+        self.state.error = Some(error);
+        let after = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        after
+    }
+
+    /// What `status` and the metrics show, from what this holds.
+    fn show(&mut self) {
+        self.state.holds = self.holds.as_ref().map(|(n, _)| n.clone());
+        self.state.waiting = self.waiting.as_ref().map(|w| w.why.clone());
+        self.state.on_hold &= self.state.waiting.is_some();
+        self.state.pending = self.records.describe_all();
+    }
+
+    /// After each decision of the queue (`entries`): a wait for an upgrade that no longer waits
+    /// for the fleet (it left the plan, a hold or a window came first) is forgotten — a take
+    /// whose answer was lost is given back then — and a slot taken for an upgrade that is not
+    /// applied after all before its transaction began is given back: a slot is never kept by a
+    /// member that does not upgrade. `applying`: the upgrade the queue says is due;
     /// `confirming`: an upgrade awaits its confirmation (its slot is kept).
     pub(super) fn tidy(
         &mut self,
-        queued: impl Fn(&str) -> bool,
+        entries: &[QueueEntry],
         applying: Option<&str>,
         confirming: bool,
     ) {
-        if self.waiting.as_ref().is_some_and(|w| !queued(&w.upgrade)) {
+        let still_waits = |name: &str| {
+            applying == Some(name)
+                || entries
+                    .iter()
+                    .any(|e| e.name == name && e.waiting_for == Some(WaitingFor::Fleet))
+        };
+        if self.job.is_none()
+            && self
+                .waiting
+                .as_ref()
+                .is_some_and(|w| !still_waits(&w.upgrade))
+        {
             self.waiting = None;
             self.said = None;
-            self.state.waiting = None;
-            self.state.on_hold = false;
+            if let Some(version) = self.maybe_holds.take() {
+                self.record(FleetOp::Abandon { version });
+            }
         }
         if let Some((name, version)) = self.holds.clone()
             && !confirming
@@ -411,22 +409,8 @@ impl Fleet {
             tracing::info!(upgrade = %name, "fleet: `{name}` is not applied now after all: its slot is given back");
             self.holds = None;
             self.record(FleetOp::Abandon { version });
-            self.state.holds = None;
         }
-    }
-}
-
-/// A pending record, in words (for `status`).
-fn describe(op: &FleetOp) -> String {
-    match op {
-        FleetOp::Confirming { version, .. } => format!("the slot's state (confirming {version})"),
-        FleetOp::Release { version } => format!("the release of the slot ({version} confirmed)"),
-        FleetOp::Fail {
-            version, reason, ..
-        } => format!("the failure of {version} ({reason})"),
-        FleetOp::Abandon { version } => format!("the return of the slot for {version}"),
-        FleetOp::Settle { .. } => "the check of this member's slot at start".to_owned(),
-        other => format!("{other:?}"),
+        self.show();
     }
 }
 
@@ -442,13 +426,13 @@ impl Supervisor {
             return;
         };
         if let Some((info, why)) = f.on_finished(result) {
-            // asked again after a while: `fleet retry` lets it through then
+            // asked again after a while (`fleet retry` lets it through then); its verified
+            // binary stays ready
             let r = crate::refusal::Refusal {
                 reason: format!("the fleet group refuses it: {why}"),
                 retry: crate::refusal::Retry::After(REFUSED_RETRY),
                 verifier: None,
             };
-            self.book.ready.remove(&info.name);
             self.refuse(&info, r);
         }
         self.publish_fleet();
