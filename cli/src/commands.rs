@@ -516,7 +516,7 @@ async fn helper(env: Env) -> Result<ExitCode> {
     let job = request.job;
     let instance = request.instance.into_instance();
     logging::init(&env, Some(&instance.config));
-    if let helper::Job::Fleet { op } = job {
+    if let helper::Job::Fleet { op, session } = job {
         // the store (its TLS files read) before the sandbox closes; no source, no plugin. A
         // store that cannot be built (a CA file rotated away) is the job's answer, so the
         // supervisor says why
@@ -525,6 +525,7 @@ async fn helper(env: Env) -> Result<ExitCode> {
             Err(e) => {
                 let answer = helper::Answer::Fleet {
                     result: Err(format!("{e:#}")),
+                    session: None,
                 };
                 let text = serde_json::to_vec(&answer)
                     .context("cannot encode the network helper's answer")?;
@@ -532,10 +533,14 @@ async fn helper(env: Env) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
         };
-        let rules = helper::sandbox_rules(&instance, &helper::Job::Fleet { op: op.clone() })
+        let job = helper::Job::Fleet {
+            op: op.clone(),
+            session: None,
+        };
+        let rules = helper::sandbox_rules(&instance, &job)
             .context("cannot set up the network helper's sandbox")?;
         sandbox::enter(&rules)?;
-        let answer = helper::serve_fleet(op, &instance, store).await;
+        let answer = helper::serve_fleet(op, session, &instance, store).await;
         let text =
             serde_json::to_vec(&answer).context("cannot encode the network helper's answer")?;
         crate::output::write_all(&text)?;

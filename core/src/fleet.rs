@@ -69,4 +69,12 @@ pub trait FleetStore: Send + Sync + Debug {
     async fn seen(&self, member: &MemberSeen) -> Result<(), FleetError>;
     /// Removes `confirmations` (a member's older ones: the group's records stay small).
     async fn forget(&self, confirmations: &[Confirmation]) -> Result<(), FleetError>;
+    /// What the next job should start from (a login token, the endpoint that answered), as
+    /// opaque JSON: each helper job is a process of its own, and a login per ask would double
+    /// the requests of a waiting member.
+    fn save_session(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Starts from what [`FleetStore::save_session`] gave.
+    fn load_session(&self, _session: serde_json::Value) {}
 }

@@ -30,6 +30,8 @@ pub struct Helper {
     /// it its verifier commands' and plugins'.
     env: crate::env::Env,
     state: Mutex<Option<serde_json::Value>>,
+    /// What the last fleet job left for the next (an etcd login token).
+    fleet_session: Mutex<Option<serde_json::Value>>,
     forget: AtomicBool,
 }
 
@@ -48,6 +50,7 @@ impl Helper {
             instance: InstanceSnapshot::of(inst),
             env: env.clone(),
             state: Mutex::new(None),
+            fleet_session: Mutex::new(None),
             forget: AtomicBool::new(false),
         }
     }
@@ -114,8 +117,14 @@ impl Helper {
         &self,
         op: super::fleet::FleetOp,
     ) -> Result<super::fleet::FleetReply, String> {
-        match self.call(&Job::Fleet { op }).await? {
-            Answer::Fleet { result } => result,
+        let session = self.fleet_session.lock().ok().and_then(|s| s.clone());
+        match self.call(&Job::Fleet { op, session }).await? {
+            Answer::Fleet { result, session } => {
+                if let Ok(mut s) = self.fleet_session.lock() {
+                    *s = session;
+                }
+                result
+            }
             other => Err(format!(
                 "the network helper gave an answer to another job: {other:?}"
             )),

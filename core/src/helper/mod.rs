@@ -99,8 +99,13 @@ pub enum Job {
         upgrade: Box<UpgradeInfo>,
         state: Option<serde_json::Value>,
     },
-    /// Something to do with the fleet group's records (etcd).
-    Fleet { op: fleet::FleetOp },
+    /// Something to do with the fleet group's records (etcd); `session`: what the last fleet
+    /// job left (a login token), see [`crate::fleet::FleetStore::save_session`].
+    Fleet {
+        op: fleet::FleetOp,
+        #[serde(default)]
+        session: Option<serde_json::Value>,
+    },
 }
 
 /// The helper's answer, written to its stdout.
@@ -121,6 +126,8 @@ pub enum Answer {
     /// `Err`: what failed (etcd unreachable, credentials refused, …).
     Fleet {
         result: Result<fleet::FleetReply, String>,
+        #[serde(default)]
+        session: Option<serde_json::Value>,
     },
 }
 

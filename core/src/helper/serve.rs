@@ -132,24 +132,34 @@ pub async fn serve(
         }
         Job::Fleet { .. } => Answer::Fleet {
             result: Err("a fleet job reached the source's helper (a bug)".into()),
+            session: None,
         },
     }
 }
 
-/// Does a fleet job with `store` (`None`: the fleet is not configured).
+/// Does a fleet job with `store` (`None`: the fleet is not configured), from the `session`
+/// the last one left.
 pub async fn serve_fleet(
     op: super::fleet::FleetOp,
+    session: Option<serde_json::Value>,
     inst: &Instance,
     store: Option<Arc<dyn crate::fleet::FleetStore>>,
 ) -> Answer {
-    let result = match store {
-        None => Err("no fleet is configured (NYMVISOR_FLEET_ETCD_ENDPOINTS is unset)".into()),
-        Some(store) => {
-            let me = super::fleet::Membership::of(inst);
-            super::fleet::perform(store.as_ref(), &me, op)
-                .await
-                .map_err(|e| e.message)
-        }
+    let Some(store) = store else {
+        return Answer::Fleet {
+            result: Err("no fleet is configured (NYMVISOR_FLEET_ETCD_ENDPOINTS is unset)".into()),
+            session: None,
+        };
     };
-    Answer::Fleet { result }
+    if let Some(s) = session {
+        store.load_session(s);
+    }
+    let me = super::fleet::Membership::of(inst);
+    let result = super::fleet::perform(store.as_ref(), &me, op)
+        .await
+        .map_err(|e| e.message);
+    Answer::Fleet {
+        result,
+        session: store.save_session(),
+    }
 }

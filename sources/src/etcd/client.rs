@@ -1,4 +1,4 @@
-//! A small etcd v3 client over the JSON gateway every etcd since 3.3 serves next to gRPC
+//! A small etcd v3 client over the JSON gateway every etcd since 3.4 serves next to gRPC (3.3 had it under `/v3beta`)
 //! (`POST /v3/kv/range`, `/v3/kv/txn`, `/v3/auth/authenticate`): the HTTP client nymvisor
 //! already has, no gRPC stack (README "Choices": footprint). Keys and values travel as base64,
 //! 64-bit numbers as strings.
@@ -117,6 +117,26 @@ impl EtcdClient {
             token: Mutex::new(None),
             preferred: AtomicUsize::new(0),
         })
+    }
+
+    /// The login token and the endpoint that answered last, for the next job.
+    pub fn session(&self) -> Value {
+        let token = self.token.lock().ok().and_then(|t| t.clone());
+        json!({ "token": token, "preferred": self.preferred.load(Ordering::Relaxed) })
+    }
+
+    /// Starts from a [`EtcdClient::session`] of the same configuration (an expired token is
+    /// noticed by etcd and replaced by a login).
+    pub fn resume(&self, session: &Value) {
+        if let Some(t) = session["token"].as_str().filter(|t| !t.is_empty())
+            && self.login.is_some()
+            && let Ok(mut token) = self.token.lock()
+        {
+            *token = Some(t.to_owned());
+        }
+        if let Some(p) = session["preferred"].as_u64() {
+            self.preferred.store(p as usize, Ordering::Relaxed);
+        }
     }
 
     /// The endpoints, for messages.
@@ -280,7 +300,7 @@ impl EtcdClient {
             }
             Err(_) if status == reqwest::StatusCode::NOT_FOUND => {
                 return Err(Failure::Next(
-                    "no etcd v3 JSON gateway here (404): is this an etcd 3.3 or later client URL?"
+                    "no etcd v3 JSON gateway here (404): is this an etcd 3.4 or later client URL?"
                         .into(),
                 ));
             }

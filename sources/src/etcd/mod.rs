@@ -238,6 +238,14 @@ impl FleetStore for EtcdFleet {
         self.client.txn(vec![], ops, vec![]).await.map(|_| ())
     }
 
+    fn save_session(&self) -> Option<serde_json::Value> {
+        Some(self.client.session())
+    }
+
+    fn load_session(&self, session: serde_json::Value) {
+        self.client.resume(&session);
+    }
+
     async fn seen(&self, member: &MemberSeen) -> Result<(), FleetError> {
         let key = self.key(&format!("members/{}", member.member));
         let ops = vec![put(&key, member)?];
