@@ -183,7 +183,7 @@ impl UpgradeDataDir {
         self.root.join("upstream-feed-mark.json")
     }
 
-    /// Fleet records still to be written to etcd, in order (`run/fleet.rs`): a release or a
+    /// Fleet records still to be written to etcd, in order (`run/fleet/records.rs`): a release or a
     /// failure that could not reach etcd survives a restart of nymvisor.
     pub fn fleet_pending(&self) -> PathBuf {
         self.root.join("fleet-pending.json")

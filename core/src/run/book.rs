@@ -234,7 +234,7 @@ impl Book {
         let mut said = BTreeMap::new();
         for e in &d.entries {
             let now = (e.waiting_for, e.until);
-            // the fleet's waits are said by the fleet (`run/fleet.rs`), once per reason: the
+            // the fleet's waits are said by the fleet (`run/fleet/`), once per reason: the
             // entry comes and goes with each ask
             if self.said.get(&e.name) != Some(&now)
                 && let Some(w) = e.waiting_for

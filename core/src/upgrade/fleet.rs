@@ -1,6 +1,6 @@
 //! The fleet's rules (pure): whether this member may take an upgrade slot of its group now, and
 //! what a slot found at start means. The records come from [`crate::fleet::FleetStore`]; the
-//! helper does what is decided here (`crate::helper`), and the event loop asks (`run/fleet.rs`).
+//! helper does what is decided here (`crate::helper`), and the event loop asks (`run/fleet/`).
 //!
 //! In order, a member waits for:
 //! 1. its own failed slot to be released by an operator (its last upgrade failed);

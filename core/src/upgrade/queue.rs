@@ -78,7 +78,7 @@ fn earliest(a: Option<OffsetDateTime>, b: OffsetDateTime) -> Option<OffsetDateTi
     Some(a.map_or(b, |a| a.min(b)))
 }
 
-/// An upgrade waiting for its fleet group (`run/fleet.rs`).
+/// An upgrade waiting for its fleet group (`run/fleet/`).
 #[derive(Debug, Clone, Copy)]
 pub struct FleetWait<'a> {
     pub upgrade: &'a str,

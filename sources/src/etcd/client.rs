@@ -282,14 +282,20 @@ impl EtcdClient {
         }
         let resp = req.send().await.map_err(|e| Failure::Next(describe(&e)))?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
+        // read in chunks up to the cap: a runaway answer is never held whole
+        let mut resp = resp;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| Failure::Next(describe(&e)))?;
-        if bytes.len() > MAX_ANSWER {
-            return Err(Failure::Final(format!(
-                "the answer is larger than {MAX_ANSWER} bytes"
-            )));
+            .map_err(|e| Failure::Next(describe(&e)))?
+        {
+            if bytes.len() + chunk.len() > MAX_ANSWER {
+                return Err(Failure::Final(format!(
+                    "the answer is larger than {MAX_ANSWER} bytes (the group's records should be far smaller: `nymvisor fleet status` shows them)"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
         }
         let v: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,

@@ -467,3 +467,6 @@ impl Supervisor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
