@@ -255,6 +255,9 @@ pub enum FleetCommand {
     },
     /// Let the group apply VERSION again after it failed on a member
     Retry { version: String },
+    /// Forget MEMBER's record (a host gone for good; a canary that would otherwise keep the
+    /// others waiting for its confirmations)
+    Forget { member: String },
 }
 
 #[derive(Debug, Subcommand)]

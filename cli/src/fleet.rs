@@ -29,6 +29,7 @@ pub async fn fleet(command: FleetCommand, env: &Env) -> Result<()> {
             (FleetOp::ReleaseMember { member, force }, OutputFormat::Text)
         }
         FleetCommand::Retry { version } => (FleetOp::Retry { version }, OutputFormat::Text),
+        FleetCommand::Forget { member } => (FleetOp::ForgetMember { member }, OutputFormat::Text),
     };
     match link.call(op).await {
         Err(e) => bail!("{e}"),

@@ -54,13 +54,20 @@ pub trait FleetStore: Send + Sync + Debug {
     async fn update_slot(&self, slot: &Slot) -> Result<bool, FleetError>;
     /// Keeps `slot` as failed and marks its version failed for the group, in one transaction.
     async fn fail(&self, slot: &Slot, failed: &FailedVersion) -> Result<(), FleetError>;
-    /// Removes `member`'s slot, recording `confirmation` in the same transaction when given.
-    /// `Ok(false)`: the member held no slot.
+    /// Removes `member`'s slot as it was read (`revision`: [`Slot::revision`]), recording
+    /// `confirmation` in the same transaction when given. `Ok(false)`: the slot changed (or
+    /// went) since it was read — nothing is written.
     async fn release(
         &self,
         member: &str,
+        revision: i64,
         confirmation: Option<&Confirmation>,
     ) -> Result<bool, FleetError>;
+    /// Records a confirmation alone (the member's slot went meanwhile: an operator released it).
+    async fn record_confirmation(&self, confirmation: &Confirmation) -> Result<(), FleetError>;
+    /// Removes a member's record (`nymvisor fleet forget`: a host gone for good, a canary that
+    /// would otherwise keep gating the group).
+    async fn forget_member(&self, member: &str) -> Result<bool, FleetError>;
     /// Places (`Some`) or lifts (`None`) the fleet hold.
     async fn set_hold(&self, hold: Option<&FleetHold>) -> Result<(), FleetError>;
     /// Forgets that `version` failed (`nymvisor fleet retry`); `Ok(false)`: it had not.

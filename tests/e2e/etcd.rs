@@ -349,6 +349,11 @@ fn members_wait_for_the_canary_to_confirm() {
         .filter(|c| c["canary"] == true)
         .collect();
     assert_eq!(canaries.len(), 1, "{v}");
+    // the canary's host is gone for good: the group forgets it
+    let said = members[1].fleet(&etcd, &["forget", "canary"]);
+    assert!(said.contains("canary is forgotten"), "{said}");
+    let text = members[1].fleet(&etcd, &["status"]);
+    assert!(!text.contains("canary  runs"), "{text}");
     for m in &mut members {
         m.nv.as_mut().unwrap().stop();
     }
@@ -484,9 +489,18 @@ fn a_slot_held_by_a_killed_nymvisor_is_released_after_its_restart() {
     assert_eq!(v["slots"][0]["state"], "confirming", "{v}");
     a.nv().signal(nix::sys::signal::Signal::SIGKILL);
     a.nv.as_mut().unwrap().wait_exit();
-    // the slot outlives the nymvisor that took it: the group stays blocked meanwhile
+    // the slot outlives the nymvisor that took it: the group stays blocked meanwhile, and an
+    // operator cannot free it by mistake
     let v = a.fleet_json(&etcd);
     assert_eq!(v["slots"][0]["state"], "confirming", "{v}");
+    let out = a
+        .home
+        .nymvisor()
+        .env("NYMVISOR_FLEET_ETCD_ENDPOINTS", etcd.endpoints())
+        .args(["fleet", "release", "a"])
+        .output()
+        .unwrap();
+    assert_failure(&out, "is confirming now");
     a.start(&server, &etcd, &[]);
     a.nv().wait_stderr("upgrade confirmed");
     a.nv().wait_stderr("released the fleet slot");
@@ -714,6 +728,7 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
         state: SlotState::Upgrading,
         reason: None,
         canary: false,
+        revision: 0,
     };
     let free = |revision| TakeGuard {
         revision,
@@ -724,6 +739,15 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
         .enable_all()
         .build()
         .unwrap();
+    // a member's slot released as it is now (what a member and `fleet release` do)
+    let release = |member: &'static str, c: Option<Confirmation>| {
+        let store = &store;
+        async move {
+            let view = store.view().await.unwrap();
+            let revision = view.slot_of(member).map_or(0, |s| s.revision);
+            store.release(member, revision, c.as_ref()).await.unwrap()
+        }
+    };
     rt.block_on(async {
         // b decides on a view; a takes a slot meanwhile: b's take fails, a fresh view's works
         let seen_by_b = store.view().await.unwrap();
@@ -739,7 +763,7 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
                 .await
                 .unwrap()
         );
-        assert!(store.release("a", None).await.unwrap());
+        assert!(release("a", None).await);
         // a hold placed after the view
         let view = store.view().await.unwrap();
         let hold = FleetHold {
@@ -760,7 +784,7 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
             ..free(view.revision)
         };
         assert!(store.take(&slot("b", "1.2.0"), &now_guard).await.unwrap());
-        assert!(store.release("b", None).await.unwrap());
+        assert!(release("b", None).await);
         store.set_hold(None).await.unwrap();
         // the version failed on a member after the view
         let view = store.view().await.unwrap();
@@ -787,7 +811,7 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
                 .unwrap()
         );
         assert!(store.clear_failed("1.2.0").await.unwrap());
-        assert!(store.release("c", None).await.unwrap());
+        assert!(release("c", None).await);
         // a member that waits for canaries: only once a canary confirmed the version
         let view = store.view().await.unwrap();
         let wants_canary = TakeGuard {
@@ -806,7 +830,7 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
             canary: false,
             at: now,
         };
-        store.release("d", Some(&member_confirmed)).await.unwrap();
+        store.record_confirmation(&member_confirmed).await.unwrap();
         let view = store.view().await.unwrap();
         let wants_canary = TakeGuard {
             canary_confirmed: true,
@@ -824,7 +848,7 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
             member: "e".into(),
             ..member_confirmed
         };
-        store.release("e", Some(&canary_confirmed)).await.unwrap();
+        store.record_confirmation(&canary_confirmed).await.unwrap();
         let view = store.view().await.unwrap();
         let wants_canary = TakeGuard {
             canary_confirmed: true,
@@ -837,10 +861,10 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
                 .unwrap()
         );
         // a slot moves on only while its member holds it
-        let mut b = slot("b", "1.3.0");
+        let mut b = store.view().await.unwrap().slot_of("b").unwrap().clone();
         b.state = SlotState::Confirming;
         assert!(store.update_slot(&b).await.unwrap());
-        assert!(store.release("b", None).await.unwrap());
+        assert!(release("b", None).await);
         assert!(
             !store.update_slot(&b).await.unwrap(),
             "a released slot came back"

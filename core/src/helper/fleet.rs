@@ -40,13 +40,12 @@ pub enum FleetOp {
     /// The upgrade was abandoned before its swap: the slot is given back.
     Abandon { version: String },
     /// At start: this member's slot, if any, settled by what runs; what it runs recorded.
-    /// `rolledBack`: the versions this member's history says were rolled back.
-    #[serde(rename_all = "camelCase")]
+    /// `history`: what this member's history says of its versions (`None`: unreadable).
     Settle {
         current: String,
         confirming: Option<String>,
         #[serde(default)]
-        rolled_back: Vec<String>,
+        history: Option<Vec<crate::model::fleet::HistoryMark>>,
     },
     /// `fleet status`.
     Status,
@@ -60,6 +59,8 @@ pub enum FleetOp {
     },
     /// `fleet retry <version>`.
     Retry { version: String },
+    /// `fleet forget <member>`.
+    ForgetMember { member: String },
 }
 
 /// How a fleet job went.
@@ -183,6 +184,7 @@ pub async fn perform(
                     state: SlotState::Upgrading,
                     reason: None,
                     canary: me.canary,
+                    revision: 0,
                 };
                 if store.take(&slot, &guard).await? {
                     return Ok(FleetReply::Acquired {
@@ -228,11 +230,32 @@ pub async fn perform(
                 canary: me.canary,
                 at: now,
             };
-            store.release(&me.member, Some(&c)).await?;
+            let view = store.view().await?;
+            let note = match view.slot_of(&me.member) {
+                // kept failed meanwhile (a failure recorded after all): no good news to write
+                Some(s) if s.version == version && s.state == SlotState::Failed => {
+                    return done(format!(
+                        "the fleet slot for {version} is kept failed; no confirmation is recorded"
+                    ));
+                }
+                Some(s) if s.version == version => {
+                    if !store.release(&me.member, s.revision, Some(&c)).await? {
+                        return Err(FleetError::new(
+                            "this member's fleet slot changed while it was being released; tried again",
+                        ));
+                    }
+                    "released the fleet slot"
+                }
+                // an operator released it meanwhile: the confirmation is still true
+                _ => {
+                    store.record_confirmation(&c).await?;
+                    "its fleet slot was released by an operator"
+                }
+            };
             forget_older(store, me, &version).await?;
             seen(store, me, &version).await?;
             done(format!(
-                "released the fleet slot; recorded {version} as confirmed{}",
+                "{note}; recorded {version} as confirmed{}",
                 if me.canary { " by a canary" } else { "" }
             ))
         }
@@ -251,8 +274,13 @@ pub async fn perform(
             let view = store.view().await?;
             match view.slot_of(&me.member) {
                 Some(s) if s.version == version && s.state != SlotState::Failed => {
-                    store.release(&me.member, None).await?;
-                    done(format!("gave the fleet slot for {version} back"))
+                    if store.release(&me.member, s.revision, None).await? {
+                        done(format!("gave the fleet slot for {version} back"))
+                    } else {
+                        Err(FleetError::new(
+                            "this member's fleet slot changed while it was being given back; tried again",
+                        ))
+                    }
                 }
                 _ => done("held no fleet slot to give back".into()),
             }
@@ -260,11 +288,11 @@ pub async fn perform(
         FleetOp::Settle {
             current,
             confirming,
-            rolled_back,
+            history,
         } => {
             let view = store.view().await?;
             let slot = view.slot_of(&me.member);
-            let settled = rules::settle(slot, &current, confirming.as_deref(), &rolled_back);
+            let settled = rules::settle(slot, &current, confirming.as_deref(), history.as_deref());
             let (keeps, note) = match settled {
                 Settle::Nothing => (None, String::new()),
                 Settle::Keep => (
@@ -281,7 +309,12 @@ pub async fn perform(
                         canary: me.canary,
                         at: now,
                     };
-                    store.release(&me.member, Some(&c)).await?;
+                    let revision = slot.map_or(0, |s| s.revision);
+                    if !store.release(&me.member, revision, Some(&c)).await? {
+                        return Err(FleetError::new(
+                            "this member's fleet slot changed while it was being settled; tried again",
+                        ));
+                    }
                     (
                         None,
                         format!("released its fleet slot: {current} runs and is confirmed"),
@@ -304,7 +337,12 @@ pub async fn perform(
                     (None, format!("kept its fleet slot as failed: {reason}"))
                 }
                 Settle::Abandon => {
-                    store.release(&me.member, None).await?;
+                    let revision = slot.map_or(0, |s| s.revision);
+                    if !store.release(&me.member, revision, None).await? {
+                        return Err(FleetError::new(
+                            "this member's fleet slot changed while it was being settled; tried again",
+                        ));
+                    }
                     (
                         None,
                         "gave back a fleet slot of an upgrade abandoned before its swap".into(),
@@ -345,10 +383,24 @@ pub async fn perform(
                     s.state.as_str()
                 )));
             }
-            if store.release(&member, None).await? {
+            let Some(s) = view.slot_of(&member) else {
+                return done(format!("{member} held no fleet slot"));
+            };
+            if store.release(&member, s.revision, None).await? {
                 done(format!("released the fleet slot of {member}"))
             } else {
-                done(format!("{member} held no fleet slot"))
+                Err(FleetError::new(format!(
+                    "the fleet slot of {member} changed meanwhile; look again with `nymvisor fleet status`"
+                )))
+            }
+        }
+        FleetOp::ForgetMember { member } => {
+            if store.forget_member(&member).await? {
+                done(format!(
+                    "{member} is forgotten by the group (it said it runs and whether it is a canary; a member that runs again says so again)"
+                ))
+            } else {
+                done(format!("the group has no record of {member}"))
             }
         }
         FleetOp::Retry { version } => {
@@ -380,6 +432,7 @@ async fn fail(
         state: SlotState::Failed,
         reason: Some(reason.to_owned()),
         canary: me.canary,
+        revision: 0,
     };
     let failed = FailedVersion {
         version: version.to_owned(),
@@ -390,8 +443,8 @@ async fn fail(
     store.fail(&slot, &failed).await
 }
 
-/// Removes this member's confirmations of versions before `version`: one per member is what
-/// the rules read (a canary's of the version at hand), and the group's records stay small.
+/// Removes this member's confirmations of versions before `version` when it is not a canary
+/// (the rules read only canaries' confirmations), so the group's records stay small.
 async fn forget_older(
     store: &dyn FleetStore,
     me: &Membership,
@@ -401,7 +454,8 @@ async fn forget_older(
     let older: Vec<Confirmation> = view
         .confirmations
         .into_iter()
-        .filter(|c| c.member == me.member && c.version != version)
+        // a canary's confirmations stay: a member still on an older version needs them
+        .filter(|c| c.member == me.member && c.version != version && !c.canary)
         .collect();
     store.forget(&older).await
 }

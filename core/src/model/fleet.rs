@@ -48,6 +48,21 @@ pub struct Slot {
     pub reason: Option<String>,
     #[serde(default)]
     pub canary: bool,
+    /// The store's revision of the record when it was read (0: not read from a store): a
+    /// release is guarded by it, so a slot that changed meanwhile is never removed blindly.
+    #[serde(skip)]
+    pub revision: i64,
+}
+
+/// What this member's history says of a version, for settling a slot found at start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryMark {
+    pub version: String,
+    /// Confirmed (else rolled back).
+    pub confirmed: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// A version that failed on a member: no other member applies it until `fleet retry`.

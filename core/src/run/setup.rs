@@ -224,23 +224,35 @@ pub(super) async fn start(inst: Instance, opts: RunOptions) -> Result<Supervisor
     sup.book.confirming =
         recover::recover(&sup.inst, &sup.backups, &mut sup.host, &mut sup.book.plan).await?;
     if let Some(link) = opts.fleet.clone() {
-        // a rollback finished by the recovery above leaves its version here: its slot is
-        // kept as failed, never given back
-        let rolled_back = crate::model::UpgradeHistory::load(&sup.inst.data.history())
+        // what the history says of each version (a rollback finished by the recovery above
+        // included): a slot found at start is settled by it
+        let history = crate::model::UpgradeHistory::load(&sup.inst.data.history())
+            .ok()
             .map(|h| {
                 h.history
                     .iter()
-                    .filter(|e| e.outcome == Some(crate::model::Outcome::RolledBack))
-                    .map(|e| e.info.version.clone())
+                    .filter_map(|e| {
+                        let confirmed = match e.outcome {
+                            Some(
+                                crate::model::Outcome::Confirmed | crate::model::Outcome::Success,
+                            ) => true,
+                            Some(crate::model::Outcome::RolledBack) => false,
+                            _ => return None,
+                        };
+                        Some(crate::model::fleet::HistoryMark {
+                            version: e.info.version.clone(),
+                            confirmed,
+                            at: e.performed_at,
+                        })
+                    })
                     .collect()
-            })
-            .unwrap_or_default();
+            });
         sup.fleet = Some(super::fleet::Fleet::new(
             link,
             &sup.inst,
             &sup.book.plan.current.version,
             sup.book.confirming.as_ref().map(|j| &j.upgrade),
-            rolled_back,
+            history,
         ));
         sup.publish_fleet();
     }

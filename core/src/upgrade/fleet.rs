@@ -14,7 +14,7 @@
 use std::fmt;
 
 use crate::fleet::TakeGuard;
-use crate::model::fleet::{FleetView, Slot, SlotState};
+use crate::model::fleet::{FleetView, HistoryMark, Slot, SlotState};
 
 /// This member, as the group knows it.
 #[derive(Debug, Clone, Copy)]
@@ -200,28 +200,31 @@ fn describe_holder(s: &Slot) -> String {
 /// holding it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settle {
-    /// No slot, or a failed one (kept for an operator).
+    /// No slot, or a failed one (kept for an operator), or nothing is known to settle it by
+    /// (the history cannot be read): kept as it is — fail closed.
     Nothing,
     /// The upgrade it was taken for awaits its confirmation: released when it comes.
     Keep,
-    /// The version runs and is confirmed: released, its confirmation recorded.
+    /// The version runs and the history says it was confirmed: released, the confirmation
+    /// recorded.
     Release,
-    /// The upgrade was rolled back (a rollback finished at start, after nymvisor was killed in
-    /// it): the slot is kept as failed and the version marked failed, as if it had not been
-    /// killed.
+    /// The upgrade was rolled back after the slot was taken (a rollback finished at start,
+    /// after nymvisor was killed in it): kept as failed and the version marked failed, as if
+    /// it had not been killed.
     Fail,
-    /// The upgrade was abandoned before its swap: the slot is given back.
+    /// The upgrade never got to a confirmation (abandoned before its swap, or its record was
+    /// lost): the slot is given back, without a confirmation.
     Abandon,
 }
 
 /// `slot`: this member's, if any; `current`: the version `current` runs; `confirming`: the
-/// version awaiting confirmation, if any; `rolled_back`: the versions this member's history
-/// says were rolled back.
+/// version awaiting confirmation, if any; `history`: what this member's history says of its
+/// versions (`None`: it cannot be read).
 pub fn settle(
     slot: Option<&Slot>,
     current: &str,
     confirming: Option<&str>,
-    rolled_back: &[String],
+    history: Option<&[HistoryMark]>,
 ) -> Settle {
     let Some(s) = slot else {
         return Settle::Nothing;
@@ -230,10 +233,21 @@ pub fn settle(
         return Settle::Nothing;
     }
     if confirming == Some(s.version.as_str()) {
-        Settle::Keep
-    } else if s.version == current {
+        return Settle::Keep;
+    }
+    let Some(history) = history else {
+        return Settle::Nothing;
+    };
+    // only what happened since the slot was taken: an old rollback of the same version (then
+    // retried) says nothing of this attempt
+    let since = |confirmed: bool| {
+        history
+            .iter()
+            .any(|m| m.version == s.version && m.confirmed == confirmed && m.at >= s.since)
+    };
+    if s.version == current && since(true) {
         Settle::Release
-    } else if rolled_back.contains(&s.version) {
+    } else if since(false) {
         Settle::Fail
     } else {
         Settle::Abandon
@@ -257,6 +271,7 @@ mod tests {
             state,
             reason: (state == SlotState::Failed).then(|| "rolled back".into()),
             canary: false,
+            revision: 0,
         }
     }
 
@@ -436,15 +451,36 @@ mod tests {
     #[test]
     fn a_slot_found_at_start_is_settled_by_what_runs() {
         let s = slot("b", "1.2.0", SlotState::Upgrading);
-        let none: &[String] = &[];
-        assert_eq!(settle(None, "1.2.0", None, none), Settle::Nothing);
-        assert_eq!(settle(Some(&s), "1.1.0", Some("1.2.0"), none), Settle::Keep);
-        assert_eq!(settle(Some(&s), "1.2.0", None, none), Settle::Release);
-        assert_eq!(settle(Some(&s), "1.1.0", None, none), Settle::Abandon);
+        let mark = |confirmed: bool, at| HistoryMark {
+            version: "1.2.0".into(),
+            confirmed,
+            at,
+        };
+        let none: &[HistoryMark] = &[];
+        assert_eq!(settle(None, "1.2.0", None, Some(none)), Settle::Nothing);
+        assert_eq!(
+            settle(Some(&s), "1.1.0", Some("1.2.0"), Some(none)),
+            Settle::Keep
+        );
+        // runs and confirmed since the slot was taken: released with its confirmation
+        let confirmed = [mark(true, T + time::Duration::seconds(5))];
+        assert_eq!(
+            settle(Some(&s), "1.2.0", None, Some(&confirmed)),
+            Settle::Release
+        );
+        // runs, but no confirmation on record (its journal was lost): given back, no
+        // confirmation the canaries' gate would read
+        assert_eq!(settle(Some(&s), "1.2.0", None, Some(none)), Settle::Abandon);
+        assert_eq!(settle(Some(&s), "1.1.0", None, Some(none)), Settle::Abandon);
         // killed in the rollback, which the start finished: failed, never given back
-        let rolled = ["1.2.0".to_owned()];
-        assert_eq!(settle(Some(&s), "1.1.0", None, &rolled), Settle::Fail);
+        let rolled = [mark(false, T + time::Duration::seconds(9))];
+        assert_eq!(settle(Some(&s), "1.1.0", None, Some(&rolled)), Settle::Fail);
+        // an old rollback of the same version (retried since) is not this attempt's
+        let old = [mark(false, T - time::Duration::days(3))];
+        assert_eq!(settle(Some(&s), "1.1.0", None, Some(&old)), Settle::Abandon);
+        // the history cannot be read: kept as it is
+        assert_eq!(settle(Some(&s), "1.1.0", None, None), Settle::Nothing);
         let f = slot("b", "1.2.0", SlotState::Failed);
-        assert_eq!(settle(Some(&f), "1.1.0", None, none), Settle::Nothing);
+        assert_eq!(settle(Some(&f), "1.1.0", None, Some(none)), Settle::Nothing);
     }
 }

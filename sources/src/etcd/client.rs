@@ -42,6 +42,8 @@ pub struct EtcdClient {
 pub struct Kv {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
+    /// The revision of its last change.
+    pub mod_revision: i64,
 }
 
 impl EtcdClient {
@@ -158,6 +160,7 @@ impl EtcdClient {
             kvs.push(Kv {
                 key: decode(&kv["key"])?,
                 value: decode(&kv["value"])?,
+                mod_revision: number(&kv["mod_revision"]),
             });
         }
         Ok((revision, kvs))

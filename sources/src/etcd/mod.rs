@@ -66,6 +66,16 @@ impl EtcdFleet {
     }
 }
 
+impl EtcdFleet {
+    fn confirmation_key(&self, c: &Confirmation) -> Result<Vec<u8>, FleetError> {
+        Ok([
+            self.confirmed_prefix(&c.version, c.canary)?,
+            c.member.as_bytes().to_vec(),
+        ]
+        .concat())
+    }
+}
+
 /// A version as part of a key: no `/` (it would reach into another record's keys).
 fn checked(version: &str) -> Result<&str, FleetError> {
     if version.is_empty() || version.contains('/') || version.chars().any(char::is_control) {
@@ -113,7 +123,10 @@ impl FleetStore for EtcdFleet {
             let rest = key.strip_prefix(&self.prefix).unwrap_or(&key).to_owned();
             let bad = |e: serde_json::Error| format!("{key}: {e}");
             let parsed = if rest.starts_with("slots/") {
-                let parsed = serde_json::from_slice(&kv.value).map(|s| view.slots.push(s));
+                let parsed = serde_json::from_slice::<Slot>(&kv.value).map(|mut s| {
+                    s.revision = kv.mod_revision;
+                    view.slots.push(s)
+                });
                 if parsed.is_err() {
                     view.unreadable_slots.push(rest.clone());
                 }
@@ -182,24 +195,34 @@ impl FleetStore for EtcdFleet {
     async fn release(
         &self,
         member: &str,
+        revision: i64,
         confirmation: Option<&Confirmation>,
     ) -> Result<bool, FleetError> {
         let key = self.slot_key(member);
-        let mut record = Vec::new();
+        // the slot exactly as it was read: one that changed meanwhile is left alone
+        let unchanged = json!({ "key": b64(&key), "target": "MOD", "result": "EQUAL", "mod_revision": revision.to_string() });
+        let mut success = vec![delete(&key)];
         if let Some(c) = confirmation {
-            let k = [
-                self.confirmed_prefix(&c.version, c.canary)?,
-                c.member.as_bytes().to_vec(),
-            ]
-            .concat();
-            record.push(put(&k, c)?);
+            success.push(put(&self.confirmation_key(c)?, c)?);
         }
+        let (held, _) = self.client.txn(vec![unchanged], success, vec![]).await?;
+        Ok(held)
+    }
+
+    async fn record_confirmation(&self, c: &Confirmation) -> Result<(), FleetError> {
+        let ops = vec![put(&self.confirmation_key(c)?, c)?];
+        self.client.txn(vec![], ops, vec![]).await.map(|_| ())
+    }
+
+    async fn forget_member(&self, member: &str) -> Result<bool, FleetError> {
+        let key = self.key(&format!("members/{member}"));
         let exists =
             json!({ "key": b64(&key), "target": "VERSION", "result": "GREATER", "version": "0" });
-        let mut success = vec![delete(&key)];
-        success.extend(record.iter().cloned());
-        let (held, _) = self.client.txn(vec![exists], success, record).await?;
-        Ok(held)
+        let (had, _) = self
+            .client
+            .txn(vec![exists], vec![delete(&key)], vec![])
+            .await?;
+        Ok(had)
     }
 
     async fn set_hold(&self, hold: Option<&FleetHold>) -> Result<(), FleetError> {
@@ -228,12 +251,7 @@ impl FleetStore for EtcdFleet {
         }
         let mut ops = Vec::new();
         for c in confirmations {
-            let key = [
-                self.confirmed_prefix(&c.version, c.canary)?,
-                c.member.as_bytes().to_vec(),
-            ]
-            .concat();
-            ops.push(delete(&key));
+            ops.push(delete(&self.confirmation_key(c)?));
         }
         self.client.txn(vec![], ops, vec![]).await.map(|_| ())
     }

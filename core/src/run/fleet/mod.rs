@@ -65,14 +65,15 @@ pub(super) struct Fleet {
 impl Fleet {
     /// At start: the records left from the last run first, then this member's slot settled by
     /// what runs now (nymvisor may have been killed holding it). `confirming`: the upgrade
-    /// awaiting its confirmation, whose slot is kept until then; `rolled_back`: the versions
-    /// the history says were rolled back (a slot of one of them is kept as failed).
+    /// awaiting its confirmation, whose slot is kept until then; `history`: what the history
+    /// says of each version, confirmed or rolled back and when (`None`: it cannot be read, and
+    /// a slot that is not awaiting its confirmation is kept as it is).
     pub(super) fn new(
         link: FleetLink,
         inst: &crate::instance::Instance,
         current_version: &str,
         confirming: Option<&UpgradeInfo>,
-        rolled_back: Vec<String>,
+        history: Option<Vec<crate::model::fleet::HistoryMark>>,
     ) -> Fleet {
         let f = &inst.config.fleet;
         let state = FleetState {
@@ -84,7 +85,7 @@ impl Fleet {
         records.push(FleetOp::Settle {
             current: current_version.to_owned(),
             confirming: confirming.map(|c| c.version.clone()),
-            rolled_back,
+            history,
         });
         tracing::info!(
             "fleet: member {} of group {} ({} slot(s){})",

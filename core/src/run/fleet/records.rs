@@ -146,7 +146,7 @@ mod tests {
         r.push(FleetOp::Settle {
             current: "1.2.0".into(),
             confirming: None,
-            rolled_back: vec![],
+            history: Some(vec![]),
         });
         let again = Records::load(path.clone(), "g", "a");
         assert_eq!(

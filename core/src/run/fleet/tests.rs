@@ -46,37 +46,71 @@ impl FleetStore for Memory {
         if v.revision != guard.revision {
             return Ok(false);
         }
-        v.slots.retain(|s| s.member != slot.member);
-        v.slots.push(slot.clone());
         v.revision += 1;
+        let mut slot = slot.clone();
+        slot.revision = v.revision;
+        v.slots.retain(|s| s.member != slot.member);
+        v.slots.push(slot);
         Ok(true)
     }
     async fn update_slot(&self, slot: &Slot) -> Result<bool, FleetError> {
         self.check()?;
         let mut v = self.view.lock().unwrap();
+        v.revision += 1;
+        let revision = v.revision;
         let Some(s) = v.slots.iter_mut().find(|s| s.member == slot.member) else {
             return Ok(false);
         };
-        *s = slot.clone();
+        *s = Slot {
+            revision,
+            ..slot.clone()
+        };
         Ok(true)
     }
     async fn fail(&self, slot: &Slot, failed: &FailedVersion) -> Result<(), FleetError> {
         self.check()?;
         let mut v = self.view.lock().unwrap();
-        v.slots.retain(|s| s.member != slot.member);
-        v.slots.push(slot.clone());
-        v.failed.push(failed.clone());
         v.revision += 1;
+        let slot = Slot {
+            revision: v.revision,
+            ..slot.clone()
+        };
+        v.slots.retain(|s| s.member != slot.member);
+        v.slots.push(slot);
+        v.failed.push(failed.clone());
         Ok(())
     }
-    async fn release(&self, member: &str, c: Option<&Confirmation>) -> Result<bool, FleetError> {
+    async fn release(
+        &self,
+        member: &str,
+        revision: i64,
+        c: Option<&Confirmation>,
+    ) -> Result<bool, FleetError> {
         self.check()?;
         let mut v = self.view.lock().unwrap();
-        let held = v.slots.iter().any(|s| s.member == member);
+        if !v
+            .slots
+            .iter()
+            .any(|s| s.member == member && s.revision == revision)
+        {
+            return Ok(false);
+        }
         v.slots.retain(|s| s.member != member);
         v.confirmations.extend(c.cloned());
         v.revision += 1;
-        Ok(held)
+        Ok(true)
+    }
+    async fn record_confirmation(&self, c: &Confirmation) -> Result<(), FleetError> {
+        self.check()?;
+        self.view.lock().unwrap().confirmations.push(c.clone());
+        Ok(())
+    }
+    async fn forget_member(&self, member: &str) -> Result<bool, FleetError> {
+        self.check()?;
+        let mut v = self.view.lock().unwrap();
+        let had = v.members.iter().any(|m| m.member == member);
+        v.members.retain(|m| m.member != member);
+        Ok(had)
     }
     async fn set_hold(&self, hold: Option<&FleetHold>) -> Result<(), FleetError> {
         self.check()?;
@@ -139,7 +173,7 @@ fn world() -> World {
     let store = Arc::new(Memory::default());
     let me = Membership::of(&inst);
     let link = FleetLink::InProcess(store.clone(), me);
-    let fleet = Fleet::new(link, &inst, "1.1.0", None, Vec::new());
+    let fleet = Fleet::new(link, &inst, "1.1.0", None, Some(Vec::new()));
     World {
         _dir: dir,
         store,
@@ -243,6 +277,7 @@ async fn a_take_whose_answer_was_lost_is_given_back_when_the_wait_ends() {
         state: SlotState::Upgrading,
         reason: None,
         canary: false,
+        revision: 0,
     };
     w.store.take(&slot, &guard).await.unwrap();
     w.fleet.ask(&v2);
@@ -309,4 +344,21 @@ async fn a_version_failed_in_the_group_is_handed_back_as_refused() {
     assert_eq!(refused.name, "v2");
     assert!(why.contains("failed on fleet member other"), "{why}");
     assert_eq!(w.fleet.state.waiting, None, "a refusal is not a wait");
+}
+
+#[tokio::test]
+async fn a_stale_release_never_removes_a_failed_slot_nor_confirms() {
+    let v2 = info("v2", "1.2.0");
+    let mut w = world();
+    w.take(&v2).await;
+    w.fleet.upgrade_ended(&v2, "unhealthy", "no healthy answer");
+    // a release queued behind the failure (killed between the two, restarted)
+    w.fleet.record(FleetOp::Release {
+        version: "1.2.0".into(),
+    });
+    w.settle().await;
+    let slots = w.store.slots();
+    assert_eq!(slots.len(), 1);
+    assert_eq!(slots[0].state, SlotState::Failed);
+    assert!(w.store.view.lock().unwrap().confirmations.is_empty());
 }
