@@ -728,6 +728,7 @@ fn a_slot_is_taken_only_on_the_view_it_was_decided_on() {
         state: SlotState::Upgrading,
         reason: None,
         canary: false,
+        host: "h".into(),
         revision: 0,
     };
     let free = |revision| TakeGuard {

@@ -65,15 +65,7 @@ impl FleetConfig {
     pub fn member_name(&self, id: &str) -> String {
         match &self.member {
             Some(m) => m.clone(),
-            None => {
-                // the kernel's (UTS namespace's) host name, as `hostname` prints it
-                let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .ok()
-                    .map(|h| h.trim().to_owned())
-                    .filter(|h| !h.is_empty())
-                    .unwrap_or_else(|| "localhost".to_owned());
-                format!("{host}/{id}")
-            }
+            None => format!("{}/{id}", host_name()),
         }
     }
 
@@ -145,4 +137,14 @@ impl FleetConfig {
         }
         None
     }
+}
+
+/// The kernel's (UTS namespace's) host name, as `hostname` prints it (`localhost` if it cannot
+/// be read). Slots record it, so two hosts given the same member name are told apart.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
 }

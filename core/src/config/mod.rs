@@ -11,7 +11,7 @@ mod opt;
 mod validate;
 mod values;
 
-pub use fleet::FleetConfig;
+pub use fleet::{FleetConfig, host_name as fleet_host_name};
 pub use keys::{FlagStyle, KEYS, KeyDef};
 pub use locate::{load_effective, locate};
 pub use model::{

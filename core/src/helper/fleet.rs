@@ -97,6 +97,8 @@ pub enum FleetReply {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     pub member: String,
+    /// This host's name (slots and member records carry it).
+    pub host: String,
     pub canary: bool,
     pub slots: u32,
 }
@@ -106,6 +108,7 @@ impl Membership {
         let f = &inst.config.fleet;
         Membership {
             member: inst.fleet_member.clone(),
+            host: inst.fleet_host.clone(),
             canary: f.canary,
             slots: f.slots,
         }
@@ -114,6 +117,7 @@ impl Membership {
     fn me(&self) -> Me<'_> {
         Me {
             member: &self.member,
+            host: &self.host,
             canary: self.canary,
             slots: self.slots,
         }
@@ -184,6 +188,7 @@ pub async fn perform(
                     state: SlotState::Upgrading,
                     reason: None,
                     canary: me.canary,
+                    host: me.host.clone(),
                     revision: 0,
                 };
                 if store.take(&slot, &guard).await? {
@@ -202,9 +207,8 @@ pub async fn perform(
         }
         FleetOp::Confirming { upgrade, version } => {
             let view = store.view().await?;
-            let Some(mine) = view
-                .slot_of(&me.member)
-                .filter(|s| s.version == version && s.state != SlotState::Failed)
+            let Some(mine) =
+                mine(&view, me).filter(|s| s.version == version && s.state != SlotState::Failed)
             else {
                 return done(format!(
                     "this member's fleet slot for {version} was released by an operator while it upgraded; it is not taken back"
@@ -231,7 +235,7 @@ pub async fn perform(
                 at: now,
             };
             let view = store.view().await?;
-            let note = match view.slot_of(&me.member) {
+            let note = match mine(&view, me) {
                 // kept failed meanwhile (a failure recorded after all): no good news to write
                 Some(s) if s.version == version && s.state == SlotState::Failed => {
                     return done(format!(
@@ -272,7 +276,7 @@ pub async fn perform(
         }
         FleetOp::Abandon { version } => {
             let view = store.view().await?;
-            match view.slot_of(&me.member) {
+            match mine(&view, me) {
                 Some(s) if s.version == version && s.state != SlotState::Failed => {
                     if store.release(&me.member, s.revision, None).await? {
                         done(format!("gave the fleet slot for {version} back"))
@@ -292,9 +296,25 @@ pub async fn perform(
         } => {
             let view = store.view().await?;
             let slot = view.slot_of(&me.member);
-            let settled = rules::settle(slot, &current, confirming.as_deref(), history.as_deref());
+            let settled = rules::settle(
+                slot,
+                &me.host,
+                &current,
+                confirming.as_deref(),
+                history.as_deref(),
+            );
             let (keeps, note) = match settled {
                 Settle::Nothing => (None, String::new()),
+                Settle::Foreign(host) => {
+                    // neither its slot nor its record is this member's to touch
+                    return Ok(FleetReply::Settled {
+                        keeps: None,
+                        note: format!(
+                            "the member name {} is also used by host {host}, which holds a slot under it: it is left alone, and nothing is applied here until each member has its own NYMVISOR_FLEET_MEMBER",
+                            me.member
+                        ),
+                    });
+                }
                 Settle::Keep => (
                     confirming.clone(),
                     format!(
@@ -415,6 +435,13 @@ pub async fn perform(
     }
 }
 
+/// This member's slot: under its name and taken from this host (a slot another host took
+/// under the same name is never this member's to move on, release or give back).
+fn mine<'a>(view: &'a FleetView, me: &Membership) -> Option<&'a Slot> {
+    view.slot_of(&me.member)
+        .filter(|s| s.host.is_empty() || s.host == me.host)
+}
+
 /// Keeps this member's slot as failed and marks `version` failed for the group.
 async fn fail(
     store: &dyn FleetStore,
@@ -432,6 +459,7 @@ async fn fail(
         state: SlotState::Failed,
         reason: Some(reason.to_owned()),
         canary: me.canary,
+        host: me.host.clone(),
         revision: 0,
     };
     let failed = FailedVersion {
@@ -466,6 +494,7 @@ async fn seen(store: &dyn FleetStore, me: &Membership, version: &str) -> Result<
             member: me.member.clone(),
             version: version.to_owned(),
             canary: me.canary,
+            host: me.host.clone(),
             seen: crate::model::now(),
         })
         .await

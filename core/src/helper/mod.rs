@@ -56,6 +56,9 @@ pub struct InstanceSnapshot {
     /// host name).
     #[serde(default)]
     pub fleet_member: String,
+    /// This host's name, for the same reason.
+    #[serde(default)]
+    pub fleet_host: String,
 }
 
 impl InstanceSnapshot {
@@ -65,6 +68,7 @@ impl InstanceSnapshot {
             config_path: inst.config_path.clone(),
             nymvisor_home: inst.home.root().to_owned(),
             fleet_member: inst.fleet_member.clone(),
+            fleet_host: inst.fleet_host.clone(),
         }
     }
 
@@ -77,6 +81,9 @@ impl InstanceSnapshot {
         );
         if !self.fleet_member.is_empty() {
             inst.fleet_member = self.fleet_member;
+        }
+        if !self.fleet_host.is_empty() {
+            inst.fleet_host = self.fleet_host;
         }
         inst
     }

@@ -34,6 +34,9 @@ pub struct Instance {
     /// This node's name in its fleet group (`fleet.member`, else `<hostname>/<id>`), resolved
     /// once here: the network helper's sandbox cannot read the host name, so it gets this.
     pub fleet_member: String,
+    /// This host's name as the fleet records it (slots and members carry it, so two hosts
+    /// given the same member name are told apart); resolved here for the same reason.
+    pub fleet_host: String,
 }
 
 impl Instance {
@@ -50,6 +53,7 @@ impl Instance {
         let data = UpgradeDataDir::new(config.upgrade_data_dir(&home), &config.daemon.name);
         let daemon_home = DaemonHomeDir::new(&config.daemon.home);
         let fleet_member = config.fleet.member_name(config.id());
+        let fleet_host = crate::config::fleet_host_name();
         Instance {
             config,
             config_path,
@@ -57,6 +61,7 @@ impl Instance {
             data,
             daemon_home,
             fleet_member,
+            fleet_host,
         }
     }
 

@@ -48,6 +48,9 @@ pub struct Slot {
     pub reason: Option<String>,
     #[serde(default)]
     pub canary: bool,
+    /// The host of the nymvisor that took it (empty: not recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     /// The store's revision of the record when it was read (0: not read from a store): a
     /// release is guarded by it, so a slot that changed meanwhile is never removed blindly.
     #[serde(skip)]
@@ -107,6 +110,9 @@ pub struct MemberSeen {
     /// The version it runs.
     pub version: String,
     pub canary: bool,
+    /// The host of the nymvisor that said it (empty: not recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     #[serde(with = "time::serde::rfc3339")]
     pub seen: OffsetDateTime,
 }

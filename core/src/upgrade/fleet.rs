@@ -3,6 +3,7 @@
 //! helper does what is decided here (`crate::helper`), and the event loop asks (`run/fleet/`).
 //!
 //! In order, a member waits for:
+//! 0. its member name to be its own (another host recorded a slot or itself under it);
 //! 1. its own failed slot to be released by an operator (its last upgrade failed);
 //! 2. the fleet hold to be lifted (an upgrade queued with `--now` goes through it);
 //! 3. `fleet retry` of a version that failed on a member of the group;
@@ -20,6 +21,8 @@ use crate::model::fleet::{FleetView, HistoryMark, Slot, SlotState};
 #[derive(Debug, Clone, Copy)]
 pub struct Me<'a> {
     pub member: &'a str,
+    /// This host's name (slots and member records carry it).
+    pub host: &'a str,
     pub canary: bool,
     /// The group's slots (`NYMVISOR_FLEET_SLOTS`).
     pub slots: u32,
@@ -28,6 +31,11 @@ pub struct Me<'a> {
 /// Why a member may not take a slot now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wait {
+    /// Another host uses this member's name: its slot is never taken as this one's.
+    NameTaken {
+        member: String,
+        host: String,
+    },
     /// This member's own last upgrade failed; its slot is kept until released.
     OwnFailed {
         member: String,
@@ -58,6 +66,10 @@ pub enum Wait {
 impl fmt::Display for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Wait::NameTaken { member, host } => write!(
+                f,
+                "the member name {member} is also used by host {host}: give each member its own NYMVISOR_FLEET_MEMBER (nothing is applied meanwhile)"
+            ),
             Wait::OwnFailed {
                 member,
                 version,
@@ -122,6 +134,12 @@ pub enum Verdict {
 /// Whether `me` may take a slot of `view`'s group for `version`. `immediate`: an upgrade the
 /// operator queued with `add-upgrade --now` (it goes through the fleet hold, nothing else).
 pub fn decide(view: &FleetView, me: Me<'_>, version: &str, immediate: bool) -> Verdict {
+    if let Some(host) = other_host(view, me) {
+        return Verdict::Wait(Wait::NameTaken {
+            member: me.member.to_owned(),
+            host,
+        });
+    }
     let mine = view.slot_of(me.member);
     if let Some(s) = mine {
         if s.state == SlotState::Failed {
@@ -183,6 +201,21 @@ pub fn decide(view: &FleetView, me: Me<'_>, version: &str, immediate: bool) -> V
     })
 }
 
+/// Another host that recorded a slot or itself under this member's name, if any.
+pub fn other_host(view: &FleetView, me: Me<'_>) -> Option<String> {
+    let slot = view.slot_of(me.member).map(|s| s.host.as_str());
+    let seen = view
+        .members
+        .iter()
+        .find(|m| m.member == me.member)
+        .map(|m| m.host.as_str());
+    [slot, seen]
+        .into_iter()
+        .flatten()
+        .find(|h| !h.is_empty() && *h != me.host)
+        .map(str::to_owned)
+}
+
 fn failed_members(view: &FleetView) -> Vec<String> {
     view.slots
         .iter()
@@ -215,13 +248,16 @@ pub enum Settle {
     /// The upgrade never got to a confirmation (abandoned before its swap, or its record was
     /// lost): the slot is given back, without a confirmation.
     Abandon,
+    /// The slot under this member's name was taken by another host: left alone.
+    Foreign(String),
 }
 
-/// `slot`: this member's, if any; `current`: the version `current` runs; `confirming`: the
-/// version awaiting confirmation, if any; `history`: what this member's history says of its
-/// versions (`None`: it cannot be read).
+/// `slot`: this member's, if any; `host`: this host's name; `current`: the version `current`
+/// runs; `confirming`: the version awaiting confirmation, if any; `history`: what this member's
+/// history says of its versions (`None`: it cannot be read).
 pub fn settle(
     slot: Option<&Slot>,
+    host: &str,
     current: &str,
     confirming: Option<&str>,
     history: Option<&[HistoryMark]>,
@@ -229,6 +265,9 @@ pub fn settle(
     let Some(s) = slot else {
         return Settle::Nothing;
     };
+    if !s.host.is_empty() && s.host != host {
+        return Settle::Foreign(s.host.clone());
+    }
     if s.state == SlotState::Failed {
         return Settle::Nothing;
     }
@@ -271,6 +310,7 @@ mod tests {
             state,
             reason: (state == SlotState::Failed).then(|| "rolled back".into()),
             canary: false,
+            host: "h".into(),
             revision: 0,
         }
     }
@@ -287,6 +327,7 @@ mod tests {
     fn me(member: &str, slots: u32) -> Me<'_> {
         Me {
             member,
+            host: "h",
             canary: false,
             slots,
         }
@@ -315,6 +356,37 @@ mod tests {
             w.to_string(),
             "waiting for a fleet slot (held by a (confirming 1.2.0))"
         );
+    }
+
+    #[test]
+    fn a_member_name_used_by_another_host_is_never_taken_as_ours() {
+        // its slot, under our name, from another host: not ours to take over or reuse
+        let mut s = slot("b", "1.2.0", SlotState::Upgrading);
+        s.host = "other".into();
+        let v = view(vec![s]);
+        let Verdict::Wait(w) = decide(&v, me("b", 2), "1.2.0", false) else {
+            panic!("took another host's slot as its own");
+        };
+        assert!(w.to_string().contains("also used by host other"), "{w}");
+        // …nor its member record
+        let mut v = view(vec![]);
+        v.members.push(MemberSeen {
+            member: "b".into(),
+            version: "1.1.0".into(),
+            canary: false,
+            host: "other".into(),
+            seen: T,
+        });
+        assert!(matches!(
+            decide(&v, me("b", 1), "1.2.0", false),
+            Verdict::Wait(Wait::NameTaken { .. })
+        ));
+        // records without a host (older nymvisors) are taken as ours
+        v.members[0].host.clear();
+        assert!(matches!(
+            decide(&v, me("b", 1), "1.2.0", false),
+            Verdict::Take(_)
+        ));
     }
 
     #[test]
@@ -412,6 +484,7 @@ mod tests {
             member: "c".into(),
             version: "1.1.0".into(),
             canary: true,
+            host: "h".into(),
             seen: T,
         });
         assert_eq!(
@@ -423,6 +496,7 @@ mod tests {
         // the canary itself goes first
         let canary = Me {
             member: "c",
+            host: "h",
             canary: true,
             slots: 1,
         };
@@ -457,30 +531,53 @@ mod tests {
             at,
         };
         let none: &[HistoryMark] = &[];
-        assert_eq!(settle(None, "1.2.0", None, Some(none)), Settle::Nothing);
         assert_eq!(
-            settle(Some(&s), "1.1.0", Some("1.2.0"), Some(none)),
+            settle(None, "h", "1.2.0", None, Some(none)),
+            Settle::Nothing
+        );
+        assert_eq!(
+            settle(Some(&s), "h", "1.1.0", Some("1.2.0"), Some(none)),
             Settle::Keep
         );
         // runs and confirmed since the slot was taken: released with its confirmation
         let confirmed = [mark(true, T + time::Duration::seconds(5))];
         assert_eq!(
-            settle(Some(&s), "1.2.0", None, Some(&confirmed)),
+            settle(Some(&s), "h", "1.2.0", None, Some(&confirmed)),
             Settle::Release
         );
         // runs, but no confirmation on record (its journal was lost): given back, no
         // confirmation the canaries' gate would read
-        assert_eq!(settle(Some(&s), "1.2.0", None, Some(none)), Settle::Abandon);
-        assert_eq!(settle(Some(&s), "1.1.0", None, Some(none)), Settle::Abandon);
+        assert_eq!(
+            settle(Some(&s), "h", "1.2.0", None, Some(none)),
+            Settle::Abandon
+        );
+        assert_eq!(
+            settle(Some(&s), "h", "1.1.0", None, Some(none)),
+            Settle::Abandon
+        );
         // killed in the rollback, which the start finished: failed, never given back
         let rolled = [mark(false, T + time::Duration::seconds(9))];
-        assert_eq!(settle(Some(&s), "1.1.0", None, Some(&rolled)), Settle::Fail);
+        assert_eq!(
+            settle(Some(&s), "h", "1.1.0", None, Some(&rolled)),
+            Settle::Fail
+        );
         // an old rollback of the same version (retried since) is not this attempt's
         let old = [mark(false, T - time::Duration::days(3))];
-        assert_eq!(settle(Some(&s), "1.1.0", None, Some(&old)), Settle::Abandon);
+        assert_eq!(
+            settle(Some(&s), "h", "1.1.0", None, Some(&old)),
+            Settle::Abandon
+        );
         // the history cannot be read: kept as it is
-        assert_eq!(settle(Some(&s), "1.1.0", None, None), Settle::Nothing);
+        assert_eq!(settle(Some(&s), "h", "1.1.0", None, None), Settle::Nothing);
         let f = slot("b", "1.2.0", SlotState::Failed);
-        assert_eq!(settle(Some(&f), "1.1.0", None, Some(none)), Settle::Nothing);
+        assert_eq!(
+            settle(Some(&f), "h", "1.1.0", None, Some(none)),
+            Settle::Nothing
+        );
+        // another host's slot under this name: left alone, whatever runs here
+        assert_eq!(
+            settle(Some(&s), "elsewhere", "1.1.0", None, Some(none)),
+            Settle::Foreign("h".into())
+        );
     }
 }

@@ -182,6 +182,11 @@ fn world() -> World {
 }
 
 impl World {
+    /// The host name the fleet records for this member.
+    fn fleet_host(&self) -> String {
+        crate::config::fleet_host_name()
+    }
+
     /// Runs the fleet's jobs until none is in flight or pending (as the event loop would).
     async fn settle(&mut self) -> Option<(UpgradeInfo, String)> {
         let mut refused = None;
@@ -277,6 +282,7 @@ async fn a_take_whose_answer_was_lost_is_given_back_when_the_wait_ends() {
         state: SlotState::Upgrading,
         reason: None,
         canary: false,
+        host: w.fleet_host(),
         revision: 0,
     };
     w.store.take(&slot, &guard).await.unwrap();
@@ -361,4 +367,33 @@ async fn a_stale_release_never_removes_a_failed_slot_nor_confirms() {
     assert_eq!(slots.len(), 1);
     assert_eq!(slots[0].state, SlotState::Failed);
     assert!(w.store.view.lock().unwrap().confirmations.is_empty());
+}
+
+#[tokio::test]
+async fn a_slot_another_host_took_under_our_name_is_left_alone() {
+    let v2 = info("v2", "1.2.0");
+    let mut w = world();
+    // another host, configured with the same member name, holds a slot under it
+    w.store.view.lock().unwrap().slots.push(Slot {
+        member: "me".into(),
+        version: "1.2.0".into(),
+        upgrade: "v2".into(),
+        since: model::now(),
+        state: SlotState::Upgrading,
+        reason: None,
+        canary: false,
+        host: "somewhere-else".into(),
+        revision: 1,
+    });
+    // the start's settle leaves it alone (never gives it back as if it were ours)
+    w.settle().await;
+    assert_eq!(w.store.slots().len(), 1);
+    // and asking for a slot says why nothing is applied
+    w.fleet.ask(&v2);
+    let r = w.fleet.finished().await;
+    w.fleet.on_finished(r);
+    assert!(!w.fleet.holds("v2"));
+    let why = w.fleet.state.waiting.clone().unwrap();
+    assert!(why.contains("also used by host somewhere-else"), "{why}");
+    assert_eq!(w.store.slots()[0].host, "somewhere-else");
 }
