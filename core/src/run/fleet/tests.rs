@@ -149,6 +149,21 @@ fn info(name: &str, version: &str) -> UpgradeInfo {
     .unwrap()
 }
 
+/// Member `me`'s slot for 1.2.0 (`v2`), as taken from `host`.
+fn upgrading_v2(host: &str) -> Slot {
+    Slot {
+        member: "me".into(),
+        version: "1.2.0".into(),
+        upgrade: "v2".into(),
+        since: model::now(),
+        state: SlotState::Upgrading,
+        reason: None,
+        canary: false,
+        host: host.into(),
+        revision: 1,
+    }
+}
+
 struct World {
     _dir: tempfile::TempDir,
     store: Arc<Memory>,
@@ -274,17 +289,7 @@ async fn a_take_whose_answer_was_lost_is_given_back_when_the_wait_ends() {
         no_hold: true,
         canary_confirmed: false,
     };
-    let slot = Slot {
-        member: "me".into(),
-        version: "1.2.0".into(),
-        upgrade: "v2".into(),
-        since: model::now(),
-        state: SlotState::Upgrading,
-        reason: None,
-        canary: false,
-        host: w.fleet_host(),
-        revision: 0,
-    };
+    let slot = upgrading_v2(&w.fleet_host());
     w.store.take(&slot, &guard).await.unwrap();
     w.fleet.ask(&v2);
     let _ = w.fleet.finished().await;
@@ -374,17 +379,12 @@ async fn a_slot_another_host_took_under_our_name_is_left_alone() {
     let v2 = info("v2", "1.2.0");
     let mut w = world();
     // another host, configured with the same member name, holds a slot under it
-    w.store.view.lock().unwrap().slots.push(Slot {
-        member: "me".into(),
-        version: "1.2.0".into(),
-        upgrade: "v2".into(),
-        since: model::now(),
-        state: SlotState::Upgrading,
-        reason: None,
-        canary: false,
-        host: "somewhere-else".into(),
-        revision: 1,
-    });
+    w.store
+        .view
+        .lock()
+        .unwrap()
+        .slots
+        .push(upgrading_v2("somewhere-else"));
     // the start's settle leaves it alone (never gives it back as if it were ours)
     w.settle().await;
     assert_eq!(w.store.slots().len(), 1);
