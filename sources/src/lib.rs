@@ -8,6 +8,9 @@
 //! - [`local::LocalSource`]: a directory laid out like the feed, for air-gapped hosts.
 //!
 //! [`from_config`] picks one from the configuration.
+//!
+//! Also the fleet's store ([`etcd::EtcdFleet`], [`nymvisor_core::fleet::FleetStore`] on etcd's v3
+//! JSON gateway), which uses the same HTTP client and runs where the sources run: in the helper.
 
 pub mod error;
 pub mod etcd;
