@@ -101,6 +101,32 @@ impl Member {
     }
 }
 
+/// Members named `names`, each in a home of its own with 1.1.0 installed.
+fn group(names: &[&str]) -> Vec<Member> {
+    names.iter().map(|n| Member::new(n)).collect()
+}
+
+/// Whether every member released its slot (after a confirmation).
+fn all_released(members: &[Member]) -> bool {
+    members
+        .iter()
+        .all(|m| m.nv().stderr().contains("released the fleet slot"))
+}
+
+/// Whether every member's daemon was last started at `version`.
+fn all_on(members: &[Member], version: &str) -> bool {
+    members
+        .iter()
+        .all(|m| m.versions().last().map(String::as_str) == Some(version))
+}
+
+/// Stops every member's nymvisor (cleanly).
+fn stop_all(members: &mut [Member]) {
+    for m in members {
+        m.nv.as_mut().unwrap().stop();
+    }
+}
+
 /// A feed offering `version` (a fake daemon stamped with `extra`), due a minute ago.
 fn feed(server: &FeedServer, dir: &std::path::Path, version: &str, extra: &[&str]) {
     let bin = stamp_fake_daemon(
@@ -164,15 +190,13 @@ fn rolls_out(slots: &str) {
     let server = FeedServer::start();
     let dir = tempfile::tempdir().unwrap();
     feed(&server, dir.path(), "1.2.0", &[]);
-    let mut members: Vec<Member> = ["a", "b", "c"].iter().map(|n| Member::new(n)).collect();
+    let mut members = group(&["a", "b", "c"]);
     for m in &mut members {
         m.start(&server, &etcd, &[("NYMVISOR_FLEET_SLOTS", slots)]);
     }
     let refs: Vec<&Member> = members.iter().collect();
     wait_long("every member confirmed 1.2.0", &refs, || {
-        members
-            .iter()
-            .all(|m| m.nv().stderr().contains("released the fleet slot"))
+        all_released(&members)
     });
     for m in &members {
         assert_eq!(m.versions(), ["1.1.0", "1.2.0"], "{}", m.nv().stderr());
@@ -190,9 +214,7 @@ fn rolls_out(slots: &str) {
     assert_eq!(v["slots"], serde_json::json!([]), "{v}");
     assert_eq!(v["confirmations"].as_array().unwrap().len(), 3, "{v}");
     assert_eq!(v["members"].as_array().unwrap().len(), 3, "{v}");
-    for m in &mut members {
-        m.nv.as_mut().unwrap().stop();
-    }
+    stop_all(&mut members);
 }
 
 #[test]
@@ -226,7 +248,7 @@ fn a_failed_release_stops_the_group_until_released_and_retried() {
     let server = FeedServer::start();
     let dir = tempfile::tempdir().unwrap();
     feed(&server, dir.path(), "1.2.0", &["mode=crash"]);
-    let mut members: Vec<Member> = ["a", "b", "c"].iter().map(|n| Member::new(n)).collect();
+    let mut members = group(&["a", "b", "c"]);
     let settings = [
         ("NYMVISOR_FLEET_SLOTS", "1"),
         ("DAEMON_MAX_STARTUP_FAILURES", "1"),
@@ -274,17 +296,11 @@ fn a_failed_release_stops_the_group_until_released_and_retried() {
     );
     let said = members[2].fleet(&etcd, &["retry", "1.2.0"]);
     assert!(said.contains("no longer marked failed"), "{said}");
-    wait_long("every member on 1.2.1", &refs, || {
-        members
-            .iter()
-            .all(|m| m.versions().last().map(String::as_str) == Some("1.2.1"))
-    });
+    wait_long("every member on 1.2.1", &refs, || all_on(&members, "1.2.1"));
     for m in &others {
         assert_eq!(m.versions(), ["1.1.0", "1.2.1"], "{} started 1.2.0", m.name);
     }
-    for m in &mut members {
-        m.nv.as_mut().unwrap().stop();
-    }
+    stop_all(&mut members);
 }
 
 #[test]
@@ -294,10 +310,7 @@ fn members_wait_for_the_canary_to_confirm() {
     };
     let server = FeedServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut members: Vec<Member> = ["canary", "b", "c"]
-        .iter()
-        .map(|n| Member::new(n))
-        .collect();
+    let mut members = group(&["canary", "b", "c"]);
     // the canary's startup period is long enough to see the others wait for it
     members[0].start(
         &server,
@@ -324,11 +337,7 @@ fn members_wait_for_the_canary_to_confirm() {
                 .contains("waits: waiting for a canary member to confirm 1.2.0")
         });
     }
-    wait_long("every member on 1.2.0", &refs, || {
-        members
-            .iter()
-            .all(|m| m.nv().stderr().contains("released the fleet slot"))
-    });
+    wait_long("every member on 1.2.0", &refs, || all_released(&members));
     let (_, canary_confirmed) = members[0].upgrade_interval();
     let mut intervals = vec![members[0].upgrade_interval()];
     for m in &members[1..] {
@@ -354,9 +363,7 @@ fn members_wait_for_the_canary_to_confirm() {
     assert!(said.contains("canary is forgotten"), "{said}");
     let text = members[1].fleet(&etcd, &["status"]);
     assert!(!text.contains("canary  runs"), "{text}");
-    for m in &mut members {
-        m.nv.as_mut().unwrap().stop();
-    }
+    stop_all(&mut members);
 }
 
 #[test]
@@ -366,7 +373,7 @@ fn the_fleet_hold_holds_every_member_but_now() {
     };
     let server = FeedServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut members: Vec<Member> = ["a", "b", "c"].iter().map(|n| Member::new(n)).collect();
+    let mut members = group(&["a", "b", "c"]);
     let said = members[0].fleet(&etcd, &["hold", "--reason", "incident 42"]);
     assert!(said.contains("on hold"), "{said}");
     for m in &mut members {
@@ -408,14 +415,8 @@ fn the_fleet_hold_holds_every_member_but_now() {
     assert_eq!(members[1].versions(), ["1.1.0"]);
     let said = members[1].fleet(&etcd, &["unhold"]);
     assert!(said.contains("lifted"), "{said}");
-    wait_long("every member on 1.2.0", &refs, || {
-        members
-            .iter()
-            .all(|m| m.versions().last().map(String::as_str) == Some("1.2.0"))
-    });
-    for m in &mut members {
-        m.nv.as_mut().unwrap().stop();
-    }
+    wait_long("every member on 1.2.0", &refs, || all_on(&members, "1.2.0"));
+    stop_all(&mut members);
 }
 
 #[test]
@@ -425,7 +426,7 @@ fn without_etcd_quorum_nothing_is_applied_and_the_nodes_run_on() {
     };
     let server = FeedServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let mut members: Vec<Member> = ["a", "b"].iter().map(|n| Member::new(n)).collect();
+    let mut members = group(&["a", "b"]);
     for m in &mut members {
         m.start(&server, &etcd, &[]);
     }
@@ -433,11 +434,7 @@ fn without_etcd_quorum_nothing_is_applied_and_the_nodes_run_on() {
     // one etcd member of three down: the majority decides, upgrades go on
     etcd.stop_member(0);
     feed(&server, dir.path(), "1.2.0", &[]);
-    wait_long("every member on 1.2.0", &refs, || {
-        members
-            .iter()
-            .all(|m| m.nv().stderr().contains("released the fleet slot"))
-    });
+    wait_long("every member on 1.2.0", &refs, || all_released(&members));
     // all down: nothing is applied, the nodes run on, status says why
     etcd.stop_member(1);
     etcd.stop_member(2);
@@ -461,14 +458,8 @@ fn without_etcd_quorum_nothing_is_applied_and_the_nodes_run_on() {
     }
     etcd.wait_ready();
     // (the members' backoff may have reached its minute while etcd was away)
-    wait_long("every member on 1.3.0", &refs, || {
-        members
-            .iter()
-            .all(|m| m.versions().last().map(String::as_str) == Some("1.3.0"))
-    });
-    for m in &mut members {
-        m.nv.as_mut().unwrap().stop();
-    }
+    wait_long("every member on 1.3.0", &refs, || all_on(&members, "1.3.0"));
+    stop_all(&mut members);
 }
 
 #[test]

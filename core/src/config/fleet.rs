@@ -61,11 +61,11 @@ impl FleetConfig {
         !self.etcd_endpoints.is_empty()
     }
 
-    /// This node's name in the group: `member`, or `<hostname>/<id>`.
-    pub fn member_name(&self, id: &str) -> String {
+    /// This node's name in the group: `member`, or `<host>/<id>`.
+    pub fn member_name(&self, host: &str, id: &str) -> String {
         match &self.member {
             Some(m) => m.clone(),
-            None => format!("{}/{id}", host_name()),
+            None => format!("{host}/{id}"),
         }
     }
 

@@ -33,6 +33,7 @@ pub struct Instance {
     pub daemon_home: DaemonHomeDir,
     /// This node's name in its fleet group (`fleet.member`, else `<hostname>/<id>`), resolved
     /// once here: the network helper's sandbox cannot read the host name, so it gets this.
+    /// Empty without a fleet.
     pub fleet_member: String,
     /// This host's name as the fleet records it (slots and members carry it, so two hosts
     /// given the same member name are told apart); resolved here for the same reason.
@@ -52,8 +53,13 @@ impl Instance {
     pub fn new(config: Config, config_path: PathBuf, home: NymvisorHome) -> Instance {
         let data = UpgradeDataDir::new(config.upgrade_data_dir(&home), &config.daemon.name);
         let daemon_home = DaemonHomeDir::new(&config.daemon.home);
-        let fleet_member = config.fleet.member_name(config.id());
-        let fleet_host = crate::config::fleet_host_name();
+        // the host name is read once, and only for a fleet (every command builds an instance)
+        let (fleet_member, fleet_host) = if config.fleet.enabled() {
+            let host = crate::config::fleet_host_name();
+            (config.fleet.member_name(&host, config.id()), host)
+        } else {
+            (String::new(), String::new())
+        };
         Instance {
             config,
             config_path,

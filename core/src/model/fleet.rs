@@ -234,7 +234,6 @@ impl FleetView {
             .iter()
             .map(|c| c.version.as_str())
             .collect();
-        versions.dedup();
         versions.sort_unstable();
         versions.dedup();
         for v in versions {

@@ -166,21 +166,13 @@ impl EtcdClient {
         Ok((revision, kvs))
     }
 
-    /// One transaction: `compare` all true → `success`, else `failure`. Returns whether the
-    /// comparisons held, and the answer (for the deleted counts).
-    pub async fn txn(
-        &self,
-        compare: Vec<Value>,
-        success: Vec<Value>,
-        failure: Vec<Value>,
-    ) -> Result<(bool, Value), FleetError> {
+    /// One transaction: `success` if every `compare` holds (nothing otherwise). Returns whether
+    /// they held.
+    pub async fn txn(&self, compare: Vec<Value>, success: Vec<Value>) -> Result<bool, FleetError> {
         let answer = self
-            .call(
-                "kv/txn",
-                json!({ "compare": compare, "success": success, "failure": failure }),
-            )
+            .call("kv/txn", json!({ "compare": compare, "success": success }))
             .await?;
-        Ok((answer["succeeded"].as_bool().unwrap_or(false), answer))
+        Ok(answer["succeeded"].as_bool().unwrap_or(false))
     }
 
     /// Calls `path` on the first endpoint that answers (authenticating when a user is set).

@@ -67,6 +67,16 @@ impl EtcdFleet {
 }
 
 impl EtcdFleet {
+    /// `ops` in one transaction, unconditionally.
+    async fn write(&self, ops: Vec<Value>) -> Result<(), FleetError> {
+        self.client.txn(vec![], ops).await.map(|_| ())
+    }
+
+    /// Deletes `key`; whether it existed.
+    async fn delete_present(&self, key: &[u8]) -> Result<bool, FleetError> {
+        self.client.txn(vec![present(key)], vec![delete(key)]).await
+    }
+
     fn confirmation_key(&self, c: &Confirmation) -> Result<Vec<u8>, FleetError> {
         Ok([
             self.confirmed_prefix(&c.version, c.canary)?,
@@ -94,6 +104,11 @@ fn put(key: &[u8], record: &impl serde::Serialize) -> Result<Value, FleetError> 
 
 fn delete(key: &[u8]) -> Value {
     json!({ "request_delete_range": { "key": b64(key) } })
+}
+
+/// `VERSION(key) > 0`: the key exists.
+fn present(key: &[u8]) -> Value {
+    json!({ "key": b64(key), "target": "VERSION", "result": "GREATER", "version": "0" })
 }
 
 /// `VERSION(key) == 0`: the key does not exist.
@@ -171,17 +186,13 @@ impl FleetStore for EtcdFleet {
             }));
         }
         let success = vec![put(&self.slot_key(&slot.member), slot)?];
-        let (ok, _) = self.client.txn(compare, success, vec![]).await?;
-        Ok(ok)
+        self.client.txn(compare, success).await
     }
 
     async fn update_slot(&self, slot: &Slot) -> Result<bool, FleetError> {
         let key = self.slot_key(&slot.member);
-        let exists =
-            json!({ "key": b64(&key), "target": "VERSION", "result": "GREATER", "version": "0" });
         let ops = vec![put(&key, slot)?];
-        let (held, _) = self.client.txn(vec![exists], ops, vec![]).await?;
-        Ok(held)
+        self.client.txn(vec![present(&key)], ops).await
     }
 
     async fn fail(&self, slot: &Slot, failed: &FailedVersion) -> Result<(), FleetError> {
@@ -189,7 +200,7 @@ impl FleetStore for EtcdFleet {
             put(&self.slot_key(&slot.member), slot)?,
             put(&self.failed_key(&failed.version)?, failed)?,
         ];
-        self.client.txn(vec![], ops, vec![]).await.map(|_| ())
+        self.write(ops).await
     }
 
     async fn release(
@@ -205,24 +216,17 @@ impl FleetStore for EtcdFleet {
         if let Some(c) = confirmation {
             success.push(put(&self.confirmation_key(c)?, c)?);
         }
-        let (held, _) = self.client.txn(vec![unchanged], success, vec![]).await?;
-        Ok(held)
+        self.client.txn(vec![unchanged], success).await
     }
 
     async fn record_confirmation(&self, c: &Confirmation) -> Result<(), FleetError> {
         let ops = vec![put(&self.confirmation_key(c)?, c)?];
-        self.client.txn(vec![], ops, vec![]).await.map(|_| ())
+        self.write(ops).await
     }
 
     async fn forget_member(&self, member: &str) -> Result<bool, FleetError> {
         let key = self.key(&format!("members/{member}"));
-        let exists =
-            json!({ "key": b64(&key), "target": "VERSION", "result": "GREATER", "version": "0" });
-        let (had, _) = self
-            .client
-            .txn(vec![exists], vec![delete(&key)], vec![])
-            .await?;
-        Ok(had)
+        self.delete_present(&key).await
     }
 
     async fn set_hold(&self, hold: Option<&FleetHold>) -> Result<(), FleetError> {
@@ -231,18 +235,12 @@ impl FleetStore for EtcdFleet {
             Some(h) => put(&key, h)?,
             None => delete(&key),
         };
-        self.client.txn(vec![], vec![op], vec![]).await.map(|_| ())
+        self.write(vec![op]).await
     }
 
     async fn clear_failed(&self, version: &str) -> Result<bool, FleetError> {
         let key = self.failed_key(version)?;
-        let exists =
-            json!({ "key": b64(&key), "target": "VERSION", "result": "GREATER", "version": "0" });
-        let (had, _) = self
-            .client
-            .txn(vec![exists], vec![delete(&key)], vec![])
-            .await?;
-        Ok(had)
+        self.delete_present(&key).await
     }
 
     async fn forget(&self, confirmations: &[Confirmation]) -> Result<(), FleetError> {
@@ -253,7 +251,7 @@ impl FleetStore for EtcdFleet {
         for c in confirmations {
             ops.push(delete(&self.confirmation_key(c)?));
         }
-        self.client.txn(vec![], ops, vec![]).await.map(|_| ())
+        self.write(ops).await
     }
 
     fn save_session(&self) -> Option<serde_json::Value> {
@@ -267,6 +265,6 @@ impl FleetStore for EtcdFleet {
     async fn seen(&self, member: &MemberSeen) -> Result<(), FleetError> {
         let key = self.key(&format!("members/{}", member.member));
         let ops = vec![put(&key, member)?];
-        self.client.txn(vec![], ops, vec![]).await.map(|_| ())
+        self.write(ops).await
     }
 }

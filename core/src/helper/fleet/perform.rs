@@ -88,12 +88,7 @@ pub async fn perform(
             }
         }
         FleetOp::Release { version } => {
-            let c = Confirmation {
-                version: version.clone(),
-                member: me.member.clone(),
-                canary: me.canary,
-                at: now,
-            };
+            let c = confirmation(me, &version, now);
             let view = store.view().await?;
             let note = match mine(&view, me) {
                 // kept failed meanwhile (a failure recorded after all): no good news to write
@@ -103,11 +98,7 @@ pub async fn perform(
                     ));
                 }
                 Some(s) if s.version == version => {
-                    if !store.release(&me.member, s.revision, Some(&c)).await? {
-                        return Err(FleetError::new(
-                            "this member's fleet slot changed while it was being released; tried again",
-                        ));
-                    }
+                    release_own(store, me, s.revision, Some(&c), "released").await?;
                     "released the fleet slot"
                 }
                 // an operator released it meanwhile: the confirmation is still true
@@ -138,13 +129,8 @@ pub async fn perform(
             let view = store.view().await?;
             match mine(&view, me) {
                 Some(s) if s.version == version && s.state != SlotState::Failed => {
-                    if store.release(&me.member, s.revision, None).await? {
-                        done(format!("gave the fleet slot for {version} back"))
-                    } else {
-                        Err(FleetError::new(
-                            "this member's fleet slot changed while it was being given back; tried again",
-                        ))
-                    }
+                    release_own(store, me, s.revision, None, "given back").await?;
+                    done(format!("gave the fleet slot for {version} back"))
                 }
                 _ => done("held no fleet slot to give back".into()),
             }
@@ -183,18 +169,9 @@ pub async fn perform(
                     ),
                 ),
                 Settle::Release => {
-                    let c = Confirmation {
-                        version: current.clone(),
-                        member: me.member.clone(),
-                        canary: me.canary,
-                        at: now,
-                    };
+                    let c = confirmation(me, &current, now);
                     let revision = slot.map_or(0, |s| s.revision);
-                    if !store.release(&me.member, revision, Some(&c)).await? {
-                        return Err(FleetError::new(
-                            "this member's fleet slot changed while it was being settled; tried again",
-                        ));
-                    }
+                    release_own(store, me, revision, Some(&c), "settled").await?;
                     (
                         None,
                         format!("released its fleet slot: {current} runs and is confirmed"),
@@ -218,11 +195,7 @@ pub async fn perform(
                 }
                 Settle::Abandon => {
                     let revision = slot.map_or(0, |s| s.revision);
-                    if !store.release(&me.member, revision, None).await? {
-                        return Err(FleetError::new(
-                            "this member's fleet slot changed while it was being settled; tried again",
-                        ));
-                    }
+                    release_own(store, me, revision, None, "settled").await?;
                     (
                         None,
                         "gave back a fleet slot of an upgrade abandoned before its swap".into(),
@@ -292,6 +265,35 @@ pub async fn perform(
                 done(format!("{version} was not marked failed"))
             }
         }
+    }
+}
+
+/// This member's confirmation of `version`.
+fn confirmation(me: &Membership, version: &str, now: time::OffsetDateTime) -> Confirmation {
+    Confirmation {
+        version: version.to_owned(),
+        member: me.member.clone(),
+        canary: me.canary,
+        at: now,
+    }
+}
+
+/// Releases this member's slot as it was read (`revision`), recording `confirmation` with it;
+/// a slot that changed meanwhile is an error, so the record is tried again from a fresh read.
+/// `what` says what was being done, for that error.
+async fn release_own(
+    store: &dyn FleetStore,
+    me: &Membership,
+    revision: i64,
+    confirmation: Option<&Confirmation>,
+    what: &str,
+) -> Result<(), FleetError> {
+    if store.release(&me.member, revision, confirmation).await? {
+        Ok(())
+    } else {
+        Err(FleetError::new(format!(
+            "this member's fleet slot changed while it was being {what}; tried again"
+        )))
     }
 }
 
